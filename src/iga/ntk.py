@@ -1,0 +1,224 @@
+"""Neural tangent kernels and the IGA transformation matrix — the math in one place.
+
+* :func:`jacobian` — per-sample parameter gradients (reference implementation, vmap of grad).
+* :func:`entk` — the same kernel J·Jᵀ without materialising J: for a linear layer the
+  per-sample gradient is δ·aᵀ, so K = Σ_layers (A·Aᵀ + 1) ⊙ (Δ·Δᵀ) from one forward and
+  one backward pass over the sampled points.
+* :func:`grouped_entk` — kernel of group-summed gradients (the official image code's quirk).
+* :func:`transformation_matrix` — S from the eigendecomposition of K (paper eq. 5, official form).
+* :func:`analytic_relu_ntk` — the exact NTK of the 2-layer ReLU network of toy Exp. 1.
+
+Multi-output networks are reduced to one scalar by "sum of logits": g(x) = Σ_o f_o(x)/√O.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from .configs import ConfigError
+from .models.fourier_reparam import FourierLinear
+
+log = logging.getLogger(__name__)
+
+_LINEAR_TYPES = (nn.Linear, FourierLinear)
+
+
+def sum_of_logits(out: torch.Tensor) -> torch.Tensor:
+    """[..., O] -> [...]: Σ_o f_o / √O (a frozen all-1/√O linear layer, as the official code)."""
+    return out.sum(dim=-1) / math.sqrt(out.shape[-1])
+
+
+def _trainable(model: nn.Module) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in model.named_parameters() if v.requires_grad}
+
+
+def _check_no_batch_coupling(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise ConfigError("the eNTK is per-sample and undefined for a model with BatchNorm in "
+                              "training mode; IGA and BN are separate methods (use method 'IGA' or 'BN')")
+
+
+def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample gradients of the (sum-of-logits) output w.r.t. all trainable parameters: [n, q]."""
+    _check_no_batch_coupling(model)
+    params = {k: v.detach() for k, v in _trainable(model).items()}
+    buffers = dict(model.named_buffers())
+
+    def scalar(p, xi):
+        out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        return sum_of_logits(out).sum()
+
+    g = vmap(grad(scalar), in_dims=(None, 0))(params, x)
+    return torch.cat([g[k].reshape(x.shape[0], -1) for k in params], dim=1)
+
+
+def _linear_layers(model: nn.Module) -> List[nn.Module] | None:
+    """The layers holding every trainable parameter, or None if some parameter is elsewhere."""
+    layers, covered = [], set()
+    for m in model.modules():
+        if isinstance(m, _LINEAR_TYPES):
+            own = [p for p in m.parameters(recurse=False) if p.requires_grad]
+            if own:
+                layers.append(m)
+                covered.update(id(p) for p in own)
+    if any(id(p) not in covered for p in model.parameters() if p.requires_grad):
+        return None
+    return layers
+
+
+def _layer_factors(model: nn.Module, x: torch.Tensor, layers) -> List[Tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+    """One forward + one backward: for each layer its effective inputs A and output grads Δ."""
+    captured: Dict[nn.Module, list] = {m: [] for m in layers}
+
+    def hook(mod, inputs, output):
+        captured[mod].append((inputs[0], output))
+
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
+        with torch.enable_grad():
+            out = model(x)
+            calls = [captured[m] for m in layers]
+            if any(len(c) != 1 for c in calls):
+                raise RuntimeError("a linear layer ran more or less than once per forward")
+            outs = [c[0][1] for c in calls]
+            deltas = torch.autograd.grad(sum_of_logits(out).sum(), outs, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+    factors = []
+    for m, c, d in zip(layers, calls, deltas):
+        a = c[0][0].detach()
+        if d is None:
+            d = torch.zeros_like(c[0][1])
+        if isinstance(m, FourierLinear):  # ∂z/∂Λ = δ·(B·a)ᵀ: B·a plays the input's role
+            a = a @ m.bases.T
+        factors.append((m, a, d.detach()))
+    return factors
+
+
+def _weight_trainable(m) -> bool:
+    w = m.lamb if isinstance(m, FourierLinear) else m.weight
+    return w.requires_grad
+
+
+def _bias_trainable(m) -> bool:
+    return m.bias is not None and m.bias.requires_grad
+
+
+def entk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """eNTK K = J·Jᵀ of the points ``x`` [n, in] without forming J (falls back to it when needed)."""
+    _check_no_batch_coupling(model)
+    layers = _linear_layers(model)
+    if layers is None:
+        log.debug("entk: parameters outside linear layers, using the vmap Jacobian")
+        j = jacobian(model, x)
+        return j @ j.T
+    n = x.shape[0]
+    K = torch.zeros(n, n, dtype=x.dtype, device=x.device)
+    try:
+        factors = _layer_factors(model, x, layers)
+    except RuntimeError:
+        j = jacobian(model, x)
+        return j @ j.T
+    for m, a, d in factors:
+        if a.shape[0] != n or a.dim() != 2:  # layer applied to several vectors per sample
+            j = jacobian(model, x)
+            return j @ j.T
+        inner = a @ a.T if _weight_trainable(m) else torch.zeros(n, n, dtype=a.dtype, device=a.device)
+        if _bias_trainable(m):
+            inner = inner + 1.0
+        K = K + inner * (d @ d.T)
+    return K
+
+
+def grouped_entk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Kernel of group-summed gradients: x [G, k, in], K_jl = <Σ_a ∇g(x_ja), Σ_b ∇g(x_lb)>.
+
+    This is what the official image code computes through its indexing quirk (k = G).
+    """
+    _check_no_batch_coupling(model)
+    G, k = x.shape[:2]
+    layers = _linear_layers(model)
+    if layers is None:
+        raise ConfigError("the official indexing quirk needs a model whose parameters are all in linear layers")
+    K = torch.zeros(G, G, dtype=x.dtype, device=x.device)
+    for m, a, d in _layer_factors(model, x.reshape(G * k, -1), layers):
+        a = a.reshape(G, k, -1)
+        d = d.reshape(G, k, -1)
+        if _weight_trainable(m):
+            gw = torch.einsum("gko,gki->goi", d, a).reshape(G, -1)
+            K = K + gw @ gw.T
+        if _bias_trainable(m):
+            gb = d.sum(dim=1)
+            K = K + gb @ gb.T
+    return K
+
+
+def _identity_like(K: torch.Tensor) -> torch.Tensor:
+    return torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
+
+
+def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start: int = 0,
+                          variant: str = "official") -> torch.Tensor:
+    """S with the eigenvectors of K that balances the eigenvalues with index in [start, end).
+
+    Eigenvalues sorted descending, 0-based, ``end`` exclusive, λ_t = λ_end ("end", Adam) or
+    λ_start ("start", SGD). Official code: S = Σ_{i∈[start,end)} (λ_t/λ_i) v_i v_iᵀ + Σ_{others} v_i v_iᵀ,
+    stopping at the first λ_i ≤ 0. ``variant="paper"`` weighs the other directions by λ_i (eq. 5 as
+    printed). A failing or non-positive decomposition gives S = I with a warning, never NaN.
+    """
+    if target not in ("start", "end"):
+        raise ConfigError(f"target={target!r} is not allowed; choose 'start' or 'end'")
+    if variant not in ("official", "paper"):
+        raise ConfigError(f"variant={variant!r} is not allowed; choose 'official' or 'paper'")
+    n = K.shape[0]
+    max_end = n - 1 if target == "end" else n
+    if not (0 <= start < end <= max_end):
+        raise ConfigError(f"end={end} (start={start}) does not fit {n} sampled groups: need "
+                          f"0 <= start < end <= {max_end} (target={target!r} uses λ_end, so end < n)"
+                          if target == "end" else
+                          f"end={end} (start={start}) does not fit {n} sampled groups: need 0 <= start < end <= {n}")
+    eye = _identity_like(K)
+    if not torch.isfinite(K).all():
+        log.warning("IGA: kernel has non-finite entries; using S = I for this step")
+        return eye
+    try:
+        evals, evecs = torch.linalg.eigh(K.double())
+    except Exception as exc:  # torch.linalg.LinAlgError and friends: the official code falls back to I
+        log.warning("IGA: eigendecomposition failed (%s); using S = I for this step", exc)
+        return eye
+    order = torch.argsort(evals, descending=True)
+    lam, V = evals[order], evecs[:, order]
+    lam_t = lam[end] if target == "end" else lam[start]
+    if not lam_t > 0:
+        log.warning("IGA: target eigenvalue %.3g is not positive; using S = I for this step", float(lam_t))
+        return eye
+    rng = lam[start:end]
+    nonpos = (rng <= 0).nonzero()
+    stop = start + (int(nonpos[0]) if len(nonpos) else end - start)  # first λ_i ≤ 0 ends the range
+    if variant == "official":
+        Vs = V[:, start:stop]
+        w = lam_t / lam[start:stop]
+        S = torch.eye(n, dtype=torch.float64, device=K.device) - (Vs * (1 - w)) @ Vs.T
+    else:
+        d = lam.clone()
+        d[start:stop] = lam_t / lam[start:stop]
+        S = (V * d) @ V.T
+    return S.to(K.dtype)
+
+
+def analytic_relu_ntk(x: torch.Tensor) -> torch.Tensor:
+    """K_ij = (x_iᵀx_j + 1)(π − arccos(x_iᵀx_j)) / (4π) for unit-norm rows x [n, d].
+
+    This is the expected eNTK of f(x) = (2m)^(-1/2) Σ_r a_r relu(w_rᵀx + b_r), w ~ N(0, I),
+    b = 0, a = ±1 fixed (trained: w, b). With the official 1/√m scaling the eNTK is twice this;
+    S depends only on eigenvalue ratios, so the adjustment is the same.
+    """
+    c = (x @ x.T).clamp(-1.0, 1.0)
+    return (c + 1.0) * (math.pi - torch.arccos(c)) / (4 * math.pi)

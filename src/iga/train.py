@@ -1,0 +1,236 @@
+"""The one training loop, used by every task.
+
+A task supplies grouped batches and metrics; the loop does the rest: optimiser and lr
+schedule, the gradient adjuster, best-state tracking, a per-step JSONL log, a progress
+bar, and checkpoints from which an interrupted run resumes to the same result.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Protocol
+
+import torch
+from torch import nn
+
+from .adjust import GradientAdjuster, VanillaAdjuster, mse
+from .configs import OptimConfig, TrainConfig
+
+
+@dataclass
+class Batch:
+    inputs: torch.Tensor   # [G, P, in]
+    targets: torch.Tensor  # [G, P, out]
+    adjust: bool = True    # False: a plain MSE step (e.g. occupancy leftovers)
+
+
+class Task(Protocol):
+    score_name: str  # the metric whose maximum selects the best state
+
+    def batch(self, step: int, generator: torch.Generator) -> Batch: ...
+
+    def step_metrics(self, step: int, batch_mse: float) -> Optional[Dict[str, float]]:
+        """Metrics of the pre-step state from this step's loss (full-batch tasks), or None."""
+
+    def evaluate(self, model: nn.Module, step: int) -> Optional[Dict[str, float]]:
+        """Periodic evaluation after ``step`` (e.g. once per epoch), or None."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
+    return torch.optim.Adam(params, lr=cfg.lr)
+
+
+def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
+    """Multiplier of the base lr at ``step`` (0-based count of completed steps)."""
+    if cfg.schedule == "step":
+        s = step if cfg.max_steps_of_schedule is None else min(step, cfg.max_steps_of_schedule)
+        return cfg.gamma ** (s // cfg.step_size)
+    if cfg.schedule == "exponential":
+        return cfg.final_factor ** (step / max(total, 1))
+    return 1.0
+
+
+@dataclass
+class TrainResult:
+    best_score: float
+    best_step: int
+    final_metrics: Dict[str, float]
+    best_state: Dict[str, torch.Tensor]
+    wall_time_s: float
+    device: str
+    steps: int
+    history: list = field(default_factory=list)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """``Trainer(model, task, adjuster, optim, train, workdir).fit()``."""
+
+    def __init__(self, model: nn.Module, task: Task, adjuster: Optional[GradientAdjuster],
+                 optim: OptimConfig, train: TrainConfig, workdir: Optional[Path] = None,
+                 evaluate_every: int = 0, generator: Optional[torch.Generator] = None,
+                 on_checkpoint: Optional[Callable[[int], None]] = None):
+        self.device = resolve_device(train.device)
+        self.model = model.to(self.device)
+        self.task = task
+        self.adjuster = adjuster or VanillaAdjuster()
+        self.vanilla = VanillaAdjuster()
+        self.optim_cfg, self.cfg = optim, train
+        self.workdir = Path(workdir) if workdir else None
+        self.evaluate_every = evaluate_every
+        self.generator = generator or torch.Generator().manual_seed(train.seed)
+        self.optimizer = make_optimizer(self.model.parameters(), optim)
+        self.on_checkpoint = on_checkpoint
+        self.step = 0
+        self.best_score = -math.inf
+        self.best_step = -1
+        self.best_state: Dict[str, torch.Tensor] = {}
+        self.last_metrics: Dict[str, float] = {}
+        self.elapsed = 0.0
+
+    # --- checkpoints ---------------------------------------------------------------
+    @property
+    def ckpt_path(self) -> Optional[Path]:
+        return self.workdir / "checkpoint.pt" if self.workdir else None
+
+    @property
+    def log_path(self) -> Optional[Path]:
+        return self.workdir / "train_log.jsonl" if self.workdir else None
+
+    def _state(self) -> dict:
+        return {
+            "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "adjuster": self.adjuster.state_dict(), "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "best_score": self.best_score, "best_step": self.best_step,
+            "best_state": self.best_state, "last_metrics": self.last_metrics, "elapsed": self.elapsed,
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.ckpt_path is None:
+            return
+        _atomic_save(self._state(), self.ckpt_path)
+        if self.on_checkpoint:
+            self.on_checkpoint(self.step)
+
+    def try_resume(self) -> bool:
+        if self.ckpt_path is None or not self.ckpt_path.exists():
+            return False
+        st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.adjuster.load_state_dict(st["adjuster"])
+        self.generator.set_state(st["generator"])
+        torch.set_rng_state(st["torch_rng"])
+        self.step, self.best_score, self.best_step = st["step"], st["best_score"], st["best_step"]
+        self.best_state, self.last_metrics, self.elapsed = st["best_state"], st["last_metrics"], st["elapsed"]
+        self._truncate_log(self.step)
+        return True
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines written after the checkpoint, so a resumed log has no duplicates."""
+        if self.log_path is None or not self.log_path.exists():
+            return
+        keep = [ln for ln in self.log_path.read_text().splitlines() if ln and json.loads(ln)["step"] < step]
+        self.log_path.write_text("".join(ln + "\n" for ln in keep))
+
+    # --- the loop ------------------------------------------------------------------
+    def _set_lr(self) -> float:
+        lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, self.step, self.cfg.iterations)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def _consider(self, metrics: Optional[Dict[str, float]], state_fn) -> None:
+        if not metrics:
+            return
+        self.last_metrics = dict(metrics)
+        score = metrics.get(self.task.score_name)
+        if score is not None and score >= self.best_score:  # ties: the later state, as the official code
+            self.best_score, self.best_step = float(score), self.step
+            self.best_state = state_fn()
+
+    def _snapshot(self) -> Dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def fit(self, resume: bool = True) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        if self.workdir:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        if not (resume and self.try_resume()) and self.log_path and self.log_path.exists():
+            self.log_path.unlink()
+        logf = open(self.log_path, "a") if self.log_path else None
+        bar = tqdm(total=self.cfg.iterations, initial=self.step, disable=not self.cfg.progress,
+                   mininterval=1.0, dynamic_ncols=True, desc=getattr(self.task, "name", "train"))
+        t0 = time.perf_counter() - self.elapsed
+        self.model.train()
+        try:
+            while self.step < self.cfg.iterations:
+                lr = self._set_lr()
+                batch = self.task.batch(self.step, self.generator)
+                inputs = batch.inputs.to(self.device)
+                targets = batch.targets.to(self.device)
+                G, P = inputs.shape[:2]
+                outputs = self.model(inputs.reshape(G * P, -1)).reshape(G, P, -1)
+                plain = mse(outputs, targets)
+                adjuster = self.adjuster if batch.adjust else self.vanilla
+                loss = plain if adjuster is self.vanilla else adjuster.loss(self.model, inputs, outputs, targets)
+                batch_mse = float(plain.detach())
+                # metrics of the state *before* this update, as the official code reports them
+                self._consider(self.task.step_metrics(self.step, batch_mse), self._snapshot)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                if self.evaluate_every and (self.step % self.evaluate_every == 0 or self.step == self.cfg.iterations):
+                    self.model.eval()
+                    with torch.no_grad():
+                        metrics = self.task.evaluate(self.model, self.step)
+                    self.model.train()
+                    self._consider(metrics, self._snapshot)
+                self.elapsed = time.perf_counter() - t0
+                if logf and (self.step % self.cfg.log_every == 0 or self.step == self.cfg.iterations):
+                    rec = {"step": self.step - 1, "loss": batch_mse, "lr": lr, "time_s": round(self.elapsed, 4)}
+                    rec.update({k: v for k, v in self.last_metrics.items()})
+                    logf.write(json.dumps(rec) + "\n")
+                score = self.last_metrics.get(self.task.score_name)
+                bar.set_postfix(loss=f"{batch_mse:.3g}", **({self.task.score_name: f"{score:.4g}"} if score is not None else {}))
+                bar.update(1)
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                    if logf:
+                        logf.flush()
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if logf:
+                logf.close()
+        return TrainResult(self.best_score, self.best_step, dict(self.last_metrics),
+                           self.best_state or self._snapshot(), self.elapsed, str(self.device), self.step)
