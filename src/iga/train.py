@@ -97,7 +97,7 @@ class Trainer:
     def __init__(self, model: nn.Module, task: Task, adjuster: Optional[GradientAdjuster],
                  optim: OptimConfig, train: TrainConfig, workdir: Optional[Path] = None,
                  evaluate_every: int = 0, generator: Optional[torch.Generator] = None,
-                 on_checkpoint: Optional[Callable[[int], None]] = None):
+                 on_checkpoint: Optional[Callable[[int], None]] = None, fingerprint: str = ""):
         self.device = resolve_device(train.device)
         self.model = model.to(self.device)
         self.task = task
@@ -109,6 +109,8 @@ class Trainer:
         self.generator = generator or torch.Generator().manual_seed(train.seed)
         self.optimizer = make_optimizer(self.model.parameters(), optim)
         self.on_checkpoint = on_checkpoint
+        # identifies the settings a checkpoint belongs to: a checkpoint of other settings is never resumed
+        self.fingerprint = fingerprint
         self.step = 0
         self.best_score = -math.inf
         self.best_step = -1
@@ -131,6 +133,7 @@ class Trainer:
             "adjuster": self.adjuster.state_dict(), "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(), "best_score": self.best_score, "best_step": self.best_step,
             "best_state": self.best_state, "last_metrics": self.last_metrics, "elapsed": self.elapsed,
+            "fingerprint": self.fingerprint,
         }
 
     def save_checkpoint(self) -> None:
@@ -144,6 +147,11 @@ class Trainer:
         if self.ckpt_path is None or not self.ckpt_path.exists():
             return False
         st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        if st.get("fingerprint", "") != self.fingerprint:
+            import logging
+            logging.getLogger(__name__).warning(
+                "%s belongs to other settings; starting afresh", self.ckpt_path)
+            return False
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.adjuster.load_state_dict(st["adjuster"])
@@ -222,7 +230,8 @@ class Trainer:
                     rec.update({k: v for k, v in self.last_metrics.items()})
                     logf.write(json.dumps(rec) + "\n")
                 score = self.last_metrics.get(self.task.score_name)
-                bar.set_postfix(loss=f"{batch_mse:.3g}", **({self.task.score_name: f"{score:.4g}"} if score is not None else {}))
+                bar.set_postfix(loss=f"{batch_mse:.3g}", refresh=False,
+                                **({self.task.score_name: f"{score:.4g}"} if score is not None else {}))
                 bar.update(1)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                     if logf:

@@ -1,0 +1,24 @@
+# iga-repro: one workflow for every table and figure of the IGA paper.
+#   snakemake --cores all                                  # the paper preset (GPU cluster scale)
+#   snakemake --cores all --configfile presets/smoke.yaml  # the embedded default, offline, minutes on CPU
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/image.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        TARGETS,

@@ -1,0 +1,145 @@
+"""Cells — one training run each — and their resolved settings, computed in one place.
+
+A cell is (task, item, architecture, method[-variant]); its id ``{task}/{item}/{arch}-{method}``
+appears in paths and table rows. Settings resolve as::
+
+    task.settings  ←  method defaults  ←  task.variants[variant]  ←  each task.overrides entry whose
+    fnmatch pattern matches "{arch}-{method}" or "{item}/{arch}-{method}" (in file order)
+
+and are handed to exactly one rule as ``params`` so that a change to one cell reruns only it.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Tuple
+
+from .configs import (AdjusterConfig, ConfigError, ModelConfig, OptimConfig, TrainConfig,
+                      from_dict)
+
+# base method -> what it changes; the variant suffix ("IGA-RSI") picks task.variants["RSI"]
+METHOD_DEFAULTS: Dict[str, dict] = {
+    "vanilla": {"model": {"technique": "none"}, "adjuster": {"kind": "vanilla"}},
+    "FR": {"model": {"technique": "fr"}, "adjuster": {"kind": "vanilla"}},
+    "BN": {"model": {"technique": "bn"}, "adjuster": {"kind": "vanilla"}},
+    "IGA": {"model": {"technique": "none"}, "adjuster": {"kind": "iga"}},
+    "eNTK": {"model": {"technique": "none"}, "adjuster": {"kind": "entk"}},
+    "NTK": {"model": {"technique": "none"}, "adjuster": {"kind": "ntk"}},
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")  # items, architectures, variants: no path tricks
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    task: str
+    item: str
+    arch: str
+    method: str  # "IGA" or "IGA-RSI"
+
+    @property
+    def base_method(self) -> str:
+        return self.method.split("-", 1)[0]
+
+    @property
+    def variant(self) -> str | None:
+        parts = self.method.split("-", 1)
+        return parts[1] if len(parts) == 2 else None
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.method}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.item}/{self.name}"
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check_name(kind: str, value: str, allowed: Iterable[str] | None = None) -> None:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ConfigError(f"{kind}={value!r} must match {NAME_RE.pattern} (letters, digits, _ and .)")
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{kind}={value!r} is not allowed; choose one of {sorted(allowed)}")
+
+
+def task_section(config: dict, task: str) -> dict:
+    try:
+        return config["tasks"][task]
+    except KeyError:
+        raise ConfigError(f"task {task!r} is not configured; configured: {sorted(config.get('tasks', {}))}")
+
+
+def enumerate_cells(config: dict, task: str, group: str | None = None) -> List[Cell]:
+    """All cells of ``task`` (or of one of its named ``grids`` for ablations)."""
+    sec = task_section(config, task)
+    grid = sec if group is None else sec["grids"][group]
+    cells = []
+    for item in grid.get("items", sec.get("items", [])):
+        for arch in grid.get("architectures", sec.get("architectures", [])):
+            for method in grid.get("methods", sec.get("methods", [])):
+                cells.append(Cell(task, str(item), str(arch), str(method)))
+    return cells
+
+
+def resolve_settings(config: dict, cell: Cell) -> dict:
+    """The cell's complete settings: {"model", "adjuster", "optim", "train", "task"} (JSON-able)."""
+    sec = task_section(config, cell.task)
+    if cell.base_method not in METHOD_DEFAULTS:
+        raise ConfigError(f"method={cell.base_method!r} is not allowed; choose one of {sorted(METHOD_DEFAULTS)}")
+    settings = deep_merge(sec.get("settings", {}), METHOD_DEFAULTS[cell.base_method])
+    settings.setdefault("model", {})["architecture"] = cell.arch
+    if cell.variant is not None:
+        variants = sec.get("variants", {})
+        if cell.variant not in variants:
+            raise ConfigError(f"variant {cell.variant!r} of method {cell.method!r} is not defined in "
+                              f"tasks.{cell.task}.variants; defined: {sorted(variants)}")
+        settings = deep_merge(settings, variants[cell.variant])
+    for pattern, over in (sec.get("overrides") or {}).items():
+        if fnmatch.fnmatchcase(cell.name, pattern) or fnmatch.fnmatchcase(f"{cell.item}/{cell.name}", pattern):
+            settings = deep_merge(settings, over)
+    for key in ("model", "adjuster", "optim", "train", "task"):
+        settings.setdefault(key, {})
+    return settings
+
+
+def typed(settings: dict) -> Tuple[ModelConfig, AdjusterConfig, OptimConfig, TrainConfig, dict]:
+    """Validated dataclasses from resolved settings; errors name the offending key."""
+    return (from_dict(ModelConfig, settings.get("model"), "model."),
+            from_dict(AdjusterConfig, settings.get("adjuster"), "adjuster."),
+            from_dict(OptimConfig, settings.get("optim"), "optim."),
+            from_dict(TrainConfig, settings.get("train"), "train."),
+            dict(settings.get("task", {})))
+
+
+# tasks whose cells are coordinate MLPs trained by iga.train; other tasks register their own checks
+TASK_VALIDATORS: Dict[str, object] = {"image": typed, "occupancy": typed}
+
+
+def validate_config(config: dict) -> None:
+    """Resolve and type-check every cell of every enabled task, so bad values fail before any job."""
+    for task, sec in (config.get("tasks") or {}).items():
+        if not sec.get("enabled", True):
+            continue
+        for item in sec.get("items", []):
+            _check_name(f"tasks.{task}.items[]", str(item))
+        for group in [None] + sorted(sec.get("grids", {}) or {}):
+            for cell in enumerate_cells(config, task, group):
+                _check_name(f"tasks.{task}.architectures[]", cell.arch)
+                for part in cell.method.split("-"):
+                    _check_name(f"tasks.{task}.methods[]", part)
+                check = TASK_VALIDATORS.get(task, lambda s: None)
+                try:
+                    check(resolve_settings(config, cell))
+                except ConfigError as exc:
+                    raise ConfigError(f"cell {cell.id}: {exc}") from None

@@ -1,0 +1,132 @@
+"""`iga download`, `iga extract` and `iga fetch-lpips-weights`: the workflow's data rules.
+
+Failures print one ``iga <command>: error: ...`` message and return exit code 1 (2 for a
+bad dataset/item name), except ``fetch-lpips-weights``, which records the failure in its
+status file and returns 0 so that LPIPS is reported as missing downstream, never as NaN.
+The mirror defaults to the ``IGA_DATA_MIRROR`` environment variable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+MIRROR_ENV = "IGA_DATA_MIRROR"
+
+
+def _err(command: str, exc: BaseException) -> None:
+    print(f"iga {command}: error: {exc}", file=sys.stderr)
+
+
+def _fetch_kwargs(args) -> dict:
+    return {"mirror": args.mirror or None, "retries": args.retries, "backoff": args.backoff,
+            "timeout": args.timeout, "progress": not args.no_progress}
+
+
+def _download(args) -> int:
+    from ..data.download import DownloadError, fetch
+    from ..data.registry import resolve
+    out = Path(args.out)
+    try:
+        if args.url:
+            fetch(args.url, out, args.sha256, size=args.size, **_fetch_kwargs(args))
+        else:
+            if not (args.dataset and args.item):
+                _err("download", ValueError("give --dataset and --item, or --url"))
+                return 2
+            source = resolve(args.dataset, args.item)
+            source.fetch(out, **_fetch_kwargs(args))
+    except ValueError as exc:
+        _err("download", exc)
+        return 2
+    except DownloadError as exc:
+        _err("download", exc)
+        return 1
+    print(out)
+    return 0
+
+
+def _extract(args) -> int:
+    from ..data.archives import UnsafeArchiveError, safe_extract
+    try:
+        files = safe_extract(Path(args.archive), Path(args.out))
+    except (UnsafeArchiveError, ValueError, OSError) as exc:
+        _err("extract", exc)
+        return 1
+    print(f"extracted {len(files)} files into {args.out}")
+    return 0
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _fetch_lpips(args) -> int:
+    from ..data.download import DownloadError, fetch, sha256_file
+    from ..data.registry import resolve
+    source = resolve("lpips", "alexnet")
+    out, status = Path(args.out), Path(args.status)
+    if out.name != source.filename:  # torch.hub finds the weights only by this exact name
+        _err("fetch-lpips-weights", ValueError(f"--out must be named {source.filename}, "
+                                               f"not {out.name}"))
+        return 2
+    try:
+        if args.url:  # test / air-gapped override of the public URL, same checks
+            fetch(args.url, out, source.sha256, size=source.size,
+                  sha256_prefix=source.sha256_prefix, mirror_paths=source.mirror_paths,
+                  **_fetch_kwargs(args))
+        else:
+            source.fetch(out, **_fetch_kwargs(args))
+    except DownloadError as exc:
+        _write_json_atomic(status, {"available": False, "reason": str(exc)})
+        print(f"iga fetch-lpips-weights: LPIPS weights unavailable: {exc}", file=sys.stderr)
+        return 0
+    _write_json_atomic(status, {"available": True, "path": str(out.resolve()),
+                                "sha256": sha256_file(out)})
+    print(out)
+    return 0
+
+
+def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mirror", default=os.environ.get(MIRROR_ENV),
+                   help="local folder, file:// or http(s):// prefix searched first, as "
+                        f"<dataset>/<file> then <file> (default: ${MIRROR_ENV})")
+    p.add_argument("--retries", type=int, default=4, help="retries per URL (default 4)")
+    p.add_argument("--backoff", type=float, default=1.0,
+                   help="first retry delay in seconds, doubled each retry (default 1)")
+    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("download", help="fetch one registry item (verified, resumable)")
+    p.add_argument("--dataset", help="kodak, nerf_synthetic, stanford, occupancy or lpips")
+    p.add_argument("--item", help="e.g. kodim01")
+    p.add_argument("--out", required=True, help="destination file")
+    p.add_argument("--url", action="append",
+                   help="bypass the registry: URL to fetch (repeatable; tried in order)")
+    p.add_argument("--sha256", help="with --url: expected SHA-256")
+    p.add_argument("--size", type=int, help="with --url: expected size in bytes")
+    _add_fetch_options(p)
+    p.set_defaults(func=_download)
+
+    p = sub.add_parser("extract", help="safely extract a .zip/.tar(.gz)/.tgz/.gz archive")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--out", required=True, help="target folder (replaced atomically)")
+    p.set_defaults(func=_extract)
+
+    p = sub.add_parser("fetch-lpips-weights",
+                       help="fetch LPIPS AlexNet weights; record availability in a status file")
+    p.add_argument("--out", required=True, help=".../alexnet-owt-7be5be79.pth")
+    p.add_argument("--status", required=True, help="status JSON to write")
+    p.add_argument("--url", action="append", help="override the public URL (repeatable)")
+    _add_fetch_options(p)
+    p.set_defaults(func=_fetch_lpips)

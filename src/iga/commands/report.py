@@ -1,0 +1,87 @@
+"""`iga collect` (cell metrics → long form), `iga tables` and the image figures."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..configs import ConfigError
+
+
+def parse_cell_path(path: Path) -> dict:
+    """work/{preset}/{task}/{item}/{arch}-{method}/metrics.json → the cell's identity."""
+    p = Path(path)
+    arch, _, method = p.parent.name.partition("-")
+    if not method:
+        raise ConfigError(f"{path}: the cell folder must be named ARCH-METHOD")
+    return {"task": p.parent.parent.parent.name, "item": p.parent.parent.name, "arch": arch, "method": method,
+            "cell": f"{p.parent.parent.parent.name}/{p.parent.parent.name}/{p.parent.name}", "path": str(p)}
+
+
+def _collect(args) -> int:
+    from ..report.tables import ROW_COLUMNS, collect, write_csv
+    cells = [dict(parse_cell_path(Path(m)), dataset=args.dataset) for m in args.metrics_files]
+    rows = collect(cells, args.preset, args.metrics.split(","))
+    write_csv(rows, Path(args.out), ROW_COLUMNS)
+    print(f"{len(rows)} rows from {len(cells)} cells → {args.out}")
+    return 0
+
+
+def _tables(args) -> int:
+    from ..report.tables import TABLES, read_csv, write_table
+    rows = [r for path in args.long for r in read_csv(Path(path))]
+    for name in args.tables.split(","):
+        if name not in TABLES:
+            raise ConfigError(f"table {name!r} is unknown; known: {sorted(TABLES)}")
+        for p in write_table(TABLES[name], rows, Path(args.out_dir), args.scale_note):
+            print(p)
+    return 0
+
+
+def _fig_image(args) -> int:
+    from ..report.image_figures import figure_crops, figure_visual
+    recons = {}
+    for path in args.recons:
+        c = parse_cell_path(Path(path).with_name("metrics.json"))
+        recons[(c["item"], c["arch"], c["method"])] = Path(path)
+    gts = dict(g.split("=", 1) for g in args.gt)
+    gts = {k: Path(v) for k, v in gts.items()}
+    if args.kind == "crops":
+        item = args.items[0] if args.items else sorted(gts)[0]
+        arch = args.arch
+        figure_crops(gts[item], {m: p for (i, a, m), p in recons.items() if i == item and a == arch},
+                     arch, Path(args.out), f"{item}, {arch}: reconstructions, enlarged crops and residual spectra"
+                     f" [{args.scale_note}]")
+    else:
+        items = args.items or sorted(gts)[:2]
+        figure_visual({i: gts[i] for i in items}, recons, args.archs.split(","), Path(args.out),
+                      f"Reconstructions per method (PSNR of the shown image) [{args.scale_note}]")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("collect", help="cell metrics.json files → one long-form CSV")
+    p.add_argument("--task", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--preset", required=True)
+    p.add_argument("--metrics", required=True, help="comma-separated metric names to keep")
+    p.add_argument("--out", required=True)
+    p.add_argument("metrics_files", nargs="+")
+    p.set_defaults(func=_collect)
+
+    p = sub.add_parser("tables", help="long-form CSVs → paper-shaped tables (csv, md, tex)")
+    p.add_argument("--long", nargs="+", required=True)
+    p.add_argument("--tables", required=True, help="comma-separated table names")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--scale-note", default="")
+    p.set_defaults(func=_tables)
+
+    p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
+    p.add_argument("--kind", choices=("crops", "visual"), required=True)
+    p.add_argument("--gt", nargs="+", required=True, help="ITEM=PATH of the ground-truth images")
+    p.add_argument("--recons", nargs="+", required=True, help="recon.png files of the cells")
+    p.add_argument("--items", nargs="*")
+    p.add_argument("--arch", default="PE")
+    p.add_argument("--archs", default="ReLU,PE,SIREN")
+    p.add_argument("--scale-note", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_fig_image)

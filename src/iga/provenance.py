@@ -1,0 +1,92 @@
+"""Provenance records: every number in results/ points back to the run that made it."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import iga
+
+
+def git_commit(cwd: Path | None = None) -> Dict[str, Any]:
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+        if rev.returncode == 0:
+            return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {"commit": None, "dirty": None}
+
+
+def code_hash() -> str:
+    """Content hash of the installed ``iga`` package's Python sources (what a result depends on)."""
+    root = Path(iga.__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def settings_fingerprint(settings: dict) -> str:
+    """Short hash of a cell's resolved settings (checkpoints are only resumed under the same one)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def peak_memory() -> Dict[str, float]:
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    try:
+        import torch
+        if torch.cuda.is_available():
+            out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    except ImportError:
+        pass
+    return out
+
+
+def device_description(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def record(settings: dict, cell_id: str, device: str, wall_time_s: float, **extra) -> Dict[str, Any]:
+    import torch
+    rec = {
+        "cell": cell_id,
+        "settings": settings,
+        "seed": settings.get("train", {}).get("seed"),
+        "git": git_commit(),
+        "code_hash": code_hash(),
+        "iga_version": iga.__version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "host": platform.node(),
+        "device": device_description(device),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(wall_time_s, 3),
+        "torch_threads": torch.get_num_threads(),
+    }
+    rec.update(peak_memory())
+    rec.update(extra)
+    return rec
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Atomic JSON write: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)

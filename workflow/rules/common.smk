@@ -1,0 +1,64 @@
+# Shared helpers: config slices, cell enumeration, paths. No computation happens in rules.
+import json
+from pathlib import Path
+
+from iga.cells import Cell, enumerate_cells, resolve_settings, validate_config
+from iga.configs import ConfigError
+
+try:  # every cell resolves and type-checks before any job starts
+    validate_config(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}")
+
+PRESET = config["preset"]
+DATA = config["data"]["root"]
+WORK = f"work/{PRESET}"
+RESULTS = f"results/{PRESET}"
+LOGS = f"logs/{PRESET}"
+SCALE_NOTE = config.get("scale_note", PRESET)
+MIRROR_FLAG = f"--mirror {config['data']['mirror']}" if config["data"].get("mirror") else ""
+LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
+TARGETS = []  # each task's rules append their final outputs when the task is enabled
+
+wildcard_constraints:
+    item=r"[A-Za-z0-9_.]+",
+    arch=r"[A-Za-z0-9]+",
+    method=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)?",
+    w=r"\d+",
+    h=r"\d+",
+
+
+def enabled(task):
+    return bool(config.get("tasks", {}).get(task, {}).get("enabled", False))
+
+
+def task_config(task):
+    return config["tasks"][task]
+
+
+def cell_settings(task):
+    """params function: only this cell's resolved settings, so other edits don't rerun it."""
+
+    def settings(wildcards):
+        cell = Cell(task, wildcards.item, wildcards.arch, wildcards.method)
+        return json.dumps(resolve_settings(config, cell), sort_keys=True, separators=(",", ":"))
+
+    return settings
+
+
+def cell_dir(task, cell):
+    return f"{WORK}/{task}/{cell.item}/{cell.name}"
+
+
+def cell_outputs(task, filename, group=None):
+    return [f"{cell_dir(task, c)}/{filename}" for c in enumerate_cells(config, task, group)]
+
+
+def job_resources(name):
+    r = config.get("resources", {}).get(name, {})
+    return {
+        "gpu": int(r.get("gpu", 0)),
+        "mem_mb": int(r.get("mem_mb", 4000)),
+        "runtime": int(r.get("runtime", 60)),
+        "threads": int(r.get("threads", 1)),
+    }

@@ -1,0 +1,106 @@
+# 2D colour image fitting (paper section 6.1, appendix D): Tables 1, 6, 7, 8 and Figures 4, 10.
+
+if enabled("image"):
+    IMAGE = task_config("image")
+    IMAGE_TABLES = ["table1_image_average", "table6_image_psnr", "table7_image_ssim", "table8_image_lpips"]
+    LPIPS_ON = config.get("lpips", {}).get("enabled", True)
+
+    def image_path(item):
+        if IMAGE["dataset"] == "kodak":
+            return f"{DATA}/kodak/{item}.png"
+        w, h = IMAGE.get("embedded_size", [72, 48])
+        return f"{DATA}/embedded/images/{item}_{w}x{h}.png"
+
+    rule train_image:
+        input:
+            image=lambda wc: image_path(wc.item),
+            lpips=LPIPS_STATUS if LPIPS_ON else [],
+        output:
+            metrics=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/metrics.json",
+            recon=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/recon.png",
+        log:
+            f"{LOGS}/image/{{item}}/{{arch}}-{{method}}.log",
+        benchmark:
+            f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}.tsv"
+        params:
+            settings=cell_settings("image"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON else "--no-lpips",
+        threads: job_resources("train_image")["threads"]
+        resources:
+            gpu=job_resources("train_image")["gpu"],
+            mem_mb=job_resources("train_image")["mem_mb"],
+            runtime=job_resources("train_image")["runtime"],
+        shell:
+            "iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
+            " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --threads {threads} > {log} 2>&1"
+
+    rule collect_image:
+        input:
+            cell_outputs("image", "metrics.json"),
+        output:
+            f"{RESULTS}/metrics/image_long.csv",
+        log:
+            f"{LOGS}/report/collect_image.log",
+        params:
+            dataset=IMAGE["dataset"],
+        shell:
+            "iga collect --task image --dataset {params.dataset} --preset {PRESET}"
+            " --metrics psnr,psnr_final,ssim,lpips --out {output} {input} > {log} 2>&1"
+
+    rule tables_image:
+        input:
+            rules.collect_image.output,
+        output:
+            [
+                report(
+                    f"{RESULTS}/tables/{t}.{ext}",
+                    category="2D images",
+                    subcategory=t,
+                    caption="../report/table.rst",
+                )
+                for t in IMAGE_TABLES
+                for ext in ("csv", "md")
+            ],
+            [f"{RESULTS}/tables/{t}.tex" for t in IMAGE_TABLES],
+        log:
+            f"{LOGS}/report/tables_image.log",
+        params:
+            tables=",".join(IMAGE_TABLES),
+            note=SCALE_NOTE,
+        shell:
+            "iga tables --long {input} --tables {params.tables} --out-dir {RESULTS}/tables"
+            " --scale-note {params.note:q} > {log} 2>&1"
+
+    def image_figure_inputs(wildcards):
+        return {
+            "gt": [image_path(i) for i in IMAGE["items"]],
+            "recons": cell_outputs("image", "recon.png"),
+        }
+
+    rule figures_image:
+        input:
+            unpack(image_figure_inputs),
+        output:
+            crops=report(f"{RESULTS}/figures/fig4_image_crops.png", category="2D images",
+                         caption="../report/fig4.rst"),
+            visual=report(f"{RESULTS}/figures/fig10_image_visual.png", category="2D images",
+                          caption="../report/fig10.rst"),
+        log:
+            f"{LOGS}/report/figures_image.log",
+        params:
+            gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
+            crops_item=IMAGE.get("figures", {}).get("crops_item", IMAGE["items"][0]),
+            crops_arch=IMAGE.get("figures", {}).get("crops_arch", "PE"),
+            visual_items=" ".join(IMAGE.get("figures", {}).get("visual_items", IMAGE["items"][:2])),
+            archs=",".join(IMAGE["architectures"]),
+            note=SCALE_NOTE,
+        shell:
+            "(iga figure-image --kind crops --gt {params.gt} --recons {input.recons}"
+            " --items {params.crops_item} --arch {params.crops_arch} --scale-note {params.note:q} --out {output.crops}"
+            " && iga figure-image --kind visual --gt {params.gt} --recons {input.recons}"
+            " --items {params.visual_items} --archs {params.archs} --scale-note {params.note:q}"
+            " --out {output.visual}) > {log} 2>&1"
+
+    TARGETS += rules.tables_image.output + rules.figures_image.output
