@@ -15,6 +15,10 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/image.smk"
+include: "workflow/rules/ablation.smk"
+include: "workflow/rules/toy.smk"
+include: "workflow/rules/occupancy.smk"
+include: "workflow/rules/nerf.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -78,7 +78,8 @@ def figure_crops(gt_path: Path, recons: Dict[str, Path], arch: str, out: Path, t
             ax[i, j].set_yticks([])
     ax[1, 0].set_ylabel("enlarged crop")
     ax[2, 1].set_ylabel("residual spectrum")
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+    fig.suptitle("\n".join(textwrap.wrap(title, 120)), fontsize=10)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -112,7 +113,8 @@ def figure_visual(gts: Dict[str, Path], recons: Dict[Tuple[str, str, str], Path]
         for j in range(ncol):
             ax[r, j].set_xticks([])
             ax[r, j].set_yticks([])
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+    fig.suptitle("\n".join(textwrap.wrap(title, 120)), fontsize=10)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
