@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "iga.commands.toy",
     "iga.commands.occupancy",
     "iga.commands.nerf",
+    "iga.commands.gpu",
 )
 
 

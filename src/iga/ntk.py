@@ -189,7 +189,7 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
         log.warning("IGA: kernel has non-finite entries; using S = I for this step")
         return eye
     try:
-        evals, evecs = torch.linalg.eigh(K.double())
+        evals, evecs = torch.linalg.eigh(K)  # in K's dtype: float32 as the official code
     except Exception as exc:  # torch.linalg.LinAlgError and friends: the official code falls back to I
         log.warning("IGA: eigendecomposition failed (%s); using S = I for this step", exc)
         return eye
@@ -205,7 +205,7 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
     if variant == "official":
         Vs = V[:, start:stop]
         w = lam_t / lam[start:stop]
-        S = torch.eye(n, dtype=torch.float64, device=K.device) - (Vs * (1 - w)) @ Vs.T
+        S = torch.eye(n, dtype=K.dtype, device=K.device) - (Vs * (1 - w)) @ Vs.T
     else:
         d = lam.clone()
         d[start:stop] = lam_t / lam[start:stop]

@@ -37,8 +37,8 @@ class SceneSpec:
     camera_angle_x: float = BLENDER_CAMERA_ANGLE_X
     samples_per_ray: int = 256
     supersample: int = 2  # s×s pixel-centre rays averaged per pixel (premultiplied), for clean edges
-    sigma_max: float = 200.0
-    edge: float = 0.01  # ε of the soft occupancy
+    sigma_max: float = 150.0
+    edge: float = 0.02  # ε of the soft occupancy (about one sample spacing: no aliasing along rays)
 
 
 # ----------------------------------------------------------------------------- the volume
@@ -68,9 +68,9 @@ def _checker(p: np.ndarray, freq: float) -> np.ndarray:
 
 def density_and_colour(p: np.ndarray, spec: SceneSpec) -> Tuple[np.ndarray, np.ndarray]:
     """σ [...] and RGB [..., 3] of the analytic volume at points p [..., 3]."""
-    sig = lambda sdf: spec.sigma_max / (1.0 + np.exp(np.clip(sdf / spec.edge, -50, 50)))
-    total = np.zeros(p.shape[:-1])
-    rgb = np.zeros(p.shape[:-1] + (3,))
+    sig = lambda sdf: spec.sigma_max / (1.0 + np.exp(np.clip(sdf / spec.edge, -30, 30)))
+    total = np.zeros(p.shape[:-1], dtype=p.dtype)
+    rgb = np.zeros(p.shape[:-1] + (3,), dtype=p.dtype)
     for c, r, base, stripe, freq in _SPHERES:
         s = sig(_sphere_sdf(p, c, r))
         t = (0.5 + 0.5 * np.sin(freq * p[..., 2]))[..., None]
@@ -145,7 +145,7 @@ def render_view(c2w: np.ndarray, spec: SceneSpec, chunk: int = 2048) -> np.ndarr
     acc = np.zeros(origins.shape[0])
     for a in range(0, origins.shape[0], chunk):
         o, d = origins[a:a + chunk], dirs[a:a + chunk]
-        pts = o[:, None, :] + d[:, None, :] * t[None, :, None]
+        pts = (o[:, None, :] + d[:, None, :] * t[None, :, None]).astype(np.float32)
         inside = (pts ** 2).sum(-1) < BOUND ** 2
         sigma = np.zeros(pts.shape[:2])
         rgb = np.zeros(pts.shape[:2] + (3,))

@@ -1,0 +1,32 @@
+# Two entry points (see README): `make smoke` runs the main job on the embedded default,
+# `make test` runs the test suite. Both create/refresh the virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: setup smoke paper-dry-run test report clean-smoke
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# torch/torchvision pinned exactly first, so nothing can pull another torch
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e ".[test,nerf]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+smoke: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/smoke.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/smoke.yaml --report results/smoke/report.html
+
+paper-dry-run: setup
+	$(BIN)/snakemake -n --cores $(CORES) -q
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean-smoke:
+	rm -rf work/smoke results/smoke

@@ -1,0 +1,250 @@
+"""Train a NeRF method in-process with nerfstudio's Trainer, then evaluate on the test views.
+
+Layout of ``out``::
+
+    out/nerfstudio/run/<method>/<settings fingerprint>/{config.yml, nerfstudio_models/step-*.ckpt, events.*}
+    out/renders/test_000.png …     fine-network renders of the (testskip-ed) test views
+    out/metrics.json               {"psnr", "ssim", "lpips", "per_view": [...], ...}
+    out/provenance.json            settings, seed, device, versions, wall times
+
+Training resumes from the latest checkpoint under ``out`` (nerfstudio restores the model and the
+optimizer; Python/torch RNG streams restart from the seed, so a resumed run is not bit-identical
+to an uninterrupted one). No viewer is started (``vis=tensorboard``, quit on completion).
+
+Metrics: PSNR from the float renders (nerf-pytorch's convention), SSIM (scikit-image) and LPIPS
+(alex; :class:`iga.metrics.LPIPS`, real weights only, otherwise reported missing) from the uint8
+renders; ground truth = the test image composited on white, at the training resolution.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..configs import ConfigError
+from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
+from ..provenance import record, write_json
+from . import METHOD_NAMES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NeRFRunSettings:
+    method: str = "iga-nerf"  # nerf | nerf-fr | iga-nerf
+    data: str = ""
+    out: str = ""
+    iterations: int = 200_000
+    end: int = 25
+    lr_schedule: str = "nerf-pytorch"  # nerf-pytorch | official
+    device: str = "auto"
+    downscale: int = 2
+    testskip: int = 8
+    num_rays: int = 1024
+    coarse_samples: int = 64
+    fine_samples: int = 128
+    net_width: int = 256
+    net_depth: int = 8
+    seed: int = 4096
+    checkpoint_every: int = 5000
+    eval_chunk: int = 4096
+    lpips_status_file: Optional[str] = None
+    cell: str = ""
+    extra: Dict = field(default_factory=dict)
+
+    # settings that do not change what is trained (a checkpoint made under others is still valid)
+    _NOT_FINGERPRINTED = ("out", "iterations", "device", "checkpoint_every", "eval_chunk",
+                          "lpips_status_file", "cell")
+
+    def fingerprint(self) -> str:
+        from ..provenance import settings_fingerprint
+        return settings_fingerprint({k: v for k, v in asdict(self).items() if k not in self._NOT_FINGERPRINTED})
+
+    def validate(self) -> None:
+        if self.method not in METHOD_NAMES:
+            raise ConfigError(f"method={self.method!r}; allowed: {sorted(METHOD_NAMES)}")
+        if self.lr_schedule not in ("nerf-pytorch", "official"):
+            raise ConfigError(f"lr_schedule={self.lr_schedule!r}; allowed: 'nerf-pytorch', 'official'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda")
+        for name in ("iterations", "downscale", "testskip", "num_rays", "coarse_samples", "fine_samples",
+                     "net_width", "net_depth", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.method == "iga-nerf" and not 1 <= self.end < self.num_rays:
+            raise ConfigError(f"end={self.end} must satisfy 1 <= end < num_rays={self.num_rays} (one group per ray)")
+        if not (Path(self.data) / "transforms_train.json").exists():
+            raise ConfigError(f"data={self.data!r} has no transforms_train.json (a Blender-format scene)")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is available; use --device cpu or auto")
+    return device
+
+
+def build_config(s: NeRFRunSettings, device: str):
+    """The method's TrainerConfig with this run's settings (no training state)."""
+    from .method_configs import iga_nerf, nerf_fr, nerf_vanilla
+
+    spec = {"nerf": nerf_vanilla, "nerf-fr": nerf_fr, "iga-nerf": iga_nerf}[s.method]
+    config = copy.deepcopy(spec.config)
+    config.output_dir = Path(s.out) / "nerfstudio"
+    config.experiment_name = "run"
+    config.timestamp = s.fingerprint()  # checkpoints of other settings are never resumed
+    config.data = Path(s.data)
+    config.pipeline.datamanager.data = Path(s.data)
+    config.machine.device_type = device
+    config.machine.seed = s.seed
+    config.max_num_iterations = s.iterations
+    config.steps_per_save = s.checkpoint_every
+    config.save_only_latest_checkpoint = True
+    # nerfstudio's periodic evals would render val images on the training clock; ours runs after
+    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = 0
+    config.vis = "tensorboard"
+    config.viewer.quit_on_train_completion = True
+    config.logging.steps_per_log = max(1, min(100, s.iterations // 10))
+    dm = config.pipeline.datamanager
+    dm.train_num_rays_per_batch = dm.eval_num_rays_per_batch = s.num_rays
+    dm.dataparser.downscale = s.downscale
+    dm.dataparser.testskip = s.testskip
+    m = config.pipeline.model
+    m.num_coarse_samples, m.num_importance_samples = s.coarse_samples, s.fine_samples
+    m.net_width, m.net_depth = s.net_width, s.net_depth
+    m.lr_schedule = s.lr_schedule
+    m.iga_end = s.end
+    m.eval_num_rays_per_chunk = s.eval_chunk
+    m.use_lpips = False  # nerfstudio's in-training eval is off; evaluation uses iga.metrics
+    for key, value in s.extra.items():  # dotted overrides, e.g. {"pipeline.model.fr.alpha": 0.01}
+        obj, *path, last = key.split(".")
+        target = getattr(config, obj)
+        for p in path:
+            target = getattr(target, p)
+        if not hasattr(target, last):
+            raise ConfigError(f"unknown nerfstudio setting {key!r}")
+        setattr(target, last, value)
+    return config
+
+
+_CKPT = re.compile(r"step-(\d+)\.ckpt$")
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Optional[int]:
+    if not checkpoint_dir.is_dir():
+        return None
+    steps = [int(m.group(1)) for f in checkpoint_dir.iterdir() if (m := _CKPT.search(f.name))]
+    return max(steps) if steps else None
+
+
+def _gt_image(path: Path) -> np.ndarray:
+    from PIL import Image
+    img = np.asarray(Image.open(path)).astype(np.float32) / 255.0
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    if img.shape[-1] == 4:  # composite on white, as InputDataset does for training
+        img = img[..., :3] * img[..., 3:] + (1.0 - img[..., 3:])
+    return img[..., :3]
+
+
+def evaluate(pipeline, config, out: Path, lpips_status_file: Optional[str] = None) -> dict:
+    """Render the test views with the fine network; PSNR/SSIM/LPIPS per view and averaged."""
+    import torch
+    from PIL import Image
+
+    model = pipeline.model
+    model.eval()
+    parser = config.pipeline.datamanager.dataparser.setup()
+    outputs = parser.get_dataparser_outputs(split="test")
+    cameras = outputs.cameras.to(model.device)
+    lpips = LPIPS(status_file=Path(lpips_status_file) if lpips_status_file else None)
+    renders = out / "renders"
+    renders.mkdir(parents=True, exist_ok=True)
+    per_view = []
+    for i, path in enumerate(outputs.image_filenames):
+        with torch.no_grad():
+            res = model.get_outputs_for_camera(cameras[i:i + 1])
+        pred = res["rgb_fine"].float().cpu().numpy()
+        gt = _gt_image(Path(path))
+        if pred.shape != gt.shape:
+            raise RuntimeError(f"render {pred.shape} and ground truth {gt.shape} differ for {path}")
+        pred_u8, gt_u8 = to_uint8(pred), to_uint8(gt)
+        Image.fromarray(pred_u8).save(renders / f"test_{i:03d}.png")
+        lp = lpips(pred_u8.astype(np.float32) / 255.0, gt_u8.astype(np.float32) / 255.0)
+        per_view.append({"view": i, "file": str(Path(path).name), "psnr": psnr(np.clip(pred, 0, 1), gt),
+                         "ssim": ssim(pred_u8, gt_u8), "lpips": metric_to_json(lp)})
+    mean = lambda k: float(np.mean([v[k] for v in per_view]))
+    lp_values = [v["lpips"] for v in per_view]
+    if all(isinstance(v, float) for v in lp_values):
+        lpips_mean = float(np.mean(lp_values))
+    else:
+        lpips_mean = Missing(lpips.status.get("reason", "LPIPS unavailable")).to_json()
+    return {"psnr": mean("psnr"), "ssim": mean("ssim"), "lpips": lpips_mean, "n_views": len(per_view),
+            "per_view": per_view,
+            "conventions": {"psnr": "float render clipped to [0,1] vs float GT on white, mean over views",
+                            "ssim": "scikit-image on uint8, channel_axis=-1", "lpips": "alex on uint8/255"}}
+
+
+def run(s: NeRFRunSettings) -> dict:
+    s.validate()
+    import torch
+    from nerfstudio.scripts.train import _set_random_seed
+
+    device = resolve_device(s.device)
+    out = Path(s.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = build_config(s, device)
+    ckpt_dir = config.get_checkpoint_dir()
+    last = latest_checkpoint(ckpt_dir)
+    done = 0 if last is None else last + 1
+    if last is not None:
+        config.load_dir = ckpt_dir
+        config.load_step = last
+    config.max_num_iterations = max(0, s.iterations - done)
+    config.save_config()
+    _set_random_seed(s.seed + done)
+
+    t0 = time.time()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    t_setup = time.time() - t0
+    t1 = time.time()
+    if config.max_num_iterations > 0:
+        trainer.train()
+    t_train = time.time() - t1
+    t2 = time.time()
+    metrics = evaluate(trainer.pipeline, config, out, s.lpips_status_file)
+    t_eval = time.time() - t2
+    final = latest_checkpoint(ckpt_dir)
+
+    metrics.update({"method": s.method, "nerfstudio_method": config.method_name, "iterations": s.iterations})
+    iters_run = config.max_num_iterations
+    settings = asdict(s)
+    prov = record(settings, s.cell or f"nerf/{Path(s.data).name}/{s.method}", device, time.time() - t0,
+                  seed=s.seed, nerfstudio_method=config.method_name,
+                  nerfstudio_version=_dist_version("nerfstudio"),
+                  settings_fingerprint=s.fingerprint(),
+                  resumed_from_step=last, iterations_run_now=iters_run, final_checkpoint_step=final,
+                  checkpoint_dir=str(ckpt_dir),
+                  wall_seconds={"setup": t_setup, "train": t_train, "eval": t_eval},
+                  seconds_per_iteration=(t_train / iters_run) if iters_run else None)
+    write_json(prov, out / "provenance.json")
+    write_json(metrics, out / "metrics.json")  # last: its presence means the cell is complete
+    return metrics
+
+
+def _dist_version(name: str) -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
