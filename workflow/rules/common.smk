@@ -20,6 +20,16 @@ MIRROR_FLAG = f"--mirror {config['data']['mirror']}" if config["data"].get("mirr
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
 TARGETS = []  # each task's rules append their final outputs when the task is enabled
 
+# --- cluster/incremental (docs/CLUSTER.md) ---
+# Code changes: an edit to src/iga reruns nothing by itself (the profiles leave out the `code` rerun
+# trigger); a change that alters results bumps iga.__results_version__, a param of every training rule.
+import iga as _iga
+
+RESULTS_VERSION = str(getattr(_iga, "__results_version__", "1"))
+# Training shells start with this: the job runs on its own free GPU slot(s) (iga.gpu_slots).
+GPU_SLOT = "iga gpu-slot --gpus {resources.gpu} --label {log} --"
+# --- end cluster/incremental ---
+
 wildcard_constraints:
     item=r"[A-Za-z0-9_.]+",
     arch=r"[A-Za-z0-9]+",

@@ -26,13 +26,14 @@ if enabled("image"):
             settings=cell_settings("image"),
             outdir=lambda wc, output: Path(output.metrics).parent,
             lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON else "--no-lpips",
+            code_version=RESULTS_VERSION,
         threads: job_resources("train_image")["threads"]
         resources:
             gpu=job_resources("train_image")["gpu"],
             mem_mb=job_resources("train_image")["mem_mb"],
             runtime=job_resources("train_image")["runtime"],
         shell:
-            "iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
+            GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
             " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 

@@ -286,3 +286,6 @@ def collect(cells: List[dict], preset: str, metric_names: Sequence[str]) -> List
         rows += metric_rows(preset, c["task"], c["dataset"], c["item"], c["arch"], c["method"],
                             metrics, c.get("cell", ""), metric_names)
     return rows
+
+
+from . import occupancy_tables  # noqa: E402,F401  (registers the occupancy TableSpecs)

@@ -1,0 +1,353 @@
+"""3D occupancy fitting (paper section 6.2, appendix E): a voxel volume → IoU of an INR's fit.
+
+Data path, as the official code (IGA-INR ``occupance_fitting``, after WIRE / FR-INR):
+
+* the volume (R³, {0, 1}) is cropped to the bounding box of its occupied voxels. The official
+  slice ``data[lo:hi]`` uses the last occupied index ``hi`` as an *exclusive* bound, so the last
+  occupied slice of every axis is dropped; ``crop: official`` reproduces that (``inclusive``
+  keeps it, ``none`` keeps the whole grid);
+* coordinates are ``linspace(-1, 1)`` along each axis of the cropped grid (H, W, T); the voxels
+  are flattened in C order and cut into consecutive groups of ``group_size`` (256) voxels
+  (``iga.grouping.chunk_groups``); the < 256 voxels left over form one extra batch;
+* an epoch visits every group once, in a fresh random order (official ``--random_index``), in
+  batches of ``groups_per_step`` (512) groups, then takes one plain (vanilla) step on the leftover
+  voxels — skipped when there is a single one (as the official code; BatchNorm cannot take it);
+* lr decays as 0.1^(epoch / epochs), constant within an epoch (``lr_decay: per_epoch``, the
+  official LambdaLR stepped per epoch) or smoothly per step (``per_step``);
+* IGA takes the middle point of each group (``adjuster.sampling: centre``, official); an IGA batch
+  with too few groups for ``end`` (possible only for the last batch of an epoch) is a vanilla step.
+
+Reported: ``iou`` — the best over epochs of the IoU (> 0.5) of a clean evaluation of the whole
+cropped grid after each epoch, ``iou_final`` — that of the last epoch, and ``iou_running`` (best)
+/ ``iou_running_final`` — the official code's number, the IoU of the predictions recorded *during*
+the epoch's forward passes (each voxel seen by the state before its batch's update, BatchNorm in
+training mode).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..adjust import build_adjuster
+from ..cells import typed
+from ..configs import ConfigError
+from ..grouping import chunk_groups
+from ..metrics import iou
+from ..models import build_model
+from ..provenance import record, settings_fingerprint, write_json
+from ..train import Batch, Trainer, resolve_device, seed_everything
+
+CROPS = ("official", "inclusive", "none")
+LR_DECAYS = ("per_epoch", "per_step")
+COORDINATE_ORDERS = ("ij", "xy")
+
+
+@dataclass
+class OccupancyTaskConfig:
+    resolution: int = 512            # grid the volume was made at (checked against the volume file)
+    group_size: int = 256            # voxels per IGA group (consecutive in C order)
+    groups_per_step: int = 512       # groups per optimiser step (BN: 100000 groups of 2 = 200k points)
+    epochs: int = 200
+    lr_decay: str = "per_epoch"      # per_epoch (official) | per_step
+    shuffle_groups: bool = True      # a fresh random group order every epoch (official --random_index)
+    leftover_step: bool = True       # one vanilla step on the voxels that fill no whole group
+    crop: str = "official"           # official (upper bound exclusive) | inclusive | none
+    coordinate_order: str = "ij"     # ij: (axis0, axis1, axis2); xy: (axis1, axis0, axis2) as np.meshgrid
+    iou_threshold: float = 0.5
+    eval_every_epochs: int = 1
+    checkpoint_every_epochs: int = 10
+    eval_chunk: int = 262144         # points per forward pass when evaluating the whole grid
+    mesh_resolution: int = 256       # longest side of the grid the saved mesh is extracted from
+
+
+def task_config(raw: dict) -> OccupancyTaskConfig:
+    """Validated task settings; unknown keys and bad values raise ConfigError naming them."""
+    names = {f.name for f in fields(OccupancyTaskConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {['task.' + k for k in unknown]}; allowed: {sorted(names)}")
+    cfg = OccupancyTaskConfig(**raw)
+    for name, allowed in (("lr_decay", LR_DECAYS), ("crop", CROPS), ("coordinate_order", COORDINATE_ORDERS)):
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(f"task.{name}={getattr(cfg, name)!r} is not allowed; choose one of {list(allowed)}")
+    for name in ("resolution", "group_size", "groups_per_step", "epochs", "eval_every_epochs",
+                 "checkpoint_every_epochs", "eval_chunk", "mesh_resolution"):
+        v = getattr(cfg, name)
+        if not (isinstance(v, int) and not isinstance(v, bool)) or v < 1:
+            raise ConfigError(f"task.{name}={v!r} must be an integer >= 1")
+    if cfg.resolution < 2:
+        raise ConfigError(f"task.resolution={cfg.resolution} must be >= 2")
+    if not 0.0 < float(cfg.iou_threshold) < 1.0:
+        raise ConfigError(f"task.iou_threshold={cfg.iou_threshold} must lie in (0, 1)")
+    return cfg
+
+
+def crop_box(occupancy: np.ndarray, mode: str = "official") -> Tuple[Tuple[int, int], ...]:
+    """Per-axis [lo, hi) of the occupied voxels' bounding box.
+
+    ``official``: hi = last occupied index (exclusive: that slice is dropped), as
+    ``data[hidx.min():hidx.max(), ...]`` in the official code; ``inclusive``: hi = last + 1;
+    ``none``: the whole grid.
+    """
+    if mode not in CROPS:
+        raise ConfigError(f"crop={mode!r} is not allowed; choose one of {list(CROPS)}")
+    occ = np.asarray(occupancy, dtype=bool)
+    if mode == "none":
+        return tuple((0, n) for n in occ.shape)
+    box = []
+    for a in range(occ.ndim):
+        nz = np.flatnonzero(occ.any(axis=tuple(i for i in range(occ.ndim) if i != a)))
+        if nz.size == 0:
+            raise ValueError("the volume has no occupied voxel")
+        box.append((int(nz[0]), int(nz[-1]) + (1 if mode == "inclusive" else 0)))
+    if any(hi - lo < 2 for lo, hi in box):
+        raise ValueError(f"cropped grid {[hi - lo for lo, hi in box]} is too thin (each axis needs >= 2 voxels)")
+    return tuple(box)
+
+
+def crop(occupancy: np.ndarray, mode: str = "official") -> Tuple[np.ndarray, tuple]:
+    box = crop_box(occupancy, mode)
+    return occupancy[tuple(slice(lo, hi) for lo, hi in box)], box
+
+
+class GridCoordinates:
+    """Coordinates of flat voxel indices of an (H, W, T) grid, linspace(-1, 1) per axis, on demand."""
+
+    def __init__(self, shape: Tuple[int, int, int], order: str = "ij", device=None):
+        self.shape = tuple(int(s) for s in shape)
+        self.lin = [torch.linspace(-1, 1, n, device=device) for n in self.shape]
+        self.perm = (0, 1, 2) if order == "ij" else (1, 0, 2)
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        H, W, T = self.shape
+        idx = (flat // (W * T), (flat // T) % W, flat % T)
+        return torch.stack([self.lin[p][idx[p]] for p in self.perm], dim=-1)
+
+    def dense(self, shape: Optional[Tuple[int, int, int]] = None) -> torch.Tensor:
+        """All coordinates [N, 3] (of ``shape``, default the grid's own), C order."""
+        shape = shape or self.shape
+        lin = [torch.linspace(-1, 1, n, device=self.lin[0].device) for n in shape]
+        g = torch.meshgrid(*lin, indexing="ij")
+        return torch.stack([g[p].reshape(-1) for p in self.perm], dim=-1)
+
+
+class OccupancyTask:
+    score_name = "iou"
+
+    def __init__(self, occupancy: np.ndarray, cfg: OccupancyTaskConfig, seed: int, device,
+                 min_adjust_groups: int = 0, name: str = "occupancy", epoch_log: Optional[Path] = None):
+        self.name, self.cfg, self.seed = name, cfg, int(seed)
+        self.device = torch.device(device)
+        self.shape = tuple(int(s) for s in occupancy.shape)
+        self.n = int(np.prod(self.shape))
+        self.target_np = np.ascontiguousarray(occupancy, dtype=np.uint8).reshape(-1)
+        self.targets = torch.from_numpy(self.target_np).to(self.device)
+        self.coords = GridCoordinates(self.shape, cfg.coordinate_order, self.device)
+        groups, leftover = chunk_groups(self.n, cfg.group_size)
+        if groups.shape[0] == 0:
+            raise ConfigError(f"task.group_size={cfg.group_size} exceeds the {self.n} voxels of the cropped grid")
+        self.groups, self.leftover = groups.to(self.device), leftover.to(self.device)
+        self.n_groups = int(groups.shape[0])
+        self.batches_per_epoch = math.ceil(self.n_groups / cfg.groups_per_step)
+        self.has_leftover_step = bool(cfg.leftover_step and self.leftover.numel() >= 2)
+        self.steps_per_epoch = self.batches_per_epoch + int(self.has_leftover_step)
+        self.min_adjust_groups = int(min_adjust_groups)
+        self._perm_epoch, self._perm = -1, None
+        # official "running" prediction: each voxel's output in the forward pass of its batch
+        self.running = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        self._armed: Optional[torch.Tensor] = None
+        self.epoch_log = epoch_log
+        self.vanilla_iga_steps = 0
+
+    # --- batches --------------------------------------------------------------------------
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:  # seeded by epoch: resuming mid-run gives the same order
+            if self.cfg.shuffle_groups:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                self._perm = torch.randperm(self.n_groups, generator=g).to(self.device)
+            else:
+                self._perm = torch.arange(self.n_groups, device=self.device)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def batch(self, step: int, generator: torch.Generator) -> Batch:
+        epoch, r = divmod(step, self.steps_per_epoch)
+        if r < self.batches_per_epoch:
+            gps = self.cfg.groups_per_step
+            ids = self._permutation(epoch)[r * gps:(r + 1) * gps]
+            flat = self.groups[ids]  # [b, p]
+            adjust = ids.numel() >= self.min_adjust_groups
+            if not adjust:
+                self.vanilla_iga_steps += 1
+        else:
+            flat = self.leftover[None, :]  # [1, L]
+            adjust = False
+        self._armed = flat.reshape(-1)
+        inputs = self.coords(flat)
+        targets = self.targets[flat].float().unsqueeze(-1)
+        return Batch(inputs, targets, adjust=adjust)
+
+    def forward_hook(self, module, args, output) -> None:
+        """Records the training forward pass's predictions (the official IoU's input)."""
+        flat = self._armed
+        if flat is not None and output.shape[0] == flat.numel():
+            self.running[flat] = output.detach().reshape(-1) > self.cfg.iou_threshold
+            self._armed = None
+
+    def step_metrics(self, step: int, batch_mse: float):
+        return None
+
+    # --- evaluation -------------------------------------------------------------------------
+    def predict(self, model: torch.nn.Module, shape: Optional[Tuple[int, int, int]] = None,
+                probabilities: bool = False) -> np.ndarray:
+        """Model output on the cropped grid (or a resampling of its box): bool, or float32."""
+        shape = shape or self.shape
+        coords = self.coords.dense(shape)
+        out = []
+        with torch.no_grad():
+            for s in range(0, coords.shape[0], self.cfg.eval_chunk):
+                y = model(coords[s:s + self.cfg.eval_chunk]).reshape(-1)
+                out.append(y.float() if probabilities else y > self.cfg.iou_threshold)
+        return torch.cat(out).reshape(shape).cpu().numpy()
+
+    def evaluate(self, model, step):
+        epoch = step // self.steps_per_epoch
+        if step % self.steps_per_epoch or (epoch % self.cfg.eval_every_epochs and epoch != self.cfg.epochs):
+            return None
+        pred = self.predict(model).reshape(-1).view(np.uint8)
+        metrics = {"iou": iou(pred, self.target_np), "epoch": float(epoch),
+                   "iou_running": iou(self.running.cpu().numpy().view(np.uint8), self.target_np)}
+        if self.epoch_log is not None:
+            with open(self.epoch_log, "a") as f:
+                f.write(json.dumps({"epoch": epoch, "step": step, **metrics}) + "\n")
+        return metrics
+
+
+def read_epoch_log(path: Path, last_epoch: int) -> List[dict]:
+    """Per-epoch records, the last one written for each epoch (a resumed run rewrites some)."""
+    if not Path(path).exists():
+        return []
+    by_epoch: Dict[int, dict] = {}
+    for ln in Path(path).read_text().splitlines():
+        if ln.strip():
+            rec = json.loads(ln)
+            if rec["epoch"] <= last_epoch:
+                by_epoch[int(rec["epoch"])] = rec
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _derived_schedule(optim_cfg, train_cfg, task_cfg: OccupancyTaskConfig, steps_per_epoch: int, raw_train: dict):
+    for key in ("iterations", "checkpoint_every"):
+        if key in raw_train:
+            raise ConfigError(f"train.{key} is derived for occupancy cells (task.epochs × steps per epoch, "
+                              f"task.checkpoint_every_epochs); remove train.{key} and set those instead")
+    train_cfg.iterations = task_cfg.epochs * steps_per_epoch
+    train_cfg.checkpoint_every = task_cfg.checkpoint_every_epochs * steps_per_epoch
+    if optim_cfg.schedule == "exponential" and task_cfg.lr_decay == "per_epoch":
+        # lr(step) = lr · f^(epoch / epochs): a staircase over epochs, exactly the official LambdaLR
+        optim_cfg.schedule = "step"
+        optim_cfg.step_size = steps_per_epoch
+        optim_cfg.gamma = optim_cfg.final_factor ** (1.0 / task_cfg.epochs)
+        optim_cfg.max_steps_of_schedule = None
+    elif optim_cfg.schedule == "exponential":
+        optim_cfg.final_factor = float(optim_cfg.final_factor)  # per step over train.iterations
+
+
+def save_mesh(path: Path, volume: np.ndarray, threshold: float = 0.5) -> int:
+    """Marching-cubes mesh of a probability volume in the [-1, 1] box coordinates; returns #faces."""
+    from skimage.measure import marching_cubes
+
+    from ..data.voxelize import write_ply
+    vol = np.pad(np.asarray(volume, dtype=np.float32), 1)
+    if not (vol.min() < threshold < vol.max()):
+        write_ply(path, np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+        return 0
+    verts, faces, _, _ = marching_cubes(vol, threshold)
+    verts = (verts - 1.0) * (2.0 / (np.asarray(volume.shape) - 1)) - 1.0
+    write_ply(path, verts, faces)
+    return int(len(faces))
+
+
+def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, device: str | None = None,
+             resume: bool = True) -> dict:
+    """Train one occupancy cell; writes metrics.json (last), provenance.json, train_log.jsonl,
+    epochs.jsonl, pred_occupancy.npz (best state on the cropped grid) and mesh.ply."""
+    from ..data.voxelize import load_volume, save_volume
+    model_cfg, adj_cfg, optim_cfg, train_cfg, task_raw = typed(settings)
+    task_cfg = task_config(task_raw)
+    if device:
+        train_cfg.device = device
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    volume, meta = load_volume(Path(volume_path))
+    if volume.ndim != 3:
+        raise ConfigError(f"{volume_path}: expected a 3D volume, got shape {volume.shape}")
+    if max(volume.shape) != task_cfg.resolution:
+        raise ConfigError(f"task.resolution={task_cfg.resolution} but {volume_path} is {list(volume.shape)}")
+    cropped, box = crop(volume, task_cfg.crop)
+    seed_everything(train_cfg.seed)
+    dev = resolve_device(train_cfg.device)
+    min_groups = adj_cfg.end + 1 if adj_cfg.kind in ("iga", "entk") else 0
+    epoch_log = out_dir / "epochs.jsonl"
+    task = OccupancyTask(cropped, task_cfg, train_cfg.seed, dev, min_adjust_groups=min_groups,
+                         name=cell_id, epoch_log=epoch_log)
+    _derived_schedule(optim_cfg, train_cfg, task_cfg, task.steps_per_epoch, settings.get("train", {}))
+    model = build_model(model_cfg)
+    model.register_forward_hook(task.forward_hook)
+    generator = torch.Generator().manual_seed(train_cfg.seed)
+    adjuster = build_adjuster(adj_cfg, generator)
+    trainer = Trainer(model, task, adjuster, optim_cfg, train_cfg, out_dir,
+                      evaluate_every=task.steps_per_epoch, generator=generator,
+                      fingerprint=settings_fingerprint(settings))
+    if not (resume and trainer.ckpt_path.exists()) and epoch_log.exists():
+        epoch_log.unlink()
+    t0 = time.perf_counter()
+    result = trainer.fit(resume=resume)
+
+    epochs = read_epoch_log(epoch_log, task_cfg.epochs)
+    final = epochs[-1] if epochs else {}
+    best_running = max(epochs, key=lambda r: r["iou_running"]) if epochs else {}
+    model.load_state_dict(result.best_state)
+    model.eval()
+    pred = task.predict(model)
+    best_iou_check = iou(pred.view(np.uint8), cropped.view(np.uint8))
+    save_volume(out_dir / "pred_occupancy.npz", pred, crop_box=np.asarray(box), source=str(volume_path))
+    scale = min(1.0, task_cfg.mesh_resolution / max(task.shape))
+    mesh_shape = tuple(max(2, int(round(s * scale))) for s in task.shape)
+    faces = save_mesh(out_dir / "mesh.ply", task.predict(model, mesh_shape, probabilities=True),
+                      task_cfg.iou_threshold)
+    metrics = {
+        "iou": result.best_score,
+        "iou_final": final.get("iou"),
+        "iou_running": best_running.get("iou_running"),
+        "iou_running_final": final.get("iou_running"),
+        "iou_best_state_recomputed": best_iou_check,
+        "best_epoch": result.best_step // task.steps_per_epoch if result.best_step >= 0 else None,
+        "best_running_epoch": best_running.get("epoch"),
+        "epochs": task_cfg.epochs,
+        "steps_per_epoch": task.steps_per_epoch,
+        "iterations": result.steps,
+        "groups": task.n_groups,
+        "leftover_voxels": int(task.leftover.numel()),
+        "vanilla_steps_for_small_iga_batches": task.vanilla_iga_steps,
+        "volume_shape": list(volume.shape),
+        "cropped_shape": list(task.shape),
+        "crop_box": [list(b) for b in box],
+        "occupied_fraction": float(cropped.mean()),
+        "mesh_faces": faces,
+        "mesh_grid": list(mesh_shape),
+        "volume_source": {k: v for k, v in meta.items() if k in ("source", "method", "layout", "resolution")},
+    }
+    prov = record(settings, cell_id, result.device, result.wall_time_s,
+                  time_per_iteration_s=result.wall_time_s / max(result.steps, 1),
+                  process_time_s=round(time.perf_counter() - t0, 3))
+    write_json(prov, out_dir / "provenance.json")
+    write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
+    return metrics

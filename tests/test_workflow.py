@@ -1,0 +1,145 @@
+"""The workflow spine: config rejections, the image branch end to end, and the aggregation."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iga.report.tables import LONG_COLUMNS, TABLES, build_table, with_averages
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    return subprocess.run(SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
+                          cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def overlay(workdir: Path, data: dict, name: str = "overlay.yaml") -> str:
+    (workdir / name).write_text(yaml.safe_dump(data))
+    return name
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ({"tasks": {"image": {"architectures": ["ReLU", "Tanh"]}}}, ["architectures", "'Tanh'", "ReLU", "SIREN"]),
+    ({"tasks": {"image": {"methods": ["vanilla", "SGD"]}}}, ["methods", "'SGD'"]),
+    ({"tasks": {"audio": {"enabled": True}}}, ["audio", "Additional properties"]),
+    ({"tasks": {"image": {"items": ["kodim01", "../etc/passwd"]}}}, ["items", "../etc/passwd"]),
+    ({"tasks": {"image": {"overrides": {"PE-IGA": {"optim": {"lr": -0.001}}}}}}, ["lr", "-0.001", "exclusiveMinimum"]),
+    ({"tasks": {"image": {"overrides": {"PE-IGA": {"adjuster": {"end": 999}}}}}}, None),
+])
+def test_bad_config_fails_before_any_job_naming_the_key(workdir, bad, expected):
+    res = run_snakemake(workdir, "-n", "--configfile", overlay(workdir, bad))
+    out = res.stdout + res.stderr
+    if expected is None:
+        # end=999 is schema-valid; it can only fail once the data's group count is known (at training)
+        assert res.returncode == 0, out[-2000:]
+        return
+    assert res.returncode != 0
+    for word in expected:
+        assert word in out, (word, out[-3000:])
+
+
+def test_typed_validation_names_the_cell_and_key(workdir):
+    bad = {"tasks": {"image": {"overrides": {"SIREN-FR": {"model": {"fr": {"phase": 3}}}}}}}
+    res = run_snakemake(workdir, "-n", "--configfile", overlay(workdir, bad))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "cell image/kodim01/SIREN-FR" in out and "model.fr.phase" in out and "phases" in out
+
+
+def test_paper_dry_run_lists_all_96_image_cells(workdir):
+    res = run_snakemake(workdir, "-n", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr[-2000:]
+    counts = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts.get("train_image") == 96
+    assert counts.get("download_kodak") == 8
+
+
+TINY = {
+    "preset": "pytest_tiny",
+    "scale_note": "TEST scale",
+    "lpips": {"enabled": False},
+    "resources": {"train_image": {"gpu": 0, "mem_mb": 1000, "runtime": 5, "threads": 1}},
+    "tasks": {"image": {
+        "dataset": "embedded", "items": ["astronaut"], "embedded_size": [24, 16],
+        "architectures": ["ReLU", "SIREN"], "methods": ["vanilla", "IGA"],
+        "figures": {"crops_item": "astronaut", "crops_arch": "SIREN", "visual_items": ["astronaut"]},
+        "settings": {"task": {"patch_size": 8}, "model": {"hidden_features": 16},
+                     "optim": {"step_size": 10}, "train": {"iterations": 20, "checkpoint_every": 10, "device": "cpu"}},
+        "overrides": {"ReLU-IGA": {"adjuster": {"end": 3}}, "PE-IGA": {"adjuster": {"end": 3}},
+                      "SIREN-IGA": {"adjuster": {"end": 3}}},
+    }},
+}
+
+
+def test_image_branch_end_to_end(workdir):
+    res = run_snakemake(workdir, "--configfile", overlay(workdir, TINY, "tiny.yaml"))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    tables = workdir / "results" / "pytest_tiny" / "tables"
+    rows = list(csv.DictReader(open(tables / "table1_image_average.csv")))
+    assert list(rows[0].keys()) == LONG_COLUMNS
+    got = {(r["architecture"], r["method"], r["metric"]): r for r in rows}
+    assert set(got) == {(a, m, k) for a in ("ReLU", "SIREN") for m in ("vanilla", "IGA") for k in ("psnr", "ssim", "lpips")}
+    for (a, m, k), r in got.items():
+        if k == "lpips":  # disabled: missing with the reason, never NaN
+            assert r["value"] == "" and "disabled" in r["note"]
+        else:
+            assert float(r["value"]) == float(r["value"])  # a number, not NaN
+        assert r["paper_value"] == ""  # embedded images have no paper counterpart
+    assert "TEST scale" in (tables / "table1_image_average.md").read_text()
+    for fig in ("fig4_image_crops.png", "fig10_image_visual.png"):
+        assert (workdir / "results" / "pytest_tiny" / "figures" / fig).stat().st_size > 1000
+    cell = workdir / "work" / "pytest_tiny" / "image" / "astronaut" / "SIREN-IGA"
+    prov = json.loads((cell / "provenance.json").read_text())
+    assert prov["settings"]["adjuster"]["end"] == 3 and prov["seed"] == 4096
+    assert prov["device"].startswith("cpu") and prov["git"]["commit"]
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["iterations"] == 20 and metrics["groups"] == 6
+    # a second run has nothing to do
+    again = run_snakemake(workdir, "-n", "--configfile", "tiny.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def _rows(items, dataset="kodak", value=1.0):
+    return [{"preset": "t", "task": "image", "dataset": dataset, "item": i, "metric": "psnr",
+             "architecture": "PE", "method": "IGA", "value": value, "note": "", "cell": ""} for i in items]
+
+
+def test_tables_put_the_paper_value_beside_ours():
+    items = [f"kodim0{i}" for i in range(1, 9)]
+    rows = build_table(TABLES["table6_image_psnr"], with_averages(_rows(items, value=30.0)))
+    by_item = {r["item"]: r for r in rows}
+    assert by_item["kodim03"]["paper_value"] == 37.91
+    assert by_item["kodim03"]["delta"] == pytest.approx(30.0 - 37.91)
+    assert by_item["average"]["paper_value"] == 32.46 and by_item["average"]["value"] == 30.0
+    # a subset's average is not the paper's average: no paper value beside it
+    rows = build_table(TABLES["table6_image_psnr"], with_averages(_rows(items[:3])))
+    assert {r["item"]: r for r in rows}["average"]["paper_value"] == ""
+    # other datasets never borrow Kodak's numbers
+    rows = build_table(TABLES["table6_image_psnr"], with_averages(_rows(["astronaut"], dataset="embedded")))
+    assert all(r["paper_value"] == "" for r in rows)
+
+
+def test_missing_values_propagate_to_the_average_with_a_reason():
+    rows = _rows(["kodim01", "kodim02"])
+    rows[1].update(value="", note="missing: no weights")
+    avg = [r for r in with_averages(rows) if r["item"] == "average"][0]
+    assert avg["value"] == "" and "missing for 1/2 items" in avg["note"]
