@@ -185,7 +185,7 @@ class NeRFPytorchModel(NeRFModel):
         if self.adjuster is None or not self.training or "iga_inputs" not in outputs:
             return self.rgb_loss(fine_gt, fine_pred)
         S = self.iga_transformation(outputs["iga_inputs"])
-        return surrogate_loss(fine_pred[:, None, :], fine_gt[:, None, :], S.T @ S)
+        return surrogate_loss(fine_pred[:, None, :], fine_gt[:, None, :], S)
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         image = batch["image"].to(outputs["rgb_fine"].device)
