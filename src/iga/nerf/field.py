@@ -123,5 +123,5 @@ class SampledPointOutputs(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         raw = self.field.raw(x[..., :3], x[..., 3:6])
         if self.density == "sigmoid":
-            return torch.sigmoid(raw) * 1.0001
+            return torch.sigmoid(raw)
         return torch.cat([torch.sigmoid(raw[..., :3]), torch.relu(raw[..., 3:])], dim=-1)
