@@ -67,4 +67,4 @@ def test_lpips_loads_verified_weights_into_the_alexnet_slices(tmp_path, monkeypa
     assert lp(a, a) == pytest.approx(0.0, abs=1e-6)
     assert lp(a, np.clip(a + 0.2, 0, 1)) > 0
     assert torch.equal(lp._net.net.slice1[0].weight, state["features.0.weight"])
-    assert torch.equal(lp._net.net.slice5[10].weight, state["features.10.weight"])
+    assert torch.equal(dict(lp._net.net.slice5.named_children())["10"].weight, state["features.10.weight"])
