@@ -10,6 +10,10 @@
 #
 # Everything is private, so it cannot meet another cluster on the same machine: its own state folder,
 # its own munge key and socket, its own ports (IGA_SLURM_PORT, IGA_SLURM_PORT+1) and cluster name.
+# One exception: while it runs, /etc/slurm/slurm.conf and gres.conf are symlinks to its config,
+# because snakemake's slurm-jobstep plugin drops every SLURM_* variable (SLURM_CONF too) before the
+# `srun` inside each job, and srun then only looks at /etc/slurm. `start` refuses to replace a
+# slurm.conf that is not its own symlink; `stop` removes the symlinks.
 # Environment: IGA_SLURM_STATE (default /tmp/iga-slurm-ci), IGA_SLURM_PORT (default 16817),
 # IGA_SLURM_FAKE_GPUS (default 2, at most 6).
 set -euo pipefail
@@ -45,6 +49,7 @@ write_config() {
     if (( NGPU > ${#FAKE_DEVICES[@]} )); then
         log "IGA_SLURM_FAKE_GPUS=$NGPU: at most ${#FAKE_DEVICES[@]} fake GPUs"; exit 2
     fi
+    rm -rf "$STATE"/{ctld,spool,log}  # every start is a fresh cluster: no jobs of earlier runs
     mkdir -p "$STATE"/{etc,ctld,spool,log,munge}
     chmod 755 "$STATE"
     cat > "$CONF" <<CONF
@@ -96,6 +101,26 @@ CONF
     chmod 400 "$STATE/munge/munge.key"
 }
 
+ETC_LINKS=(/etc/slurm/slurm.conf /etc/slurm/gres.conf)
+
+link_etc() {  # /etc/slurm/{slurm,gres}.conf -> ours (see the header)
+    mkdir -p /etc/slurm
+    for f in "${ETC_LINKS[@]}"; do
+        if [[ -e $f || -L $f ]] && [[ $(readlink "$f" || true) != "$STATE/etc/$(basename "$f")" ]]; then
+            log "$f exists and is not this cluster's symlink: refusing to replace it"
+            log "(stop the cluster it belongs to, or move it away, then rerun)"
+            return 1
+        fi
+    done
+    for f in "${ETC_LINKS[@]}"; do ln -sfn "$STATE/etc/$(basename "$f")" "$f"; done
+}
+
+unlink_etc() {
+    for f in "${ETC_LINKS[@]}"; do
+        if [[ -L $f && $(readlink "$f") == "$STATE/etc/$(basename "$f")" ]]; then rm -f "$f"; fi
+    done
+}
+
 pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
@@ -115,6 +140,7 @@ start() {
         stop
     fi
     write_config
+    link_etc
     export SLURM_CONF=$CONF
     log "starting munged (private socket $STATE/munge/munge.socket)"
     runuser -u munge -- /usr/sbin/munged --socket="$STATE/munge/munge.socket" \
@@ -122,7 +148,7 @@ start() {
         --log-file="$STATE/munge/munged.log" --seed-file="$STATE/munge/munged.seed" --force
     wait_for 10 munged test -S "$STATE/munge/munge.socket"
     log "starting slurmctld (port $PORT)"
-    /usr/sbin/slurmctld -f "$CONF" -i
+    /usr/sbin/slurmctld -f "$CONF" -c
     wait_for 20 slurmctld scontrol ping
     log "starting slurmd (port $((PORT + 1)), $NGPU fake GPUs)"
     /usr/sbin/slurmd -f "$CONF"
@@ -158,6 +184,7 @@ stop() {
     stop_one slurmd "$STATE/slurmd.pid"
     stop_one slurmctld "$STATE/slurmctld.pid"
     stop_one munged "$STATE/munge/munged.pid"
+    unlink_etc
 }
 
 case "${1:-}" in

@@ -123,7 +123,9 @@ def typed(settings: dict) -> Tuple[ModelConfig, AdjusterConfig, OptimConfig, Tra
 
 
 # tasks whose cells are coordinate MLPs trained by iga.train; other tasks register their own checks
-TASK_VALIDATORS: Dict[str, object] = {"image": typed, "occupancy": typed}
+TASK_VALIDATORS: Dict[str, object] = {"image": typed, "image_ablation": typed, "occupancy": typed}
+TASK_VALIDATORS["toy"] = lambda s: __import__("iga.tasks.toy_config", fromlist=["validate"]).validate(s)
+TASK_VALIDATORS["nerf"] = lambda s: __import__("iga.nerf.cell_settings", fromlist=["validate"]).validate(s)
 
 
 def validate_config(config: dict) -> None:

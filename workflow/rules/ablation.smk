@@ -1,1 +1,138 @@
-# placeholder: filled in by the ablation task
+# Appendix B (paper Tables 4 and 5) and IGA as the paper text describes it vs as the official code does
+# it, as a task of its own: image cells under {WORK}/image_ablation/, trained by `iga train-image` (the
+# same trainer as Tables 1/6), so they never collide with the main image cells. Named sub-grids
+# (tasks.image_ablation.grids: table4, table5, variants) share cells: a cell in two grids trains once.
+# LPIPS is not computed for these cells (--no-lpips): no ablation table reports it.
+#
+# Also here: the cost table of every training cell of the run (rule cost_table, below). Its input is
+# COST_INPUTS (common.smk): each task appends its training cells' metrics.json, e.g. in <task>.smk
+#     COST_INPUTS += cell_outputs("<task>", "metrics.json")
+# with provenance.json beside each and the job's benchmark at {WORK}/benchmarks/<cell dir under WORK>.tsv.
+import json as _json
+
+from iga.cells import NAME_RE as _NAME_RE
+
+if enabled("image_ablation"):
+    ABL = task_config("image_ablation")
+    ABL_GRIDS = ("table4", "table5", "variants")
+    ABL_TABLES = ["table4_sampling", "table5_group_size", "variants_paper_vs_code"]
+    ABL_NOTE = ABL.get("scale_note", SCALE_NOTE)
+    _abl_missing = [g for g in ABL_GRIDS if g not in (ABL.get("grids") or {})]
+    if _abl_missing:
+        raise WorkflowError(f"invalid config: tasks.image_ablation.grids lacks {_abl_missing} "
+                            f"(needs {list(ABL_GRIDS)}; each {{items?, architectures?, methods}})")
+
+    def ablation_cells():
+        """The cells of all grids, each once, in grid order."""
+        cells = []
+        for grid in ABL_GRIDS:
+            for c in enumerate_cells(config, "image_ablation", grid):
+                if not _NAME_RE.match(c.item):
+                    raise WorkflowError(f"invalid config: tasks.image_ablation.grids.{grid}.items[]={c.item!r} "
+                                        f"must match {_NAME_RE.pattern}")
+                if c not in cells:
+                    cells.append(c)
+        return cells
+
+    def ablation_image(item):
+        if ABL["dataset"] == "kodak":
+            return f"{DATA}/kodak/{item}.png"
+        w, h = ABL.get("embedded_size", [64, 32])
+        return f"{DATA}/embedded/images/{item}_{w}x{h}.png"
+
+    ABL_METRICS = [f"{cell_dir('image_ablation', c)}/metrics.json" for c in ablation_cells()]
+
+    rule train_image_ablation:
+        input:
+            image=lambda wc: ablation_image(wc.item),
+        output:
+            metrics=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/metrics.json",
+            recon=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/recon.png",
+        log:
+            f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}.log",
+        benchmark:
+            f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}.tsv"
+        params:
+            settings=cell_settings("image_ablation"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            code_version=RESULTS_VERSION,
+        threads: job_resources("train_image_ablation")["threads"]
+        resources:
+            gpu=job_resources("train_image_ablation")["gpu"],
+            mem_mb=job_resources("train_image_ablation")["mem_mb"],
+            runtime=job_resources("train_image_ablation")["runtime"],
+        shell:
+            GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} --no-lpips"
+            " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --threads {threads} > {log} 2>&1"
+
+    rule collect_image_ablation:
+        input:
+            ABL_METRICS,
+        output:
+            f"{RESULTS}/metrics/image_ablation_long.csv",
+        log:
+            f"{LOGS}/report/collect_image_ablation.log",
+        params:
+            dataset=ABL["dataset"],
+        shell:
+            "iga ablation-collect --preset {PRESET} --dataset {params.dataset} --work-dir {WORK}"
+            " --out {output} {input} > {log} 2>&1"
+
+    rule tables_image_ablation:
+        input:
+            rules.collect_image_ablation.output,
+        output:
+            [
+                report(
+                    f"{RESULTS}/tables/{t}.{ext}",
+                    category="Ablations (appendix B)",
+                    subcategory=t,
+                    caption=f"../report/ablation_{t.split('_')[0]}.rst",
+                )
+                for t in ABL_TABLES
+                for ext in ("csv", "md")
+            ],
+            [f"{RESULTS}/tables/{t}.tex" for t in ABL_TABLES],
+        log:
+            f"{LOGS}/report/tables_image_ablation.log",
+        params:
+            grids=_json.dumps({"items": ABL.get("items", []), "architectures": ABL.get("architectures", []),
+                               "grids": {g: ABL["grids"][g] for g in ABL_GRIDS}}, sort_keys=True),
+            dataset=ABL["dataset"],
+            tables=",".join(ABL_TABLES),
+            note=ABL_NOTE,
+        shell:
+            "iga ablation-tables --long {input} --grids {params.grids:q} --dataset {params.dataset}"
+            " --tables {params.tables} --out-dir {RESULTS}/tables --scale-note {params.note:q} > {log} 2>&1"
+
+    COST_INPUTS += ABL_METRICS
+    TARGETS += rules.tables_image_ablation.output
+
+
+if enabled("image"):  # image.smk predates COST_INPUTS; its cells are added here (duplicates are dropped)
+    COST_INPUTS += cell_outputs("image", "metrics.json")
+
+
+if any(enabled(t) for t in config.get("tasks", {})):
+
+    rule cost_table:
+        input:
+            # a function: evaluated once every task's rules (included after this file too) have appended
+            lambda wc: list(dict.fromkeys(COST_INPUTS)),
+        output:
+            csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
+            md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
+            figure=report(f"{RESULTS}/figures/cost_overview.png", category="Compute cost",
+                          caption="../report/cost_figure.rst"),
+        log:
+            f"{LOGS}/report/cost_table.log",
+        params:
+            datasets=" ".join(f"--dataset {t}={sec.get('dataset', '')}"
+                              for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
+            note=f"preset {PRESET}: {SCALE_NOTE}",
+        shell:
+            "iga cost-table --work-dir {WORK} {params.datasets} --out-csv {output.csv} --out-md {output.md}"
+            " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"
+
+    TARGETS += rules.cost_table.output

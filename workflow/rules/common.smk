@@ -19,6 +19,7 @@ SCALE_NOTE = config.get("scale_note", PRESET)
 MIRROR_FLAG = f"--mirror {config['data']['mirror']}" if config["data"].get("mirror") else ""
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
 TARGETS = []  # each task's rules append their final outputs when the task is enabled
+COST_INPUTS = []  # each task appends its training cells' metrics.json (provenance.json beside it; benchmark {WORK}/benchmarks/<cell dir under WORK>.tsv); read by rule cost_table
 
 # --- cluster/incremental (docs/CLUSTER.md) ---
 # Code changes: an edit to src/iga reruns nothing by itself (the profiles leave out the `code` rerun
@@ -36,6 +37,8 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)?",
     w=r"\d+",
     h=r"\d+",
+    size=r"\d+",
+    views=r"\d+",
 
 
 def enabled(task):

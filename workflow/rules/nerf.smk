@@ -1,1 +1,118 @@
-# placeholder: filled in by the nerf task
+# NeRF on Blender through the nerfstudio plugin (paper section 6.3, appendix F): Tables 3, 10, Figure 12.
+
+if enabled("nerf"):
+    NERF = task_config("nerf")
+    NERF_TABLES = ["table3_nerf_average", "table10_nerf_per_scene"]
+    NERF_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
+    LPIPS_ON_NERF = config.get("lpips", {}).get("enabled", True)
+
+    def nerf_scene_dir(item):
+        if NERF["dataset"] == "blender":
+            return f"{DATA}/nerf_synthetic/{item}"
+        e = NERF.get("embedded_scene", {})
+        return f"{DATA}/embedded/nerf/{item}_{e.get('size', 32)}px_{e.get('n_train', 16)}v"
+
+    rule download_nerf_synthetic:
+        output:
+            f"{DATA}/downloads/nerf_synthetic.zip",
+        log:
+            "logs/data/nerf_synthetic_download.log",
+        params:
+            mirror=MIRROR_FLAG,
+            retries=config["data"].get("retries", 4),
+        shell:
+            "iga download --dataset nerf_synthetic --item nerf_synthetic --out {output} {params.mirror}"
+            " --retries {params.retries} > {log} 2>&1"
+
+    rule extract_nerf_synthetic:
+        input:
+            rules.download_nerf_synthetic.output,
+        output:
+            [f"{DATA}/nerf_synthetic/{s}/transforms_train.json" for s in NERF_SCENES],
+        log:
+            "logs/data/nerf_synthetic_extract.log",
+        shell:
+            "iga extract --archive {input} --out {DATA} > {log} 2>&1"
+
+    rule make_nerf_scene:
+        output:
+            f"{DATA}/embedded/nerf/{{item}}_{{size}}px_{{views}}v/transforms_train.json",
+        log:
+            f"logs/data/embedded/nerf_{{item}}_{{size}}px_{{views}}v.log",
+        params:
+            n_test=NERF.get("embedded_scene", {}).get("n_test", 2),
+        shell:
+            "iga nerf-scene --out $(dirname {output}) --size {wildcards.size} --n-train {wildcards.views}"
+            " --n-val 1 --n-test {params.n_test} > {log} 2>&1"
+
+    rule train_nerf:
+        input:
+            scene=lambda wc: f"{nerf_scene_dir(wc.item)}/transforms_train.json",
+            lpips=LPIPS_STATUS if LPIPS_ON_NERF else [],
+        output:
+            metrics=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/metrics.json",
+        log:
+            f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}.log",
+        benchmark:
+            f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}.tsv"
+        params:
+            settings=cell_settings("nerf"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON_NERF else "",
+        threads: job_resources("train_nerf")["threads"]
+        resources:
+            gpu=job_resources("train_nerf")["gpu"],
+            mem_mb=job_resources("train_nerf")["mem_mb"],
+            runtime=job_resources("train_nerf")["runtime"],
+        shell:
+            "iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
+            " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --threads {threads} > {log} 2>&1"
+
+    rule collect_nerf:
+        input:
+            cell_outputs("nerf", "metrics.json"),
+        output:
+            f"{RESULTS}/metrics/nerf_long.csv",
+        log:
+            f"{LOGS}/report/collect_nerf.log",
+        params:
+            dataset=NERF["dataset"],
+        shell:
+            "iga collect --task nerf --dataset {params.dataset} --preset {PRESET}"
+            " --metrics psnr,ssim,lpips --out {output} {input} > {log} 2>&1"
+
+    rule tables_nerf:
+        input:
+            rules.collect_nerf.output,
+        output:
+            [
+                report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t,
+                       caption="../report/table.rst")
+                for t in NERF_TABLES
+                for ext in ("csv", "md")
+            ],
+            [f"{RESULTS}/tables/{t}.tex" for t in NERF_TABLES],
+        log:
+            f"{LOGS}/report/tables_nerf.log",
+        params:
+            tables=",".join(NERF_TABLES),
+            note=SCALE_NOTE,
+        shell:
+            "iga tables --long {input} --tables {params.tables} --out-dir {RESULTS}/tables"
+            " --scale-note {params.note:q} > {log} 2>&1"
+
+    rule figure_nerf:
+        input:
+            cell_outputs("nerf", "metrics.json"),
+        output:
+            report(f"{RESULTS}/figures/fig12_nerf_visual.png", category="NeRF", caption="../report/fig12.rst"),
+        log:
+            f"{LOGS}/report/figure_nerf.log",
+        params:
+            item=NERF.get("figure_item", NERF["items"][0]),
+            note=SCALE_NOTE,
+        shell:
+            "iga figure-nerf --item {params.item} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+
+    TARGETS += rules.tables_nerf.output + rules.figure_nerf.output

@@ -1,1 +1,130 @@
-# placeholder: filled in by the toy task
+# Toy studies (paper section 5, appendix C): Figures 1, 2, 3, 6-9, the width study of Exp. 1 and the
+# exp1/exp2 tables. Cells come from tasks.toy.grids.exp1 / .exp2 (one training job per cell).
+
+if enabled("toy"):
+    TOY = task_config("toy")
+    TOY_FIG = TOY.get("figures", {})
+    TOY_NOTE = TOY.get("scale_note", SCALE_NOTE)
+    TOY_EXPS = [g for g in ("exp1", "exp2") if enumerate_cells(config, "toy", g)] if TOY.get("grids") else []
+    TOY_CAT = "Toy studies (section 5)"
+
+    def toy_cells(exp, filename):
+        return cell_outputs("toy", filename, exp) if exp in TOY.get("grids", {}) else []
+
+    rule train_toy:
+        output:
+            metrics=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/metrics.json",
+            curve=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/curve.npz",
+        log:
+            f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}.log",
+        benchmark:
+            f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}.tsv"
+        params:
+            settings=cell_settings("toy"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+        threads: job_resources("train_toy")["threads"]
+        resources:
+            gpu=job_resources("train_toy")["gpu"],
+            mem_mb=job_resources("train_toy")["mem_mb"],
+            runtime=job_resources("train_toy")["runtime"],
+        shell:
+            "iga toy-train --settings {params.settings:q} --out {params.outdir}"
+            " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --threads {threads} > {log} 2>&1"
+
+    if "exp1" in TOY_EXPS:
+
+        rule tables_toy_exp1:
+            input:
+                metrics=toy_cells("exp1", "metrics.json"),
+                curves=toy_cells("exp1", "curve.npz"),
+            output:
+                [report(f"{RESULTS}/tables/{t}.{ext}", category=TOY_CAT, subcategory="Exp. 1 tables",
+                        caption="../report/toy_tables.rst")
+                 for t in ("exp1_final_errors", "exp1_convergence_with_width") for ext in ("csv", "md")],
+            log:
+                f"{LOGS}/report/tables_toy_exp1.log",
+            params:
+                note=TOY_NOTE,
+                dataset=TOY.get("dataset", "synthetic"),
+            shell:
+                "iga toy-tables --experiment exp1 --preset {PRESET} --dataset {params.dataset}"
+                " --scale-note {params.note:q} --out-dir {RESULTS}/tables {input.metrics} > {log} 2>&1"
+
+        rule figures_toy_exp1:
+            input:
+                metrics=toy_cells("exp1", "metrics.json"),
+                curves=toy_cells("exp1", "curve.npz"),
+            output:
+                fig1=report(f"{RESULTS}/figures/fig1_ntk_vs_entk.png", category=TOY_CAT,
+                            subcategory="Exp. 1", caption="../report/toy_fig1.rst"),
+                fig6=report(f"{RESULTS}/figures/fig6_ntk_vs_entk_all.png", category=TOY_CAT,
+                            subcategory="Exp. 1", caption="../report/toy_fig6.rst"),
+                width=report(f"{RESULTS}/figures/exp1_convergence_with_width.png", category=TOY_CAT,
+                             subcategory="Exp. 1", caption="../report/toy_width.rst"),
+            log:
+                f"{LOGS}/report/figures_toy_exp1.log",
+            params:
+                widths=",".join(str(w) for w in TOY_FIG.get("fig1_widths", [])),
+                end=TOY_FIG.get("fig1_end", 0),
+                note=TOY_NOTE,
+            shell:
+                "iga toy-figures --experiment exp1 --out fig1={output.fig1} --out fig6={output.fig6}"
+                " --out width={output.width} --fig1-widths {params.widths:q} --fig1-end {params.end}"
+                " --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
+
+        TARGETS += rules.tables_toy_exp1.output + rules.figures_toy_exp1.output
+
+    if "exp2" in TOY_EXPS:
+        TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
+        TOY_EXP2_FIGS = {
+            "fig2": f"{RESULTS}/figures/fig2_progressive_impacts.png",
+            "fig3": f"{RESULTS}/figures/fig3_group_size_40hz.png",
+            "fig7": f"{RESULTS}/figures/fig7_progressive_all_groups.png",
+        }
+        if "ReLU" in TOY_EXP2_ARCHS:
+            TOY_EXP2_FIGS["fig8"] = f"{RESULTS}/figures/fig8_relu_all_freqs.png"
+        if "SIREN" in TOY_EXP2_ARCHS:
+            TOY_EXP2_FIGS["fig9"] = f"{RESULTS}/figures/fig9_siren_all_freqs.png"
+
+        rule tables_toy_exp2:
+            input:
+                metrics=toy_cells("exp2", "metrics.json"),
+                curves=toy_cells("exp2", "curve.npz"),
+            output:
+                [report(f"{RESULTS}/tables/exp2_final_errors.{ext}", category=TOY_CAT,
+                        subcategory="Exp. 2 tables", caption="../report/toy_tables.rst")
+                 for ext in ("csv", "md")],
+            log:
+                f"{LOGS}/report/tables_toy_exp2.log",
+            params:
+                note=TOY_NOTE,
+                dataset=TOY.get("dataset", "synthetic"),
+            shell:
+                "iga toy-tables --experiment exp2 --preset {PRESET} --dataset {params.dataset}"
+                " --scale-note {params.note:q} --out-dir {RESULTS}/tables {input.metrics} > {log} 2>&1"
+
+        rule figures_toy_exp2:
+            input:
+                metrics=toy_cells("exp2", "metrics.json"),
+                curves=toy_cells("exp2", "curve.npz"),
+            output:
+                **{k: report(v, category=TOY_CAT, subcategory="Exp. 2", caption=f"../report/toy_{k}.rst")
+                   for k, v in TOY_EXP2_FIGS.items()},
+            log:
+                f"{LOGS}/report/figures_toy_exp2.log",
+            params:
+                outs=" ".join(f"--out {k}={v}" for k, v in TOY_EXP2_FIGS.items()),
+                group=TOY_FIG.get("fig2_group_size", 8),
+                component=TOY_FIG.get("fig3_component", 4),
+                note=TOY_NOTE,
+            shell:
+                "iga toy-figures --experiment exp2 {params.outs} --fig2-group-size {params.group}"
+                " --fig3-component {params.component} --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
+
+        TARGETS += rules.tables_toy_exp2.output + rules.figures_toy_exp2.output
+
+    try:  # the cost table (rule cost_table) reads every training cell's provenance and benchmark
+        COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
+    except NameError:
+        pass

@@ -27,6 +27,12 @@ def _nerf_train(args) -> int:
     from ..nerf.run import NeRFRunSettings, run
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.settings:  # a workflow cell: everything comes from its resolved settings
+        from ..nerf.cell_settings import to_run_settings
+        settings = to_run_settings(json.loads(args.settings), args.data, args.out, args.cell or "", args.lpips_status)
+        metrics = run(settings)
+        print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
+        return 0
     extra = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
@@ -43,7 +49,21 @@ def _nerf_train(args) -> int:
     return 0
 
 
+def _figure_nerf(args) -> int:
+    from ..report.nerf_figures import figure_nerf
+    figure_nerf([Path(m) for m in args.metrics_files], args.item, Path(args.out), args.scale_note, args.view)
+    return 0
+
+
 def register(sub) -> None:
+    p = sub.add_parser("figure-nerf", help="paper Fig. 12: test-view renders per method with crops")
+    p.add_argument("--item", required=True, help="scene shown")
+    p.add_argument("--view", type=int, default=0)
+    p.add_argument("--scale-note", default="")
+    p.add_argument("--out", required=True)
+    p.add_argument("metrics_files", nargs="+", help="the NeRF cells' metrics.json")
+    p.set_defaults(func=_figure_nerf)
+
     p = sub.add_parser("nerf-scene", help="write the embedded analytic Blender-format scene")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
@@ -55,11 +75,12 @@ def register(sub) -> None:
     p.set_defaults(func=_nerf_scene)
 
     p = sub.add_parser("nerf-train", help="train a NeRF method with nerfstudio and evaluate the test views")
-    p.add_argument("--method", required=True, choices=["nerf", "nerf-fr", "iga-nerf"],
+    p.add_argument("--settings", help="a workflow cell's resolved settings as JSON (overrides the flags below)")
+    p.add_argument("--method", choices=["nerf", "nerf-fr", "iga-nerf"], default="iga-nerf",
                    help="nerf → ns method iga-nerf-vanilla, nerf-fr → iga-nerf-fr, iga-nerf → iga-nerf")
     p.add_argument("--data", required=True, help="Blender-format scene folder (transforms_*.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, renders, metrics.json")
-    p.add_argument("--iterations", type=int, required=True, help="total training steps (paper: 200000)")
+    p.add_argument("--iterations", type=int, default=200_000, help="total training steps (paper: 200000)")
     p.add_argument("--end", type=int, default=25, help="IGA balanced eigenvalues (paper: 25; ficus 30)")
     p.add_argument("--lr-schedule", choices=["nerf-pytorch", "official"], default="nerf-pytorch",
                    help="nerf-pytorch: 5e-4·0.1^(step/500k); official: constant 5e-5 (official IGA code)")

@@ -65,8 +65,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("toy-figures", help="paper Figs. 1-3, 6-9 and the width study from toy cells")
     p.add_argument("--experiment", choices=("exp1", "exp2"), required=True)
-    p.add_argument("--out", nargs="+", required=True,
-                   help="KIND=PATH; exp1 kinds: fig1, fig6, width; exp2 kinds: fig2, fig3, fig7, fig8, fig9")
+    p.add_argument("--out", action="append", required=True,
+                   help="KIND=PATH (repeatable); exp1 kinds: fig1, fig6, width; exp2 kinds: fig2, fig3, fig7, fig8, fig9")
     p.add_argument("--fig1-widths", default="", help="comma-separated widths of Fig. 1 (default: smallest, largest)")
     p.add_argument("--fig1-end", type=int, default=0, help="balanced eigenvalues shown in Fig. 1 (0: the largest)")
     p.add_argument("--fig2-group-size", type=int, default=8)

@@ -138,3 +138,14 @@ class SingleImagePixelSampler(PixelSampler):
         else:  # more rays than pixels: with replacement
             pix = torch.randint(n_pix, (batch_size,), device=device)
         return torch.stack([image, pix // image_width, pix % image_width], dim=-1).long()
+
+
+def _dataparser_spec():
+    from nerfstudio.plugins.registry_dataparser import DataParserSpecification
+    return DataParserSpecification(config=IGABlenderDataParserConfig(),
+                                   description="Blender scenes as nerf-pytorch loads them (half_res, testskip)")
+
+
+# For the entry point group ``nerfstudio.dataparser_configs`` (``iga-blender-data``): lets ``ns-train``
+# expose ``--downscale``/``--testskip`` as the ``iga-blender-data`` subcommand.
+iga_blender_data = _dataparser_spec()

@@ -18,7 +18,6 @@ renders; ground truth = the test image composited on white, at the training reso
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import re
 import time

@@ -109,7 +109,9 @@ def figure_occupancy(gt_volume: Path, crop_mode: str, preds: Dict[Tuple[str, str
                 a.set_yticks([])
         ax[2 * r, 0].set_ylabel(arch)
         ax[2 * r + 1, 0].set_ylabel("enlarged")
-    fig.suptitle(title + f"\n(orthographic view along axis {'xyz'[axis]})", fontsize=9)
+    import textwrap
+    fig.suptitle(textwrap.fill(title + f" (orthographic view along axis {'xyz'[axis]})", 30 * ncol),
+                 fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,12 @@ register_table(TableSpec("table1_image_average", "1", "image", ("psnr", "ssim", 
 register_table(TableSpec("table6_image_psnr", "6", "image", ("psnr",), "PSNR ↑ per image (paper Table 6)"))
 register_table(TableSpec("table7_image_ssim", "7", "image", ("ssim",), "SSIM ↑ per image (paper Table 7)"))
 register_table(TableSpec("table8_image_lpips", "8", "image", ("lpips",), "LPIPS ↓ per image (paper Table 8)"))
+register_table(TableSpec("table3_nerf_average", "3", "nerf", ("psnr", "ssim", "lpips"),
+                         "Average metrics of NeRF on Blender (paper Table 3; paper values from Table 10's averages)",
+                         columns="metric", average_only=True,
+                         paper_metric_tables={"psnr": "10", "ssim": "10", "lpips": "10"}))
+register_table(TableSpec("table10_nerf_per_scene", "10", "nerf", ("psnr", "ssim", "lpips"),
+                         "Per-scene PSNR ↑ / SSIM ↑ / LPIPS ↓ of NeRF on Blender (paper Table 10)"))
 
 
 # --- reference values -------------------------------------------------------------------
@@ -151,7 +157,7 @@ def build_table(spec: TableSpec, rows: List[dict]) -> List[dict]:
                     "value": value, "paper_value": "" if paper is None else paper, "delta": delta,
                     "note": r.get("note", "")})
     order = {"vanilla": 0, "FR": 1, "BN": 2, "IGA": 3}
-    arch_order = {"ReLU": 0, "PE": 1, "SIREN": 2}
+    arch_order = {"ReLU": 0, "PE": 1, "SIREN": 2, "NeRF": 3}
     out.sort(key=lambda r: (arch_order.get(r["architecture"], 9), r["architecture"],
                             order.get(r["method"], 9), r["method"], r["item"] == "average", r["item"], r["metric"]))
     return out

@@ -142,7 +142,8 @@ class OccupancyTask:
     score_name = "iou"
 
     def __init__(self, occupancy: np.ndarray, cfg: OccupancyTaskConfig, seed: int, device,
-                 min_adjust_groups: int = 0, name: str = "occupancy", epoch_log: Optional[Path] = None):
+                 min_adjust_groups: int = 0, name: str = "occupancy", epoch_log: Optional[Path] = None,
+                 fingerprint: str = ""):
         self.name, self.cfg, self.seed = name, cfg, int(seed)
         self.device = torch.device(device)
         self.shape = tuple(int(s) for s in occupancy.shape)
@@ -163,8 +164,10 @@ class OccupancyTask:
         # official "running" prediction: each voxel's output in the forward pass of its batch
         self.running = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         self._armed: Optional[torch.Tensor] = None
-        self.epoch_log = epoch_log
-        self.vanilla_iga_steps = 0
+        self.epoch_log, self.fingerprint = epoch_log, fingerprint
+        last = self.n_groups - (self.batches_per_epoch - 1) * cfg.groups_per_step
+        # IGA needs more groups than `end`: a smaller last batch of an epoch takes a vanilla step
+        self.small_last_batch = bool(self.min_adjust_groups and last < self.min_adjust_groups)
 
     # --- batches --------------------------------------------------------------------------
     def _permutation(self, epoch: int) -> torch.Tensor:
@@ -184,8 +187,6 @@ class OccupancyTask:
             ids = self._permutation(epoch)[r * gps:(r + 1) * gps]
             flat = self.groups[ids]  # [b, p]
             adjust = ids.numel() >= self.min_adjust_groups
-            if not adjust:
-                self.vanilla_iga_steps += 1
         else:
             flat = self.leftover[None, :]  # [1, L]
             adjust = False
@@ -226,19 +227,21 @@ class OccupancyTask:
                    "iou_running": iou(self.running.cpu().numpy().view(np.uint8), self.target_np)}
         if self.epoch_log is not None:
             with open(self.epoch_log, "a") as f:
-                f.write(json.dumps({"epoch": epoch, "step": step, **metrics}) + "\n")
+                f.write(json.dumps({"epoch": epoch, "step": step, **metrics,
+                                    "fingerprint": self.fingerprint}) + "\n")
         return metrics
 
 
-def read_epoch_log(path: Path, last_epoch: int) -> List[dict]:
-    """Per-epoch records, the last one written for each epoch (a resumed run rewrites some)."""
+def read_epoch_log(path: Path, last_epoch: int, fingerprint: str = "") -> List[dict]:
+    """Per-epoch records of these settings, the last one written for each epoch (a resumed run
+    rewrites the epochs after its checkpoint)."""
     if not Path(path).exists():
         return []
     by_epoch: Dict[int, dict] = {}
     for ln in Path(path).read_text().splitlines():
         if ln.strip():
             rec = json.loads(ln)
-            if rec["epoch"] <= last_epoch:
+            if rec["epoch"] <= last_epoch and rec.get("fingerprint", "") == fingerprint:
                 by_epoch[int(rec["epoch"])] = rec
     return [by_epoch[e] for e in sorted(by_epoch)]
 
@@ -296,8 +299,9 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
     dev = resolve_device(train_cfg.device)
     min_groups = adj_cfg.end + 1 if adj_cfg.kind in ("iga", "entk") else 0
     epoch_log = out_dir / "epochs.jsonl"
+    fingerprint = settings_fingerprint(settings)
     task = OccupancyTask(cropped, task_cfg, train_cfg.seed, dev, min_adjust_groups=min_groups,
-                         name=cell_id, epoch_log=epoch_log)
+                         name=cell_id, epoch_log=epoch_log, fingerprint=fingerprint)
     _derived_schedule(optim_cfg, train_cfg, task_cfg, task.steps_per_epoch, settings.get("train", {}))
     model = build_model(model_cfg)
     model.register_forward_hook(task.forward_hook)
@@ -305,13 +309,13 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
     adjuster = build_adjuster(adj_cfg, generator)
     trainer = Trainer(model, task, adjuster, optim_cfg, train_cfg, out_dir,
                       evaluate_every=task.steps_per_epoch, generator=generator,
-                      fingerprint=settings_fingerprint(settings))
+                      fingerprint=fingerprint)
     if not (resume and trainer.ckpt_path.exists()) and epoch_log.exists():
         epoch_log.unlink()
     t0 = time.perf_counter()
     result = trainer.fit(resume=resume)
 
-    epochs = read_epoch_log(epoch_log, task_cfg.epochs)
+    epochs = read_epoch_log(epoch_log, task_cfg.epochs, fingerprint)
     final = epochs[-1] if epochs else {}
     best_running = max(epochs, key=lambda r: r["iou_running"]) if epochs else {}
     model.load_state_dict(result.best_state)
@@ -336,7 +340,7 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
         "iterations": result.steps,
         "groups": task.n_groups,
         "leftover_voxels": int(task.leftover.numel()),
-        "vanilla_steps_for_small_iga_batches": task.vanilla_iga_steps,
+        "vanilla_steps_for_small_iga_batches": task_cfg.epochs * int(task.small_last_batch),
         "volume_shape": list(volume.shape),
         "cropped_shape": list(task.shape),
         "crop_box": [list(b) for b in box],

@@ -243,6 +243,7 @@ def build_cell(settings: dict, device: Optional[str] = None):
     adjuster = build_adjuster(adj_cfg, generator, kernel=kernel)
     task = ToyTask(x, y, tcfg.group_size, bins, save_residuals=tcfg.save_residuals, monitor=monitor,
                    kernel_factor=kernel_factor)
+    task.model_cfg = mcfg
     info = {"experiment": tcfg.experiment, "architecture": arch, "width": width, "seed": train_cfg.seed,
             "adjuster": adj_cfg.kind, "group_size": tcfg.group_size, "n_points": tcfg.n_points,
             "balanced": None if adj_cfg.kind == "vanilla" else balanced_eigenvalues(settings.get("adjuster", {})),
@@ -276,6 +277,7 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
         task.evaluate(trainer.model, 0)  # the state at initialisation
         model.train()
     t0 = time.perf_counter()
+    init_stats = _init_statistics(task, tcfg.init_samples, train_cfg.seed, trainer.device) if task.monitor is not None else {}
     result = trainer.fit(resume=resume and restored is not None)
     curve = task.curve()
     _save_npz_atomic(curve, out_dir / "curve.npz")
@@ -295,13 +297,33 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
             metrics[f"{key}_init"] = float(curve[key][0])
             metrics[f"{key}_final"] = float(curve[key][-1])
             metrics[f"{key}_max"] = float(np.max(curve[key]))
+    metrics.update(init_stats)
     metrics["time_per_iteration_s"] = _time_per_iteration(out_dir / "train_log.jsonl")
+    metrics["process_cpu_s"] = round(time.process_time(), 3)
     prov = record(settings, cell_id, result.device, result.wall_time_s,
                   time_per_iteration_s=metrics["time_per_iteration_s"],
                   process_time_s=round(time.perf_counter() - t0, 3))
     write_json(prov, out_dir / "provenance.json")
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics
+
+
+def _init_statistics(task: ToyTask, samples: int, seed: int, device) -> Dict[str, float]:
+    """Mean and std of the monitor's distances over ``samples`` fresh random nets (Exp. 1 width study)."""
+    if samples < 1:
+        return {}
+    recs = []
+    with torch.random.fork_rng(devices=[]):
+        for i in range(samples):
+            torch.manual_seed(10_000 * seed + 7919 * (i + 1))
+            net = TwoLayerReLU(task.model_cfg).to(device)
+            recs.append(task.monitor(net, net.kernel_factor))
+    out = {"init_samples": samples}
+    for key in recs[0]:
+        v = np.array([r[key] for r in recs])
+        out[f"{key}_init_mc"] = float(v.mean())
+        out[f"{key}_init_mc_std"] = float(v.std(ddof=1)) if samples > 1 else 0.0
+    return out
 
 
 def _time_per_iteration(path: Path) -> Optional[float]:

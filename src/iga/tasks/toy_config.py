@@ -37,6 +37,9 @@ class ToyTaskConfig:
     save_residuals: bool = False
     # exp1: at every evaluation, ‖K̃−K‖_F/‖K‖_F and ‖S̃−S‖_F/‖S‖_F of the trained net (eNTK/IGA cells)
     kernel_monitor: bool = False
+    # exp1 with kernel_monitor: the same distances at initialisation averaged over this many extra
+    # random networks of the cell's width (a low-noise width trend without training more cells)
+    init_samples: int = 0
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TwoLayerConfig:
     in_features: int = 2
     hidden_features: int = 1024
     scale: Literal["2m", "m"] = "2m"
+    technique: Literal["none"] = "none"  # set by every method's defaults (iga.cells.METHOD_DEFAULTS)
 
 
 def task_config(settings: dict) -> ToyTaskConfig:
@@ -59,6 +63,8 @@ def task_config(settings: dict) -> ToyTaskConfig:
             isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in cfg.freqs):
         raise ConfigError(f"task.freqs={cfg.freqs!r} must be a non-empty list of positive numbers")
     cfg.freqs = [float(f) for f in cfg.freqs]
+    if cfg.init_samples < 0:
+        raise ConfigError(f"task.init_samples={cfg.init_samples} must be >= 0")
     for key in ("n_points", "group_size", "eval_every"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"task.{key}={getattr(cfg, key)} must be >= 1")

@@ -1,0 +1,514 @@
+"""Tables and figures of the toy studies (paper section 5 and appendix C).
+
+Inputs are the toy cells' ``metrics.json`` files, each with its ``curve.npz`` beside it (MSE, Δ_k and,
+for Exp. 1, residual vectors and kernel distances at every evaluation). Curves of cells that differ
+only in the seed are averaged.
+
+* Exp. 1: Fig. 1 (MSE curves + Δ_k heatmaps, two widths, one end), Fig. 6 (every width and end), the
+  width study (‖K̃−K‖, ‖S̃−S‖, distance of eNTK-/IGA- from NTK-adjusted residual trajectories) and the
+  tables ``exp1_final_errors.csv`` / ``exp1_convergence_with_width.csv``.
+* Exp. 2: Fig. 2 (Δ_k heatmaps per end, group size 8), Fig. 3 (Δ at one component vs iterations per
+  group size and end), Fig. 7 (heatmaps of every group size), Figs. 8/9 (every component, ReLU/SIREN)
+  and ``exp2_final_errors.csv``.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..commands.report import parse_cell_path
+from .tables import LONG_COLUMNS, write_csv
+
+METHOD_LABELS = {"vanilla": "I (vanilla)", "NTK": "S (NTK)", "eNTK": "S̃ (eNTK)", "IGA": "S̃ₑ (IGA)"}
+METHOD_ORDER = ["vanilla", "NTK", "eNTK", "IGA"]
+METHOD_COLORS = {"vanilla": "0.3", "NTK": "tab:blue", "eNTK": "tab:orange", "IGA": "tab:green",
+                 1: "tab:orange", 4: "tab:purple", 8: "tab:green"}
+HEAT_CMAP = "Blues"  # darker = larger error, as the paper's heatmaps
+
+
+# --- loading ---------------------------------------------------------------------------------
+class ToyCell:
+    def __init__(self, metrics_path: Path):
+        self.path = Path(metrics_path)
+        ident = parse_cell_path(self.path)
+        self.item, self.arch, self.method = ident["item"], ident["arch"], ident["method"]
+        self.cell = ident["cell"]
+        self.base = self.method.split("-", 1)[0]
+        self.m = json.loads(self.path.read_text())
+        self._curve = None
+
+    @property
+    def curve(self) -> Dict[str, np.ndarray]:
+        if self._curve is None:
+            with np.load(self.path.with_name("curve.npz")) as z:
+                self._curve = {k: z[k] for k in z.files}
+        return self._curve
+
+    @property
+    def experiment(self) -> str:
+        return self.m["experiment"]
+
+    @property
+    def width(self) -> int:
+        return int(self.m["width"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.m["seed"])
+
+    @property
+    def balanced(self) -> Optional[int]:
+        return self.m.get("balanced")
+
+    @property
+    def group_size(self) -> int:
+        return int(self.m["group_size"])
+
+    def freq_label(self, i: int) -> str:
+        f = self.m["freqs"][i]
+        unit = "" if self.experiment == "exp1" else " Hz"
+        return f"{f:g}{unit}"
+
+
+def load_cells(paths: Iterable[Path]) -> List[ToyCell]:
+    return [ToyCell(p) for p in paths]
+
+
+def _mean_curve(cells: Sequence[ToyCell], key: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(steps, mean over seeds of curve[key]) on the evaluations all cells share."""
+    steps = cells[0].curve["steps"]
+    for c in cells[1:]:
+        steps = np.intersect1d(steps, c.curve["steps"])
+    vals = []
+    for c in cells:
+        idx = np.searchsorted(c.curve["steps"], steps)
+        vals.append(c.curve[key][idx])
+    return steps, np.mean(vals, axis=0)
+
+
+def _seed_groups(cells: Iterable[ToyCell], key) -> Dict[tuple, List[ToyCell]]:
+    out: Dict[tuple, List[ToyCell]] = defaultdict(list)
+    for c in cells:
+        out[key(c)].append(c)
+    return out
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _heatmap(ax, steps, delta, labels, title, vmax=1.0, ylabels=True):
+    im = ax.imshow(np.clip(delta.T, 0, vmax), aspect="auto", origin="lower", cmap=HEAT_CMAP, vmin=0, vmax=vmax,
+                   extent=(steps[0], steps[-1], -0.5, delta.shape[1] - 0.5), interpolation="nearest")
+    ax.set_yticks(range(delta.shape[1]))
+    ax.set_yticklabels(labels if ylabels else [], fontsize=7)
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    return im
+
+
+def _title(fig, title: str, note: str, size: int = 9) -> None:
+    import textwrap
+    text = title + ("\n" + textwrap.fill(f"[{note}]", 170) if note else "")
+    fig.suptitle(text, fontsize=size)
+
+
+def _save(fig, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+
+
+# --- Experiment 1 ----------------------------------------------------------------------------------
+def _exp1_index(cells: List[ToyCell]):
+    """{(width, method_base, balanced|None): [cells over seeds]}."""
+    cells = [c for c in cells if c.experiment == "exp1"]
+    return _seed_groups(cells, lambda c: (c.width, c.base, None if c.base == "vanilla" else c.balanced)), cells
+
+
+def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
+    ax = axes[0]
+    ims = None
+    for j, base in enumerate(METHOD_ORDER):
+        group = index.get((width, base, None if base == "vanilla" else end))
+        hax = axes[1 + j]
+        if not group:
+            hax.set_axis_off()
+            hax.set_title(f"{METHOD_LABELS[base]}: not run", fontsize=8)
+            continue
+        steps, mse = _mean_curve(group, "mse")
+        ax.plot(steps, mse, color=METHOD_COLORS[base], label=METHOD_LABELS[base], lw=1.2)
+        steps, delta = _mean_curve(group, "delta")
+        labels = [f"k{i + 1} (bin {ref.m['bins'][i]})" for i in range(delta.shape[1])]
+        ims = _heatmap(hax, steps, delta, labels, f"{METHOD_LABELS[base]}" + (f", end {end}" if base != "vanilla" else ""),
+                       heat_max, ylabels=(j == 0))
+    ax.set_yscale("log")
+    ax.set_facecolor("0.93")
+    ax.set_title(f"width {width}: MSE", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6)
+    return ims
+
+
+def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[List[int]] = None,
+                 end: int = 0, note: str = "") -> None:
+    plt = _plt()
+    index, cells = _exp1_index(cells)
+    if not cells:
+        raise ValueError("no exp1 cells given")
+    all_widths = sorted({c.width for c in cells})
+    ends = sorted({c.balanced for c in cells if c.base != "vanilla"})
+    ref = cells[0]
+    if "fig1" in out:
+        ws = [w for w in (widths or [all_widths[0], all_widths[-1]]) if w in all_widths] or all_widths[:2]
+        e = end if end in ends else ends[-1]
+        fig, axes = plt.subplots(len(ws), 5, figsize=(17, 2.9 * len(ws) + 0.8), squeeze=False, layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]})
+        ims = None
+        for r, w in enumerate(ws):
+            ims = _exp1_row(fig, axes[r], index, cells, w, e, ref) or ims
+            axes[r][0].set_xlabel("iteration", fontsize=7)
+        _title(fig, f"Exp. 1 (paper Fig. 1): MSE and Δ_k over iterations, end = {e}", note)
+        if ims is not None:
+            fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label="Δ_k")
+        _save(fig, out["fig1"])
+        plt.close(fig)
+    if "fig6" in out:
+        rows = [(w, e) for w in all_widths for e in ends]
+        fig, axes = plt.subplots(len(rows), 5, figsize=(17, 2.6 * len(rows) + 0.8), squeeze=False, layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]})
+        ims = None
+        for r, (w, e) in enumerate(rows):
+            ims = _exp1_row(fig, axes[r], index, cells, w, e, ref) or ims
+            axes[r][0].set_title(f"width {w}, end {e}: MSE", fontsize=8)
+        _title(fig, "Exp. 1 (paper Fig. 6): every width and end", note)
+        if ims is not None:
+            fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.5, label="Δ_k")
+        _save(fig, out["fig6"])
+        plt.close(fig)
+    if "width" in out:
+        _width_figure(plt, exp1_width_rows(cells), out["width"], note)
+
+
+def _traj_distance(a: ToyCell, b: ToyCell) -> Optional[np.ndarray]:
+    """‖r_a(t) − r_b(t)‖₂ / ‖y‖₂ on the evaluations both cells share (None without residuals)."""
+    if "residual" not in a.curve or "residual" not in b.curve:
+        return None
+    steps = np.intersect1d(a.curve["steps"], b.curve["steps"])
+    ra = a.curve["residual"][np.searchsorted(a.curve["steps"], steps)].astype(np.float64)
+    rb = b.curve["residual"][np.searchsorted(b.curve["steps"], steps)].astype(np.float64)
+    return np.linalg.norm(ra - rb, axis=1) / np.linalg.norm(a.curve["target"].astype(np.float64))
+
+
+def exp1_width_rows(cells: List[ToyCell]) -> List[dict]:
+    """Per (width, seed, end): kernel/transformation distances and trajectory distances to NTK."""
+    by = {(c.width, c.seed, c.base, None if c.base == "vanilla" else c.balanced): c
+          for c in cells if c.experiment == "exp1"}
+    rows = []
+    for (w, s, base, e), c in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][3]), kv[0][2])):
+        if base != "NTK":
+            continue
+        for other in ("eNTK", "IGA", "vanilla"):
+            o = by.get((w, s, other, None if other == "vanilla" else e))
+            if o is None:
+                continue
+            d = _traj_distance(o, c)
+            rec = {"width": w, "seed": s, "end": e, "method": other, "item": c.item,
+                   "cell": o.cell, "ntk_cell": c.cell}
+            if d is not None:
+                rec["traj_dist_max"] = float(d.max())
+                rec["traj_dist_final"] = float(d[-1])
+                rec["traj_dist_mean"] = float(d.mean())
+            cv = o.curve
+            for key in ("k_rel", "s_rel", "ke_rel", "se_rel"):
+                if key in cv:
+                    rec[f"{key}_init"] = float(cv[key][0])
+                    rec[f"{key}_mean"] = float(cv[key].mean())
+                for suffix in ("_init_mc", "_init_mc_std"):
+                    if key + suffix in o.m:
+                        rec[key + suffix] = float(o.m[key + suffix])
+            rows.append(rec)
+    return rows
+
+
+def _agg(rows, method, key):
+    """{(end): (widths, mean over seeds)}."""
+    acc: Dict[Optional[int], Dict[int, List[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["method"] == method and key in r:
+            acc[r["end"]][r["width"]].append(r[key])
+    return {e: (np.array(sorted(d)), np.array([np.mean(d[w]) for w in sorted(d)])) for e, d in acc.items()}
+
+
+def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.0), layout="constrained")
+    styles = {"eNTK": ("tab:orange", "o"), "IGA": ("tab:green", "s"), "vanilla": ("0.4", "^")}
+    last_end = max((r["end"] for r in rows if r["end"] is not None), default=None)
+
+    def errorbar(ax, method, key, label, ls="-", alpha=1.0):
+        col, mk = styles[method]
+        for e, (w, v) in sorted(_agg(rows, method, key).items(), key=lambda kv: str(kv[0])):
+            err = _agg(rows, method, key + "_std").get(e)
+            if err is not None and not np.array_equal(err[0], w):
+                err = None
+            ax.errorbar(w, v, yerr=None if err is None else err[1], marker=mk, ls=ls, color=col, capsize=3,
+                        alpha=alpha if e == last_end else 0.45 * alpha, label=f"{label}, end {e}")
+
+    ax = axes[0]
+    if _agg(rows, "eNTK", "k_rel_init_mc"):
+        errorbar(ax, "eNTK", "k_rel_init_mc", "‖K̃₀−K‖/‖K‖ at init (mean ± sd over random nets)")
+    errorbar(ax, "eNTK", "k_rel_init", "‖K̃₀−K‖/‖K‖ at init (trained cell)", ls="none")
+    errorbar(ax, "eNTK", "k_rel_mean", "‖K̃ₜ−K‖/‖K‖ mean over training", ls="--")
+    _ref_slope(ax, rows)
+    ax.set_title("eNTK vs exact NTK, all N points", fontsize=9)
+    ax = axes[1]
+    for method, key, lab, ls in (("eNTK", "s_rel_init_mc", "‖S̃−S‖/‖S‖ init (random nets)", "-"),
+                                 ("eNTK", "s_rel_mean", "‖S̃−S‖/‖S‖ mean over training", "--"),
+                                 ("IGA", "se_rel_init_mc", "‖S̃ₑ−Sₑ‖/‖Sₑ‖ init (random nets)", "-"),
+                                 ("IGA", "se_rel_mean", "‖S̃ₑ−Sₑ‖/‖Sₑ‖ mean over training", "--")):
+        if _agg(rows, method, key):
+            errorbar(ax, method, key, lab, ls=ls)
+        elif key.endswith("_init_mc"):
+            errorbar(ax, method, key.replace("_init_mc", "_init"), lab.replace("random nets", "trained cell"), ls=ls)
+    ax.set_title("transformation matrices (end = balanced eigenvalues)", fontsize=9)
+    ax = axes[2]
+    for method in ("eNTK", "IGA", "vanilla"):
+        lab = {"eNTK": "S̃ (eNTK) vs S", "IGA": "S̃ₑ (IGA) vs S", "vanilla": "I (vanilla) vs S: size of the adjustment"}[method]
+        errorbar(ax, method, "traj_dist_max", lab, ls=":" if method == "vanilla" else "-")
+    ax.set_title("max over t of ‖r(t) − r_NTK(t)‖ / ‖y‖", fontsize=9)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width m", fontsize=8)
+        ax.legend(fontsize=6)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+    _title(fig, "Exp. 1: convergence of eNTK-based to NTK-based adjustment with width", note)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _ref_slope(ax, rows):
+    pts = _agg(rows, "eNTK", "k_rel_init_mc") or _agg(rows, "eNTK", "k_rel_init")
+    if not pts:
+        return
+    w, v = next(iter(pts.values()))
+    if len(w):
+        ax.plot(w, v[0] * np.sqrt(w[0] / w), color="0.6", ls=":", label="∝ m^-1/2")
+
+
+# --- Experiment 2 ----------------------------------------------------------------------------------
+def _exp2_index(cells: List[ToyCell]):
+    cells = [c for c in cells if c.experiment == "exp2"]
+    return _seed_groups(cells, lambda c: (c.arch, "vanilla" if c.base == "vanilla" else c.group_size,
+                                          None if c.base == "vanilla" else c.balanced)), cells
+
+
+def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4, fig2_group: int = 8,
+                 note: str = "") -> None:
+    plt = _plt()
+    index, cells = _exp2_index(cells)
+    if not cells:
+        raise ValueError("no exp2 cells given")
+    archs = [a for a in ("ReLU", "SIREN") if any(c.arch == a for c in cells)] + sorted(
+        {c.arch for c in cells} - {"ReLU", "SIREN"})
+    groups = sorted({c.group_size for c in cells if c.base != "vanilla"})
+    ends = sorted({c.balanced for c in cells if c.base != "vanilla"})
+    refs = {a: next(c for c in cells if c.arch == a) for a in archs}
+
+    def heat_rows(rows, path, title):
+        fig, axes = plt.subplots(len(rows), 1 + len(ends), figsize=(3.2 * (1 + len(ends)), 2.4 * len(rows) + 0.9),
+                                 squeeze=False, layout="constrained")
+        ims = None
+        for r, (arch, g) in enumerate(rows):
+            ref = refs[arch]
+            labels = [ref.freq_label(i) for i in range(len(ref.m["freqs"]))]
+            for j, key in enumerate([(arch, "vanilla", None)] + [(arch, g, e) for e in ends]):
+                ax = axes[r][j]
+                grp = index.get(key)
+                name = arch if j == 0 else f"{arch}-S̃ₑ-{key[2]}-IGA-{g}"
+                if not grp:
+                    ax.set_axis_off()
+                    ax.set_title(f"{name}: not run", fontsize=8)
+                    continue
+                steps, delta = _mean_curve(grp, "delta")
+                ims = _heatmap(ax, steps, delta, labels, name, ylabels=(j == 0))
+        if ims is not None:
+            fig.colorbar(ims, ax=axes.ravel().tolist(), shrink=0.8, label="Δ_k")
+        _title(fig, title, note)
+        _save(fig, path)
+        plt.close(fig)
+
+    if "fig2" in out:
+        g = fig2_group if fig2_group in groups else groups[-1]
+        heat_rows([(a, g) for a in archs], out["fig2"],
+                  f"Exp. 2 (paper Fig. 2): Δ_k over iterations by number of balanced eigenvalues (end), group size {g}")
+    if "fig7" in out:
+        heat_rows([(a, g) for a in archs for g in groups], out["fig7"],
+                  "Exp. 2 (paper Fig. 7): Δ_k over iterations, every group size and end")
+
+    def line_grid(arch_rows, comps, path, title):
+        fig, axes = plt.subplots(len(arch_rows) * len(comps), len(ends), layout="constrained",
+                                 figsize=(3.8 * len(ends), 2.5 * len(arch_rows) * len(comps) + 0.9), squeeze=False)
+        for a_i, arch in enumerate(arch_rows):
+            for c_i, comp in enumerate(comps):
+                r = a_i * len(comps) + c_i
+                ref = refs[arch]
+                for j, e in enumerate(ends):
+                    ax = axes[r][j]
+                    base = index.get((arch, "vanilla", None))
+                    if base:
+                        s, d = _mean_curve(base, "delta")
+                        ax.plot(s, d[:, comp], color="0.3", lw=1.2, label="Baseline")
+                    for g in groups:
+                        grp = index.get((arch, g, e))
+                        if grp:
+                            s, d = _mean_curve(grp, "delta")
+                            ax.plot(s, d[:, comp], color=METHOD_COLORS.get(g, None), lw=1.0, label=f"IGA-{g}")
+                    ax.set_title(f"{arch}, {ref.freq_label(comp)} (DFT bin {ref.m['bins'][comp]}), end {e}", fontsize=8)
+                    ax.set_ylim(bottom=0)
+                    ax.tick_params(labelsize=7)
+                    ax.grid(True, alpha=0.3)
+                    if r == len(axes) - 1:
+                        ax.set_xlabel("iteration", fontsize=7)
+                    if j == 0:
+                        ax.set_ylabel("relative error Δ", fontsize=7)
+                axes[r][0].legend(fontsize=6)
+        _title(fig, title, note)
+        _save(fig, path)
+        plt.close(fig)
+
+    comp = max(0, min(component - 1, min(len(refs[a].m["freqs"]) for a in archs) - 1))
+    if "fig3" in out:
+        labels = ", ".join(f"{a}: {refs[a].freq_label(comp)}" for a in archs)
+        line_grid(archs, [comp], out["fig3"],
+                  f"Exp. 2 (paper Fig. 3): relative error at component {comp + 1} ({labels}) per group size and end")
+    for key, arch in (("fig8", "ReLU"), ("fig9", "SIREN")):
+        if key in out:
+            if arch not in refs:
+                raise ValueError(f"{key} needs {arch} cells")
+            n = len(refs[arch].m["freqs"])
+            line_grid([arch], list(range(n)), out[key],
+                      f"Exp. 2 (paper Fig. {key[-1]}): relative error at every component, {arch}")
+
+
+# --- tables -----------------------------------------------------------------------------------
+def _freq_note(c: ToyCell, metric: str) -> str:
+    if metric.startswith("delta_f"):
+        i = int(metric[len("delta_f"):].split("_")[0]) - 1
+        what = "sin(2π·{:g}·θ)".format(c.m["freqs"][i]) if c.experiment == "exp1" else f"{c.m['freqs'][i]:g} Hz"
+        return f"component {i + 1}: {what}, DFT bin {c.m['bins'][i]}"
+    return ""
+
+
+def _cell_metrics(c: ToyCell) -> List[str]:
+    names = ["mse_final"]
+    n = len(c.m["freqs"])
+    names += [f"delta_f{i + 1}_final" for i in range(n)] + [f"delta_f{i + 1}_mean" for i in range(n)]
+    names += [k for k in ("k_rel_init", "k_rel_final", "s_rel_init", "s_rel_final", "ke_rel_init",
+                          "se_rel_init", "se_rel_final", "k_rel_init_mc", "s_rel_init_mc", "se_rel_init_mc")
+              if k in c.m]
+    names += ["time_per_iteration_s"]
+    return names
+
+
+def _long(table: str, dataset: str, item: str, metric: str, arch: str, method: str, value, note: str) -> dict:
+    return {"table": table, "task": "toy", "dataset": dataset, "item": item, "metric": metric,
+            "architecture": arch, "method": method, "value": "" if value is None else value,
+            "paper_value": "", "delta": "", "note": note}
+
+
+def final_error_rows(cells: List[ToyCell], experiment: str, dataset: str, scale_note: str) -> List[dict]:
+    cells = sorted([c for c in cells if c.experiment == experiment], key=lambda c: (c.arch, c.item, c.method))
+    rows = []
+    per_seed: Dict[tuple, List[Tuple[ToyCell, float]]] = defaultdict(list)
+    for c in cells:
+        for name in _cell_metrics(c):
+            v = c.m.get(name)
+            note = _freq_note(c, name)
+            if v is None:
+                note = (note + "; " if note else "") + "missing: not recorded"
+            rows.append(_long(experiment, dataset, c.item, name, c.arch, c.method, v, note))
+            if v is not None:
+                per_seed[(_strip_seed(c.item), c.arch, c.method, name)].append((c, float(v)))
+    for (item, arch, method, name), vals in sorted(per_seed.items()):
+        if len(vals) > 1:
+            note = _freq_note(vals[0][0], name)
+            seeds = ",".join(str(c.seed) for c, _ in vals)
+            rows.append(_long(experiment, dataset, item, name, arch, method, float(np.mean([v for _, v in vals])),
+                              (note + "; " if note else "") + f"mean over seeds {seeds}"))
+    if rows:
+        rows[0]["note"] = (rows[0]["note"] + "; " if rows[0]["note"] else "") + f"scale: {scale_note}"
+    return rows
+
+
+def _strip_seed(item: str) -> str:
+    parts = item.split("_")
+    return "_".join(p for p in parts if not (p.startswith("s") and p[1:].isdigit()))
+
+
+def width_table_rows(cells: List[ToyCell], dataset: str, scale_note: str) -> List[dict]:
+    rows = []
+    for r in exp1_width_rows(cells):
+        method = r["method"] if r["method"] == "vanilla" else f"{r['method']}-e{r['end']}"
+        for k, v in r.items():
+            if k in ("width", "seed", "end", "method", "item", "cell", "ntk_cell"):
+                continue
+            note = {"traj_dist_max": "max_t ‖r(t) − r_NTK(t)‖/‖y‖ vs the NTK-adjusted cell with the same width, seed and end",
+                    "traj_dist_final": "‖r(T) − r_NTK(T)‖/‖y‖ at the last evaluation",
+                    "traj_dist_mean": "mean over evaluations of ‖r(t) − r_NTK(t)‖/‖y‖"}.get(k, "")
+            if k.endswith("_init_mc") or k.endswith("_init_mc_std"):
+                note = "at initialisation over fresh random nets of this width (task.init_samples)"
+            if r["method"] == "vanilla":
+                note += f" (vanilla vs NTK-e{r['end']}: scale of the adjustment's effect)"
+            rows.append(_long("exp1_width", dataset, r["item"], k, "TwoLayer", method, v, note.strip()))
+    if rows:
+        rows[0]["note"] = (rows[0]["note"] + "; " if rows[0]["note"] else "") + f"scale: {scale_note}"
+    return rows
+
+
+def _markdown(rows: List[dict], title: str) -> str:
+    """Pivot: one line per (item, architecture, method), one column per metric."""
+    metrics: List[str] = []
+    lines: Dict[tuple, Dict[str, str]] = {}
+    for r in rows:
+        if r["metric"] not in metrics:
+            metrics.append(r["metric"])
+        v = r["value"]
+        lines.setdefault((r["item"], r["architecture"], r["method"]), {})[r["metric"]] = (
+            "—" if v in ("", None) else f"{float(v):.4g}")
+    out = [f"# {title}", "", "| item | arch | method | " + " | ".join(metrics) + " |",
+           "|" + "---|" * (3 + len(metrics))]
+    for (item, arch, method), vals in lines.items():
+        out.append(f"| {item} | {arch} | {method} | " + " | ".join(vals.get(m, "") for m in metrics) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_tables(cells: List[ToyCell], experiment: str, out_dir: Path, preset: str, dataset: str = "synthetic",
+                 scale_note: str = "") -> List[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    rows = final_error_rows(cells, experiment, dataset, scale_note or preset)
+    p = out_dir / f"{experiment}_final_errors.csv"
+    write_csv(rows, p, LONG_COLUMNS)
+    md = out_dir / f"{experiment}_final_errors.md"
+    md.write_text(_markdown(rows, f"Toy {experiment}: final errors per cell [{scale_note or preset}]"))
+    written += [p, md]
+    if experiment == "exp1":
+        wrows = width_table_rows(cells, dataset, scale_note or preset)
+        p = out_dir / "exp1_convergence_with_width.csv"
+        write_csv(wrows, p, LONG_COLUMNS)
+        md = out_dir / "exp1_convergence_with_width.md"
+        md.write_text(_markdown(wrows, f"Toy exp1: eNTK/IGA vs exact NTK by width [{scale_note or preset}]"))
+        written += [p, md]
+    return written

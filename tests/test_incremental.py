@@ -1,0 +1,191 @@
+"""Incremental reruns through the real workflow, on the tiny preset (tests/presets/tiny.yaml).
+
+One full run in a temporary copy of the workflow (so nothing lands in the repository's results/),
+then dry runs after edits:
+  * nothing changed → nothing planned;
+  * one cell's hyperparameter changed (a second --configfile) → exactly that cell + the aggregations;
+  * a table/figure-only setting changed → no training;
+  * a cosmetic code edit (src/iga and the rule's shell text) → nothing (the `code` trigger is off);
+  * iga.__results_version__ bumped → every training cell + the aggregations.
+The full run goes through `--profile profiles/local` with 2 fake GPUs, so it also checks that each
+training job ran through `iga gpu-slot`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "presets" / "tiny.yaml"
+CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
+TRAIN_RULES = re.compile(r"^train_")
+AGGREGATIONS = {"collect_image", "tables_image", "figures_image", "cost_table", "all"}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+# --- helpers (test_resume.py has its own copy: test modules stay independent) ---------------------
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("workflow", "profiles"):
+        shutil.copytree(ROOT / name, dest / name)
+    return dest
+
+
+def smk_env(tmp: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    env.update(IGA_GPU_COUNT="2", IGA_GPU_LOCK_DIR=str(tmp / "gpu-locks"))
+    env.update(extra)
+    return env
+
+
+def snakemake(cwd: Path, *args, env=None, check=True, timeout=400) -> str:
+    cmd = ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), *args]
+    r = subprocess.run(cmd, cwd=cwd, env=env or smk_env(cwd), capture_output=True, text=True, timeout=timeout)
+    out = r.stdout + r.stderr
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{out[-4000:]}")
+    return out
+
+
+def planned(out: str) -> list:
+    """(rule, wildcards) of every job a dry run plans."""
+    jobs, rule = [], None
+    for line in out.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            if rule is not None:
+                jobs.append((rule, wildcards))
+            rule, wildcards = m.group(1), ""
+        elif rule is not None and line.strip().startswith("wildcards:"):
+            wildcards = line.strip()[len("wildcards:"):].strip()
+    if rule is not None:
+        jobs.append((rule, wildcards))
+    return jobs
+
+
+def trained_cells(jobs) -> set:
+    cells = set()
+    for rule, wc in jobs:
+        if TRAIN_RULES.match(rule):
+            d = dict(kv.split("=", 1) for kv in wc.split(", "))
+            cells.add(f"{d['item']}/{d['arch']}-{d['method']}")
+    return cells
+
+
+def src_copy(tmp: Path, edit) -> dict:
+    """A copy of src/iga with ``edit(package_dir)`` applied; returns env that imports it first."""
+    dest = tmp / "src"
+    shutil.copytree(ROOT / "src" / "iga", dest / "iga", ignore=shutil.ignore_patterns("__pycache__"))
+    edit(dest / "iga")
+    return {"PYTHONPATH": str(dest)}
+
+
+# --- the finished tiny run ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    wf = copy_workflow(tmp_path_factory.mktemp("incremental") / "wf")
+    t0 = time.monotonic()
+    out = snakemake(wf)
+    print(f"full tiny run: {time.monotonic() - t0:.1f}s")
+    for cell in CELLS:
+        assert (wf / f"work/tiny/image/{cell}/metrics.json").exists(), out[-3000:]
+    assert (wf / "results/tiny/tables/table1_image_average.csv").exists()
+    return wf
+
+
+@pytest.fixture
+def finished_copy(finished, tmp_path):
+    """A private copy of the finished run (mtimes and .snakemake metadata kept) for tests that edit it."""
+    dest = tmp_path / "wf"
+    shutil.copytree(finished, dest, symlinks=True)
+    return dest
+
+
+def test_training_jobs_ran_on_their_own_gpu_slot(finished):
+    for cell in CELLS:
+        log = (finished / f"logs/tiny/image/{cell}.log").read_text()
+        m = re.search(r"gpu-slot: .*CUDA_VISIBLE_DEVICES=(\S*) - slot", log)
+        assert m and m.group(1) in ("0", "1"), log[:500]
+
+
+def test_unchanged_rerun_plans_nothing(finished):
+    out = snakemake(finished, "-n")
+    assert "Nothing to be done" in out, out[-3000:]
+    assert planned(out) == []
+
+
+def test_one_hyperparameter_reruns_exactly_that_cell_and_the_aggregations(finished, tmp_path):
+    overlay = tmp_path / "lr.yaml"
+    overlay.write_text('tasks:\n  image:\n    overrides:\n      "PE-IGA": {optim: {lr: 0.002}}\n')
+    jobs = planned(snakemake(finished, "-n", "--configfile", str(TINY), str(overlay)))
+    assert trained_cells(jobs) == {"astronaut/PE-IGA"}
+    rules = {r for r, _ in jobs}
+    assert {"collect_image", "tables_image", "figures_image"} <= rules
+    assert rules - AGGREGATIONS == {"train_image"}, rules  # no data rule, no other training
+    assert sum(r == "train_image" for r, _ in jobs) == 1
+
+
+def test_a_report_only_setting_reruns_no_training(finished, tmp_path):
+    overlay = tmp_path / "note.yaml"
+    overlay.write_text('scale_note: "another note"\n')
+    jobs = planned(snakemake(finished, "-n", "--configfile", str(TINY), str(overlay)))
+    rules = {r for r, _ in jobs}
+    assert "tables_image" in rules and not trained_cells(jobs), rules
+
+
+def test_cosmetic_code_edits_rerun_nothing(finished_copy, tmp_path):
+    def edit(pkg):
+        with open(pkg / "tasks" / "image.py", "a") as f:
+            f.write("\n# a cosmetic edit: no result changes\n")
+    env = smk_env(finished_copy, **src_copy(tmp_path, edit))
+    probe = subprocess.run(["python", "-c", "import iga; print(iga.__file__)"], env=env, capture_output=True,
+                           text=True)
+    assert str(tmp_path / "src") in probe.stdout  # the edited copy is what the workflow imports
+    rule_file = finished_copy / "workflow" / "rules" / "image.smk"
+    text = rule_file.read_text()
+    assert " --threads {threads} > {log} 2>&1" in text
+    rule_file.write_text(text.replace(" --threads {threads} > {log} 2>&1", " --threads {threads}  > {log} 2>&1"))
+
+    out = snakemake(finished_copy, "-n", env=env)
+    assert "Nothing to be done" in out, out[-3000:]
+    # the shell edit is visible to snakemake: with the `code` trigger on, it would rerun every cell
+    forced = planned(snakemake(finished_copy, "-n", "--rerun-triggers", "code", env=env))
+    assert trained_cells(forced) == set(CELLS)
+
+
+def _bump(pkg: Path) -> None:
+    with open(pkg / "__init__.py", "a") as f:
+        f.write('\n__results_version__ = "999"  # bumped by tests/test_incremental.py\n')
+
+
+def test_results_version_bump_reruns_every_training_cell(finished_copy, tmp_path):
+    env = smk_env(finished_copy, **src_copy(tmp_path, _bump))
+    jobs = planned(snakemake(finished_copy, "-n", env=env))
+    assert trained_cells(jobs) == set(CELLS)
+    assert {r for r, _ in jobs} - AGGREGATIONS == {"train_image"}
+
+
+def _first_progress(log: str):
+    m = re.search(r"(\d+)/(\d+) \[", log)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the checkpoint fingerprint does not include iga.__results_version__ yet, so a version bump resumes "
+    "the old finished checkpoint instead of retraining (lead: fold the version into "
+    "iga.provenance.settings_fingerprint; then remove this marker)"))
+def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_path):
+    env = smk_env(finished_copy, **src_copy(tmp_path, _bump))
+    cell = "astronaut/PE-vanilla"
+    snakemake(finished_copy, "--", f"work/tiny/image/{cell}/metrics.json", env=env)
+    first = _first_progress((finished_copy / f"logs/tiny/image/{cell}.log").read_text())
+    assert first is not None and first[0] == 0, f"training started at step {first}: an old checkpoint was resumed"

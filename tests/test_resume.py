@@ -1,0 +1,205 @@
+"""A killed training cell resumes from its checkpoint and ends exactly like an uninterrupted run.
+
+Through the real workflow (tiny preset, one cell made long enough to be caught mid-training):
+  * the trainer alone is killed (what a SLURM time limit or the OOM killer does): snakemake's retry
+    (`--retries 1`, as profiles/slurm sets) resumes the cell in the same run;
+  * snakemake and everything under it are killed (a lost node, kill -9): the cell is not taken as
+    finished, and the rerun resumes it.
+Both end with the metrics.json and per-step log of an uninterrupted run (CPU, bit for bit), and the
+rerun's first progress line shows that training restarted at the checkpoint's step, not at 0.
+Runs in temporary copies of the workflow: nothing lands in the repository's results/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "presets" / "tiny.yaml"
+CELL = "astronaut/PE-vanilla"
+TARGET = f"work/tiny/image/{CELL}/metrics.json"
+ITERATIONS = 1200
+LONG = f"""# one cell, long enough to be killed mid-training
+tasks:
+  image:
+    methods: [vanilla]
+    settings:
+      train: {{iterations: {ITERATIONS}, checkpoint_every: 50}}
+"""
+
+pytestmark = pytest.mark.timeout(600)
+
+
+# --- helpers (as in test_incremental.py; test modules stay independent) ----------------------------
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("workflow", "profiles"):
+        shutil.copytree(ROOT / name, dest / name)
+    (dest / "long.yaml").write_text(LONG)
+    return dest
+
+
+def smk_env(wf: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    env.update(IGA_GPU_COUNT="1", IGA_GPU_LOCK_DIR=str(wf / "gpu-locks"))
+    return env
+
+
+def smk_cmd(*args) -> list:
+    return ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), "long.yaml", *args]
+
+
+def run(wf: Path, *args, check=True) -> str:
+    r = subprocess.run(smk_cmd(*args), cwd=wf, env=smk_env(wf), capture_output=True, text=True, timeout=400)
+    out = r.stdout + r.stderr
+    if check and r.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({r.returncode}):\n{out[-4000:]}")
+    return out
+
+
+def cell_dir(wf: Path) -> Path:
+    return wf / "work/tiny/image" / CELL
+
+
+def checkpoint_step(wf: Path) -> int:
+    return int(torch.load(cell_dir(wf) / "checkpoint.pt", map_location="cpu", weights_only=False)["step"])
+
+
+def first_progress_step(wf: Path) -> int:
+    """The step the (last) training attempt started at, from its first tqdm frame in the rule's log."""
+    import re
+    log = (wf / f"logs/tiny/image/{CELL}.log").read_text()
+    m = re.search(r"(\d+)/(\d+) \[", log)
+    assert m, log[:1000]
+    assert int(m.group(2)) == ITERATIONS
+    return int(m.group(1))
+
+
+def trainer_processes(wf: Path) -> list:
+    procs = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            if p.info["cwd"] == str(wf) and "train-image" in (p.info["cmdline"] or []):
+                procs.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return procs
+
+
+def wait_for_checkpoint_then(wf: Path, proc: subprocess.Popen, kill) -> int:
+    """Once the cell has a checkpoint (and no metrics.json), call ``kill``; return the step it had."""
+    ckpt, t0 = cell_dir(wf) / "checkpoint.pt", time.monotonic()
+    while not ckpt.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"snakemake ended before the first checkpoint:\n{proc.stdout.read()[-3000:]}")
+        if time.monotonic() - t0 > 300:
+            raise AssertionError("no checkpoint after 300s")
+        time.sleep(0.02)
+    kill()
+    step = checkpoint_step(wf)
+    assert 0 < step < ITERATIONS, step
+    return step
+
+
+def outcome(wf: Path):
+    metrics = json.loads((cell_dir(wf) / "metrics.json").read_text())
+    steps = [json.loads(ln) for ln in (cell_dir(wf) / "train_log.jsonl").read_text().splitlines() if ln.strip()]
+    for rec in steps:
+        rec.pop("time_s", None)  # wall-clock time is the one thing allowed to differ
+    return metrics, steps
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A workflow copy whose input picture exists (so the timed runs start training at once)."""
+    wf = copy_workflow(tmp_path_factory.mktemp("resume") / "base")
+    run(wf, "--", "data/embedded/images/astronaut_16x16.png")
+    return wf
+
+
+@pytest.fixture(scope="module")
+def reference(base, tmp_path_factory):
+    wf = tmp_path_factory.mktemp("resume") / "reference"
+    shutil.copytree(base, wf, symlinks=True)
+    run(wf, "--", TARGET)
+    assert first_progress_step(wf) == 0
+    return outcome(wf)
+
+
+@pytest.fixture
+def wf(base, tmp_path):
+    dest = tmp_path / "wf"
+    shutil.copytree(base, dest, symlinks=True)
+    return dest
+
+
+def start(wf: Path, *args) -> subprocess.Popen:
+    return subprocess.Popen(smk_cmd(*args, "--", TARGET), cwd=wf, env=smk_env(wf), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+# --- tests --------------------------------------------------------------------------------------
+def test_killed_trainer_is_retried_and_resumes(wf, reference):
+    """A time limit / OOM kill of the training process: the retry resumes from the checkpoint."""
+    proc = start(wf, "--retries", "1")
+    try:
+        def kill_trainer():
+            victims = trainer_processes(wf)
+            assert victims, "no training process found"
+            for p in victims:
+                p.send_signal(signal.SIGKILL)
+        killed_at = wait_for_checkpoint_then(wf, proc, kill_trainer)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-4000:]
+    assert "Trying to restart job" in out, out[-3000:]  # the kill made attempt 1 fail
+    assert killed_at <= first_progress_step(wf) < ITERATIONS  # resumed, not restarted
+    assert outcome(wf) == reference
+
+
+def test_killed_workflow_is_not_finished_and_the_rerun_resumes(wf, reference):
+    """kill -9 of snakemake and all it started (a lost node): nothing is taken as finished; rerun resumes."""
+    proc = start(wf)
+
+    def kill_everything():
+        root = psutil.Process(proc.pid)
+        family = [root] + root.children(recursive=True)
+        for p in family:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(family, timeout=30)
+
+    try:
+        killed_at = wait_for_checkpoint_then(wf, proc, kill_everything)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not trainer_processes(wf)
+    assert not (cell_dir(wf) / "metrics.json").exists()  # written last: a killed cell has none
+    assert (cell_dir(wf) / "checkpoint.pt").exists()
+
+    run(wf, "--unlock")  # kill -9 left snakemake's lock behind (docs/CLUSTER.md)
+    plan = run(wf, "-n", "--", TARGET)
+    assert "train_image" in plan and "Nothing to be done" not in plan, plan[-3000:]
+
+    run(wf, "--", TARGET)  # profiles/default sets rerun-incomplete
+    assert (cell_dir(wf) / "checkpoint.pt").exists()  # never a declared output: never deleted
+    assert killed_at <= first_progress_step(wf) < ITERATIONS
+    assert outcome(wf) == reference
