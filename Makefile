@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	# torch/torchvision pinned exactly first, so nothing can pull another torch
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e ".[test,nerf]"
+	# nerfstudio 1.1.5 pulls nuscenes-devkit, which pins numpy<2 (used only by its nuScenes parser);
+	# pandas/snakemake's SLURM plugin need numpy 2, so put it back (pip will note the nuscenes conflict)
+	$(BIN)/pip install numpy==2.4.6
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)

@@ -70,9 +70,10 @@ def dry_run(wf: Path, overlay: dict | None, label: str) -> dict:
     out = r.stdout + r.stderr
     if r.returncode != 0:
         raise SystemExit(f"{label}: snakemake -n failed:\n{out[-3000:]}")
-    total = re.search(r"^total\s+(\d+)", out, re.M)
+    stats = out.split("Job stats:", 1)[-1].split("\n\n", 1)[0]  # the first job-stats table
+    total = re.search(r"^total\s+(\d+)", stats, re.M)
     jobs = int(total.group(1)) if total else 0
-    trains = sum(int(m.group(1)) for m in re.finditer(r"^train_\w+\s+(\d+)", out, re.M))
+    trains = sum(int(m.group(1)) for m in re.finditer(r"^train_\w+\s+(\d+)", stats, re.M))
     return {"label": label, "wall_s": round(wall, 2), "jobs": jobs, "training_cells": trains}
 
 

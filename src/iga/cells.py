@@ -4,7 +4,8 @@ A cell is (task, item, architecture, method[-variant]); its id ``{task}/{item}/{
 appears in paths and table rows. Settings resolve as::
 
     task.settings  ←  method defaults  ←  task.variants[variant]  ←  each task.overrides entry whose
-    fnmatch pattern matches "{arch}-{method}" or "{item}/{arch}-{method}" (in file order)
+    fnmatch pattern matches "{arch}-{method}" or "{item}/{arch}-{method}" (general before specific,
+    see :func:`_specificity`)
 
 and are handed to exactly one rule as ``params`` so that a change to one cell reruns only it.
 """
@@ -92,6 +93,17 @@ def enumerate_cells(config: dict, task: str, group: str | None = None) -> List[C
     return cells
 
 
+def _specificity(pattern: str) -> tuple:
+    """Order in which overrides apply: general before specific, so the most specific wins.
+
+    Not file order: Snakemake's merge of a preset overlay may reorder keys. Item-specific
+    patterns ("kodim03/PE-IGA") come after architecture-method ones ("PE-IGA"), and within each
+    kind patterns with wildcards come before exact ones; ties keep file order (sort is stable).
+    """
+    wild = any(ch in pattern for ch in "*?[")
+    return ("/" in pattern, not wild)
+
+
 def resolve_settings(config: dict, cell: Cell) -> dict:
     """The cell's complete settings: {"model", "adjuster", "optim", "train", "task"} (JSON-able)."""
     sec = task_section(config, cell.task)
@@ -105,7 +117,7 @@ def resolve_settings(config: dict, cell: Cell) -> dict:
             raise ConfigError(f"variant {cell.variant!r} of method {cell.method!r} is not defined in "
                               f"tasks.{cell.task}.variants; defined: {sorted(variants)}")
         settings = deep_merge(settings, variants[cell.variant])
-    for pattern, over in (sec.get("overrides") or {}).items():
+    for pattern, over in sorted((sec.get("overrides") or {}).items(), key=lambda kv: _specificity(kv[0])):
         if fnmatch.fnmatchcase(cell.name, pattern) or fnmatch.fnmatchcase(f"{cell.item}/{cell.name}", pattern):
             settings = deep_merge(settings, over)
     for key in ("model", "adjuster", "optim", "train", "task"):
@@ -123,7 +135,20 @@ def typed(settings: dict) -> Tuple[ModelConfig, AdjusterConfig, OptimConfig, Tra
 
 
 # tasks whose cells are coordinate MLPs trained by iga.train; other tasks register their own checks
-TASK_VALIDATORS: Dict[str, object] = {"image": typed, "image_ablation": typed, "occupancy": typed}
+def _typed_image(settings: dict) -> None:
+    typed(settings)
+    from .tasks.image import task_config
+    task_config(settings.get("task", {}))
+
+
+def _typed_occupancy(settings: dict) -> None:
+    typed(settings)
+    from .tasks.occupancy import task_config
+    task_config(settings.get("task", {}))
+
+
+TASK_VALIDATORS: Dict[str, object] = {"image": _typed_image, "image_ablation": _typed_image,
+                                      "occupancy": _typed_occupancy}
 TASK_VALIDATORS["toy"] = lambda s: __import__("iga.tasks.toy_config", fromlist=["validate"]).validate(s)
 TASK_VALIDATORS["nerf"] = lambda s: __import__("iga.nerf.cell_settings", fromlist=["validate"]).validate(s)
 

@@ -217,8 +217,8 @@ def analytic_relu_ntk(x: torch.Tensor) -> torch.Tensor:
     """K_ij = (x_iᵀx_j + 1)(π − arccos(x_iᵀx_j)) / (4π) for unit-norm rows x [n, d].
 
     This is the expected eNTK of f(x) = (2m)^(-1/2) Σ_r a_r relu(w_rᵀx + b_r), w ~ N(0, I),
-    b = 0, a = ±1 fixed (trained: w, b). With the official 1/√m scaling the eNTK is twice this;
-    S depends only on eigenvalue ratios, so the adjustment is the same.
+    b = 0, a = ±1 fixed (trained: w, b) — the official toy code's relu(z/√2)/√m is this network.
+    (Any other constant scaling leaves S unchanged: S depends only on eigenvalue ratios.)
     """
     c = (x @ x.T).clamp(-1.0, 1.0)
     return (c + 1.0) * (math.pi - torch.arccos(c)) / (4 * math.pi)

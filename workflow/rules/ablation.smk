@@ -130,7 +130,7 @@ if any(enabled(t) for t in config.get("tasks", {})):
         params:
             datasets=" ".join(f"--dataset {t}={sec.get('dataset', '')}"
                               for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
-            note=f"preset {PRESET}: {SCALE_NOTE}",
+            note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:
             "iga cost-table --work-dir {WORK} {params.datasets} --out-csv {output.csv} --out-md {output.md}"
             " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"

@@ -316,6 +316,15 @@ def build_variants(rows: Sequence[dict], grid: Tuple[list, list, list], dataset:
 
 
 # --- rendering ------------------------------------------------------------------------------
+def _tex(s) -> str:
+    """Escape LaTeX specials of plain text (scale notes, labels)."""
+    out = str(s)
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("^", r"\textasciicircum{}"), ("×", r"$\times$"), ("Δ", r"$\Delta$"), ("λ", r"$\lambda$")):
+        out = out.replace(a, b)
+    return out
+
+
 def _f(v, digits=2) -> str:
     return "—" if v in ("", None) else f"{float(v):.{digits}f}"
 
@@ -364,7 +373,7 @@ def render_table4(rows: List[dict], scale_note: str, fmt: str = "md") -> str:
     head = [f"{a}+IGA" for a in archs] + ["Average"]
     title = f"PSNR ↑ by sampling strategy, {avg_item} (paper Table 4)"
     if fmt == "tex":
-        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+        esc = _tex
         lines = [r"\begin{table}[t]", r"\centering", r"\small",
                  rf"\caption{{{esc(title)}. Ours (paper). {esc(scale_note)}}}",
                  r"\begin{tabular}{l" + "c" * len(head) + "}", r"\toprule",
@@ -427,7 +436,7 @@ def render_table5(rows: List[dict], scale_note: str, fmt: str = "md") -> str:
         body.append(row)
     title = f"Group size p: PSNR ↑, Δ_avg against vanilla and measured cost, {avg_item} (paper Table 5)"
     if fmt == "tex":
-        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("×", r"$\times$").replace("Δ", r"$\Delta$")
+        esc = _tex
         lines = [r"\begin{table}[t]", r"\centering", r"\small",
                  rf"\caption{{{esc(title)}. Paper values not transcribed. Time: median per iteration on {esc(device)}. {esc(scale_note)}}}",
                  r"\begin{tabular}{l" + "c" * (len(head) - 1) + "}", r"\toprule",
@@ -484,7 +493,7 @@ def render_variants(rows: List[dict], scale_note: str, fmt: str = "md") -> str:
             labels[m] = f"{m} [{r['note'].split('[', 1)[1].split(']', 1)[0]}]"
     title = "IGA as the paper text describes it vs as the official code does it: PSNR ↑ per image"
     if fmt == "tex":
-        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+        esc = _tex
         lines = [r"\begin{table}[t]", r"\centering", r"\small",
                  rf"\caption{{{esc(title)}. Ours (paper Table 6, IGA). {esc(scale_note)}}}",
                  r"\begin{tabular}{ll" + "c" * len(items) + "}", r"\toprule",

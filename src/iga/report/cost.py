@@ -286,7 +286,7 @@ def cost_figure(rows: List[dict], out: Path, title: str) -> None:
     import textwrap
     fig.suptitle("\n".join(textwrap.wrap(title, 150)) + f"\ndevice(s): {', '.join(devices) if devices else '—'}",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.92))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.9))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -29,6 +29,20 @@ class ImageTaskConfig:
     downsample: int = 1  # integer factor, anti-aliased (mini preset: 4)
 
 
+def task_config(raw: dict) -> ImageTaskConfig:
+    """Validated image-task settings; unknown keys or bad values raise ConfigError naming them."""
+    allowed = set(ImageTaskConfig.__dataclass_fields__)
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted('task.' + k for k in unknown)}; allowed: {sorted(allowed)}")
+    cfg = ImageTaskConfig(**raw)
+    for name in ("patch_size", "downsample"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"task.{name}={v!r} must be an integer >= 1")
+    return cfg
+
+
 def load_image(path: Path, downsample: int = 1) -> np.ndarray:
     """H×W×3 float64 in [0, 1]; optional anti-aliased integer downsampling (keeps orientation)."""
     from skimage import io, transform
@@ -85,11 +99,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
     """Train one image cell and write metrics.json, recon.png, train_log.jsonl, provenance.json."""
     from skimage import io
     model_cfg, adj_cfg, optim_cfg, train_cfg, task_raw = typed(settings)
-    unknown = set(task_raw) - set(ImageTaskConfig.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted('task.' + k for k in unknown)}; allowed: "
-                          f"{sorted(ImageTaskConfig.__dataclass_fields__)}")
-    task_cfg = ImageTaskConfig(**task_raw)
+    task_cfg = task_config(task_raw)
     if device:
         train_cfg.device = device
     out_dir = Path(out_dir)

@@ -82,6 +82,11 @@ def task_config(raw: dict) -> OccupancyTaskConfig:
         v = getattr(cfg, name)
         if not (isinstance(v, int) and not isinstance(v, bool)) or v < 1:
             raise ConfigError(f"task.{name}={v!r} must be an integer >= 1")
+    for name in ("shuffle_groups", "leftover_step"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"task.{name}={getattr(cfg, name)!r} must be true or false")
+    if not isinstance(cfg.iou_threshold, (int, float)) or isinstance(cfg.iou_threshold, bool):
+        raise ConfigError(f"task.iou_threshold={cfg.iou_threshold!r} must be a number in (0, 1)")
     if cfg.resolution < 2:
         raise ConfigError(f"task.resolution={cfg.resolution} must be >= 2")
     if not 0.0 < float(cfg.iou_threshold) < 1.0:
