@@ -40,12 +40,30 @@ def _env(tmp_path, count=None, **extra):
     return env
 
 
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_jobs():
+    """Whatever a test leaves running (it failed half-way) is released and ended."""
+    yield
+    while _STARTED:
+        proc, release = _STARTED.pop()
+        release.touch()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _start(tmp_path, name, gpus, env, use_cli=False):
     out, release = tmp_path / f"{name}.out", tmp_path / f"{name}.release"
     head = ["iga", "gpu-slot"] if use_cli else [sys.executable, "-m", "iga.gpu_slots"]
     cmd = head + ["--gpus", str(gpus), "--label", name, "--",
                   sys.executable, "-c", HOLDER, str(out), str(release)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _STARTED.append((proc, release))
     return proc, out, release
 
 
@@ -106,9 +124,8 @@ def test_concurrent_jobs_get_distinct_slots_and_the_next_one_waits(tmp_path):
         err = _finish(fifth[0], fifth[2])
         assert "busy; waiting" in err and "after waiting" in err
     finally:
-        for proc, _, release in jobs:
+        for _, _, release in jobs:
             release.touch()
-            proc.wait(timeout=30)
 
 
 def test_a_killed_job_frees_its_slot(tmp_path):
@@ -141,8 +158,7 @@ def test_multi_gpu_requests_are_all_or_nothing(tmp_path):
         _finish(b[0], b[2])
         _finish(c[0], c[2])
     finally:
-        for job in (a,):
-            job[2].touch()
+        a[2].touch()
 
 
 def test_no_gpu_requested_hides_gpus_and_no_gpu_present_changes_nothing(tmp_path):
@@ -163,9 +179,17 @@ def test_inside_a_slurm_job_the_allocation_is_used(tmp_path):
     del env["IGA_GPU_LOCK_DIR"]
     assert gpu_slots.default_lock_dir(env).name == "iga-gpu-slots-slurm-777"
     env["IGA_GPU_LOCK_DIR"] = str(tmp_path / "slurm-locks")
+    # one sbatch job per cell: SLURM's GPU is used as it is (its id, no lock)
     proc, out, release = _start(tmp_path, "slurm_job", 1, env)
-    assert _wait_for(out) == "5"  # SLURM's GPU, not one of our own numbering
-    _finish(proc, release)
+    assert _wait_for(out) == "5"
+    assert "SLURM allocated" in _finish(proc, release)
+    assert not (tmp_path / "slurm-locks").exists()
+    # local jobs inside a 2-GPU allocation: one GPU each, among SLURM's
+    env["CUDA_VISIBLE_DEVICES"] = "4,6"
+    a, b = _start(tmp_path, "a", 1, env), _start(tmp_path, "b", 1, env)
+    assert sorted([_wait_for(a[1]), _wait_for(b[1])]) == ["4", "6"]
+    _finish(a[0], a[2])
+    _finish(b[0], b[2])
 
 
 def test_timeout_when_no_slot_frees(tmp_path):

@@ -179,10 +179,6 @@ def _first_progress(log: str):
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the checkpoint fingerprint does not include iga.__results_version__ yet, so a version bump resumes "
-    "the old finished checkpoint instead of retraining (lead: fold the version into "
-    "iga.provenance.settings_fingerprint; then remove this marker)"))
 def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_path):
     env = smk_env(finished_copy, **src_copy(tmp_path, _bump))
     cell = "astronaut/PE-vanilla"

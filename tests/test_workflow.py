@@ -78,7 +78,10 @@ TINY = {
     "scale_note": "TEST scale",
     "lpips": {"enabled": False},
     "resources": {"train_image": {"gpu": 0, "mem_mb": 1000, "runtime": 5, "threads": 1}},
-    "tasks": {"image": {
+    "tasks": {
+        "image_ablation": {"enabled": False}, "toy": {"enabled": False},
+        "occupancy": {"enabled": False}, "nerf": {"enabled": False},
+        "image": {
         "dataset": "embedded", "items": ["astronaut"], "embedded_size": [24, 16],
         "architectures": ["ReLU", "SIREN"], "methods": ["vanilla", "IGA"],
         "figures": {"crops_item": "astronaut", "crops_arch": "SIREN", "visual_items": ["astronaut"]},

@@ -156,6 +156,8 @@ for item in items:
                 errors.append(f"{log}: no gpu-slot line (did the training job run through iga gpu-slot?)")
             elif m.group(1) not in ("0", "1"):
                 errors.append(f"{log}: the job saw CUDA_VISIBLE_DEVICES={m.group(1)!r}, expected a fake GPU 0 or 1")
+            elif "SLURM allocated" not in m.group(2):
+                errors.append(f"{log}: gpu-slot did not use SLURM's allocation: {m.group(2)}")
             else:
                 print(f"   {cell}: CUDA_VISIBLE_DEVICES={m.group(1)} ({m.group(2)})")
             if not Path(f"work/tiny/image/{cell}/metrics.json").exists():

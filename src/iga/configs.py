@@ -7,6 +7,7 @@ with a message that names the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, get_args, get_origin, get_type_hints
 
@@ -94,10 +95,15 @@ def _check_literal(name: str, value: Any, tp: Any) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    return get_type_hints(cls)  # slow (evaluates annotations); validate_config calls it per cell
+
+
 def from_dict(cls, data: Optional[dict], prefix: str = ""):
     """Build dataclass ``cls`` from ``data``, validating keys and Literal values."""
     data = dict(data or {})
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:

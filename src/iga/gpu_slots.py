@@ -24,9 +24,10 @@ Special cases:
   snakemake accounted for it; ``device: auto`` then trains on the CPU.
 * no GPU on the machine: the command runs unchanged (``device: auto`` picks the CPU).
 * inside a SLURM job (``SLURM_JOB_ID`` set) SLURM already gave the job its GPUs in
-  ``CUDA_VISIBLE_DEVICES``; slots are then taken among those, with locks kept per SLURM
-  job, so one sbatch job per GPU (the SLURM profile) passes straight through and several
-  local jobs inside one multi-GPU allocation still get one GPU each.
+  ``CUDA_VISIBLE_DEVICES``: a job that asks for all of them (one sbatch job per workflow job,
+  the SLURM profile) runs on them as they are, no locks; several local jobs inside one
+  multi-GPU allocation (``salloc`` + ``--profile profiles/local``) take slots among them, with
+  locks kept per SLURM job (GPU ids in a job are the job's own).
 """
 from __future__ import annotations
 
@@ -163,12 +164,16 @@ def acquire(k: int, label: str = "", lock_dir: Optional[Path] = None, timeout: O
         return Slots([], [], env.get("CUDA_VISIBLE_DEVICES", ""), "no GPU on this machine: running unchanged")
     if k > len(pool):
         k = len(pool)  # as snakemake caps a job's resources to what is available
+    if env.get("SLURM_JOB_ID") and k == len(pool):
+        # one sbatch job per workflow job (profiles/slurm): SLURM's allocation is the job's alone
+        return Slots(list(pool), [], ",".join(pool), f"the {k} GPU(s) SLURM allocated to job {env['SLURM_JOB_ID']}")
     lock_dir = Path(lock_dir) if lock_dir else default_lock_dir(env)
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        os.chmod(lock_dir, 0o1777)
-    except OSError:
-        pass
+    if not lock_dir.exists():
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(lock_dir, 0o1777)  # shared like /tmp: every user's jobs take slots here
+        except OSError:
+            pass
     # start the search at a place that depends on the job, so jobs started together spread out
     start = sum(label.encode()) % len(pool) if label else 0
     order = pool[start:] + pool[:start]

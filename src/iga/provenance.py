@@ -40,7 +40,8 @@ def code_hash() -> str:
 
 def settings_fingerprint(settings: dict) -> str:
     """Short hash of a cell's resolved settings (checkpoints are only resumed under the same one)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    payload = {"settings": settings, "results_version": iga.__results_version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def peak_memory() -> Dict[str, float]:
@@ -70,6 +71,7 @@ def record(settings: dict, cell_id: str, device: str, wall_time_s: float, **extr
         "git": git_commit(),
         "code_hash": code_hash(),
         "iga_version": iga.__version__,
+        "results_version": iga.__results_version__,
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "host": platform.node(),

@@ -62,7 +62,7 @@ if enabled("image_ablation"):
             mem_mb=job_resources("train_image_ablation")["mem_mb"],
             runtime=job_resources("train_image_ablation")["runtime"],
         shell:
-            GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} --no-lpips"
+            GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
             " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 

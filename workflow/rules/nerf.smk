@@ -59,13 +59,14 @@ if enabled("nerf"):
             settings=cell_settings("nerf"),
             outdir=lambda wc, output: Path(output.metrics).parent,
             lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON_NERF else "",
+            code_version=RESULTS_VERSION,
         threads: job_resources("train_nerf")["threads"]
         resources:
             gpu=job_resources("train_nerf")["gpu"],
             mem_mb=job_resources("train_nerf")["mem_mb"],
             runtime=job_resources("train_nerf")["runtime"],
         shell:
-            "iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
+            GPU_SLOT + " iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
             " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -116,3 +117,4 @@ if enabled("nerf"):
             "iga figure-nerf --item {params.item} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
 
     TARGETS += rules.tables_nerf.output + rules.figure_nerf.output
+    COST_INPUTS += cell_outputs("nerf", "metrics.json")

@@ -164,13 +164,14 @@ if enabled("occupancy"):
         params:
             settings=cell_settings("occupancy"),
             outdir=lambda wc, output: Path(output.metrics).parent,
+            code_version=RESULTS_VERSION,
         threads: job_resources("train_occupancy")["threads"]
         resources:
             gpu=job_resources("train_occupancy")["gpu"],
             mem_mb=job_resources("train_occupancy")["mem_mb"],
             runtime=job_resources("train_occupancy")["runtime"],
         shell:
-            "iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
+            GPU_SLOT + " iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
             " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 

@@ -22,13 +22,14 @@ if enabled("toy"):
         params:
             settings=cell_settings("toy"),
             outdir=lambda wc, output: Path(output.metrics).parent,
+            code_version=RESULTS_VERSION,
         threads: job_resources("train_toy")["threads"]
         resources:
             gpu=job_resources("train_toy")["gpu"],
             mem_mb=job_resources("train_toy")["mem_mb"],
             runtime=job_resources("train_toy")["runtime"],
         shell:
-            "iga toy-train --settings {params.settings:q} --out {params.outdir}"
+            GPU_SLOT + " iga toy-train --settings {params.settings:q} --out {params.outdir}"
             " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 

@@ -19,7 +19,7 @@ def _train_image(args) -> int:
     settings = json.loads(Path(args.settings_file).read_text()) if args.settings_file else json.loads(args.settings)
     metrics = run_cell(settings, Path(args.image), Path(args.out), args.cell,
                        lpips_status=Path(args.lpips_status) if args.lpips_status else None,
-                       lpips_enabled=not args.no_lpips,
+                       lpips_disabled_reason=args.no_lpips,
                        device=args.device, resume=not args.no_resume)
     print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
     return 0
@@ -41,7 +41,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="the cell's work folder")
     p.add_argument("--cell", required=True, help="cell id, e.g. image/kodim03/PE-IGA")
     p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
-    p.add_argument("--no-lpips", action="store_true", help="LPIPS disabled by config: report it missing")
+    p.add_argument("--no-lpips", nargs="?", const="LPIPS disabled in config (lpips.enabled: false)", default=None,
+                   metavar="REASON", help="do not compute LPIPS; report it missing with REASON")
     p.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

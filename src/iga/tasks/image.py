@@ -95,7 +95,7 @@ class ImageFittingTask:
 
 def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
              lpips_status: Optional[Path] = None, device: str | None = None, resume: bool = True,
-             lpips_enabled: bool = True) -> dict:
+             lpips_disabled_reason: Optional[str] = None) -> dict:
     """Train one image cell and write metrics.json, recon.png, train_log.jsonl, provenance.json."""
     from skimage import io
     model_cfg, adj_cfg, optim_cfg, train_cfg, task_raw = typed(settings)
@@ -120,7 +120,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
     recon = task.render(model, trainer.device)
     recon_u8, target_u8 = to_uint8(recon), to_uint8(image)
     io.imsave(out_dir / "recon.png", recon_u8, check_contrast=False)
-    lp = LPIPS(lpips_status, disabled_reason=None if lpips_enabled else "LPIPS disabled in config (lpips.enabled: false)")
+    lp = LPIPS(lpips_status, disabled_reason=lpips_disabled_reason)
     metrics = {
         "psnr": result.best_score,
         "psnr_final": final_psnr,
