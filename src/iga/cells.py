@@ -97,11 +97,13 @@ def _specificity(pattern: str) -> tuple:
     """Order in which overrides apply: general before specific, so the most specific wins.
 
     Not file order: Snakemake's merge of a preset overlay may reorder keys. Item-specific
-    patterns ("kodim03/PE-IGA") come after architecture-method ones ("PE-IGA"), and within each
-    kind patterns with wildcards come before exact ones; ties keep file order (sort is stable).
+    patterns ("kodim03/PE-IGA") come after architecture-method ones ("PE-IGA"); within each kind
+    patterns with wildcards come before exact ones, and among wildcard patterns the one with more
+    literal characters ("exp2_*/SIREN-*" vs "exp2_*/*") is more specific; ties keep file order.
     """
     wild = any(ch in pattern for ch in "*?[")
-    return ("/" in pattern, not wild)
+    literal = sum(ch not in "*?[]" for ch in pattern)
+    return ("/" in pattern, not wild, literal)
 
 
 def resolve_settings(config: dict, cell: Cell) -> dict:
