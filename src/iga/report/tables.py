@@ -79,7 +79,7 @@ def metric_rows(preset: str, task: str, dataset: str, item: str, arch: str, meth
         v = metrics[name]
         note = ""
         if isinstance(v, dict) and v.get("missing"):
-            v, note = "", "missing: " + v.get("reason", "unknown reason")
+            v, note = "", "missing: " + " ".join(str(v.get("reason", "unknown reason")).split())
         elif v is None:
             v, note = "", "missing: not recorded"
         rows.append({"preset": preset, "task": task, "dataset": dataset, "item": item, "metric": name,
