@@ -226,7 +226,8 @@ class Trainer:
                     self._consider(metrics, self._snapshot)
                 self.elapsed = time.perf_counter() - t0
                 if logf and (self.step % self.cfg.log_every == 0 or self.step == self.cfg.iterations):
-                    rec = {"step": self.step - 1, "loss": batch_mse, "lr": lr, "time_s": round(self.elapsed, 4)}
+                    rec = {"step": self.step - 1, "loss": batch_mse, "lr": lr, "time_s": round(self.elapsed, 4),
+                           "device": self.device.type}
                     rec.update({k: v for k, v in self.last_metrics.items()})
                     logf.write(json.dumps(rec) + "\n")
                 score = self.last_metrics.get(self.task.score_name)
