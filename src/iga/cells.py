@@ -139,13 +139,13 @@ def typed(settings: dict) -> Tuple[ModelConfig, AdjusterConfig, OptimConfig, Tra
 # tasks whose cells are coordinate MLPs trained by iga.train; other tasks register their own checks
 def _typed_image(settings: dict) -> None:
     typed(settings)
-    from .tasks.image import task_config
+    from .tasks.image_config import task_config
     task_config(settings.get("task", {}))
 
 
 def _typed_occupancy(settings: dict) -> None:
     typed(settings)
-    from .tasks.occupancy import task_config
+    from .tasks.occupancy_config import task_config
     task_config(settings.get("task", {}))
 
 

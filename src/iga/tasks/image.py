@@ -21,26 +21,7 @@ from ..metrics import LPIPS, metric_to_json, psnr, psnr_from_mse, ssim, to_uint8
 from ..models import build_model
 from ..provenance import record, settings_fingerprint, write_json
 from ..train import Batch, Trainer, seed_everything
-
-
-@dataclass
-class ImageTaskConfig:
-    patch_size: int = 32
-    downsample: int = 1  # integer factor, anti-aliased (mini preset: 4)
-
-
-def task_config(raw: dict) -> ImageTaskConfig:
-    """Validated image-task settings; unknown keys or bad values raise ConfigError naming them."""
-    allowed = set(ImageTaskConfig.__dataclass_fields__)
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted('task.' + k for k in unknown)}; allowed: {sorted(allowed)}")
-    cfg = ImageTaskConfig(**raw)
-    for name in ("patch_size", "downsample"):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"task.{name}={v!r} must be an integer >= 1")
-    return cfg
+from .image_config import ImageTaskConfig, task_config  # noqa: F401  (re-exported)
 
 
 def load_image(path: Path, downsample: int = 1) -> np.ndarray:
