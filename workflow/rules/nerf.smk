@@ -5,6 +5,7 @@ if enabled("nerf"):
     NERF_TABLES = ["table3_nerf_average", "table10_nerf_per_scene"]
     NERF_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
     LPIPS_ON_NERF = config.get("lpips", {}).get("enabled", True)
+    NERF_NOTE = NERF.get("scale_note", SCALE_NOTE)
 
     def nerf_scene_dir(item):
         if NERF["dataset"] == "blender":
@@ -98,7 +99,7 @@ if enabled("nerf"):
             f"{LOGS}/report/tables_nerf.log",
         params:
             tables=",".join(NERF_TABLES),
-            note=SCALE_NOTE,
+            note=NERF_NOTE,
         shell:
             "iga tables --long {input} --tables {params.tables} --out-dir {RESULTS}/tables"
             " --scale-note {params.note:q} > {log} 2>&1"
@@ -112,7 +113,7 @@ if enabled("nerf"):
             f"{LOGS}/report/figure_nerf.log",
         params:
             item=NERF.get("figure_item", NERF["items"][0]),
-            note=SCALE_NOTE,
+            note=NERF_NOTE,
         shell:
             "iga figure-nerf --item {params.item} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
 
