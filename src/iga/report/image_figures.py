@@ -20,6 +20,14 @@ def _read(path: Path) -> np.ndarray:
     return io.imread(path)[..., :3].astype(np.float64) / 255.0
 
 
+def _at_size(gt: np.ndarray, shape) -> np.ndarray:
+    """The ground truth at the reconstruction's size (cells trained on a downsampled image)."""
+    if gt.shape[:2] == tuple(shape[:2]):
+        return gt
+    from skimage import transform  # the same anti-aliased resize as iga.tasks.image.load_image
+    return transform.resize(gt, shape[:2], anti_aliasing=True, order=1)
+
+
 def _crop_box(h: int, w: int, frac: float = 0.3) -> Tuple[int, int, int, int]:
     """A crop of the busiest (highest-gradient) region: (top, left, height, width)."""
     ch, cw = max(4, int(h * frac)), max(4, int(w * frac))
@@ -54,10 +62,10 @@ def figure_crops(gt_path: Path, recons: Dict[str, Path], arch: str, out: Path, t
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    gt = _read(gt_path)
     methods = [m for m in METHOD_ORDER if m in recons] + [m for m in recons if m not in METHOD_ORDER]
-    t, l, ch, cw = _busiest_box(gt)
     preds = {m: _read(recons[m]) for m in methods}
+    gt = _at_size(_read(gt_path), next(iter(preds.values())).shape)
+    t, l, ch, cw = _busiest_box(gt)
     specs = {m: residual_spectrum(p[t:t + ch, l:l + cw], gt[t:t + ch, l:l + cw]) for m, p in preds.items()}
     vmax = max(s.max() for s in specs.values()) if specs else 1.0
     ncol = len(methods) + 1
@@ -106,6 +114,7 @@ def figure_visual(gts: Dict[str, Path], recons: Dict[Tuple[str, str, str], Path]
             p = recons.get((item, arch, m))
             if p is not None and Path(p).exists():
                 img = _read(p)
+                gt = _at_size(gt, img.shape)
                 ax[r, j].imshow(img)
                 ax[r, j].set_title(f"{_label(arch, m)} ({psnr(img, gt):.2f} dB)", fontsize=8)
             else:
