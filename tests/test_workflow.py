@@ -146,3 +146,13 @@ def test_missing_values_propagate_to_the_average_with_a_reason():
     rows[1].update(value="", note="missing: no weights")
     avg = [r for r in with_averages(rows) if r["item"] == "average"][0]
     assert avg["value"] == "" and "missing for 1/2 items" in avg["note"]
+
+
+def test_every_report_caption_exists():
+    """`snakemake --report` (the second half of `make smoke`) fails on a missing caption file."""
+    import re
+    rules = (ROOT / "workflow" / "rules")
+    captions = {m for f in rules.glob("*.smk") for m in re.findall(r'caption="([^"]+)"', f.read_text())}
+    assert captions
+    missing = [c for c in captions if not (rules / c).resolve().exists()]
+    assert not missing, missing
