@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .cell_args import add_cell_arguments, cell_settings
+
 
 def _make_shape(args) -> int:
     from ..data.procedural_shape import make_mesh
@@ -58,13 +60,8 @@ def _mat_to_volume(args) -> int:
 
 
 def _train(args) -> int:
-    import torch
-
     from ..tasks.occupancy import run_cell
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = json.loads(Path(args.settings_file).read_text()) if args.settings_file else json.loads(args.settings)
-    m = run_cell(settings, Path(args.volume), Path(args.out), args.cell, device=args.device,
+    m = run_cell(cell_settings(args), Path(args.volume), Path(args.out), args.cell, device=args.device,
                  resume=not args.no_resume)
     print(json.dumps({k: m[k] for k in ("iou", "iou_final", "iou_running", "best_epoch")}))
     return 0
@@ -106,15 +103,8 @@ def register(sub) -> None:
     p.set_defaults(func=_mat_to_volume)
 
     p = sub.add_parser("train-occupancy", help="train one occupancy cell and write its metrics")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--settings", help="the cell's resolved settings as JSON")
-    g.add_argument("--settings-file", help="… or a JSON file holding them")
+    add_cell_arguments(p, "occupancy/bunny/PE-IGA")
     p.add_argument("--volume", required=True, help="occupancy .npz (iga voxelize / mat-to-volume)")
-    p.add_argument("--out", required=True, help="the cell's work folder")
-    p.add_argument("--cell", required=True, help="cell id, e.g. occupancy/bunny/PE-IGA")
-    p.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("figure-occupancy", help="paper Fig. 5: renderings per method with an enlarged region")

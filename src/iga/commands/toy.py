@@ -4,17 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-def _settings(args) -> dict:
-    return json.loads(Path(args.settings_file).read_text()) if args.settings_file else json.loads(args.settings)
+from .cell_args import add_cell_arguments, cell_settings
 
 
 def _train(args) -> int:
-    import torch
     from ..tasks.toy import run_cell
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    m = run_cell(_settings(args), Path(args.out), args.cell, device=args.device, resume=not args.no_resume)
+    m = run_cell(cell_settings(args), Path(args.out), args.cell, device=args.device, resume=not args.no_resume)
     keys = ["mse_final"] + sorted(k for k in m if k.startswith("delta_f") and k.endswith("_final"))
     print(json.dumps({k: m[k] for k in keys}))
     return 0
@@ -44,14 +39,7 @@ def _figures(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("toy-train", help="train one toy cell (Exp. 1 or 2 of paper section 5)")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--settings", help="the cell's resolved settings as JSON")
-    g.add_argument("--settings-file", help="… or a JSON file holding them")
-    p.add_argument("--out", required=True, help="the cell's work folder")
-    p.add_argument("--cell", required=True, help="cell id, e.g. toy/exp1_w1024_s16/TwoLayer-IGA-e15")
-    p.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    add_cell_arguments(p, "toy/exp1_w1024_s16/TwoLayer-IGA-e15")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("toy-tables", help="toy cells' metrics.json → long-form result tables")

@@ -1,0 +1,25 @@
+"""The arguments every `iga train-*` command shares, and how they are read (one place)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_cell_arguments(p, cell_example: str, settings_required: bool = True) -> None:
+    """--settings/--settings-file, --out, --cell, --device, --no-resume, --threads."""
+    g = p.add_mutually_exclusive_group(required=settings_required)
+    g.add_argument("--settings", help="the cell's resolved settings as JSON")
+    g.add_argument("--settings-file", help="… or a JSON file holding them")
+    p.add_argument("--out", required=True, help="the cell's work folder")
+    p.add_argument("--cell", required=True, help=f"cell id, e.g. {cell_example}")
+    p.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def cell_settings(args) -> dict:
+    """The cell's settings from --settings or --settings-file; sets torch's CPU threads first."""
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    return json.loads(Path(args.settings_file).read_text()) if args.settings_file else json.loads(args.settings)
