@@ -3,6 +3,7 @@
 # Data, by tasks.occupancy.dataset:
 #   stanford       Stanford scans: download (registry) → safe extract → voxelize (R³, ACORN convention)
 #   occupancy_mat  the WIRE/FR-INR precomputed .mat volumes (thai, dragon only; mirror only) → volume
+#                  (512³; a smaller task.resolution is made from it by block-mean downsampling)
 #   embedded       a procedural watertight shape (analytic SDF → marching cubes) → the same voxelizer
 
 if enabled("occupancy"):
@@ -27,6 +28,8 @@ if enabled("occupancy"):
         if _missing:
             raise WorkflowError(f"tasks.occupancy.meshes has no mesh path for items {_missing}")
 
+    OCC_MAT_RESOLUTION = int(OCC.get("mat_resolution", 512))  # side of the published .mat volumes
+
     def occ_task_settings(item, arch=None, method=None):
         arch = arch or OCC["architectures"][0]
         method = method or OCC["methods"][0]
@@ -36,7 +39,9 @@ if enabled("occupancy"):
         if OCC_DATASET == "stanford":
             return f"{DATA}/occupancy/volumes/{item}_{resolution}_{OCC_VOXELIZE}.npz"
         if OCC_DATASET == "occupancy_mat":
-            return f"{DATA}/occupancy/mat_volumes/{item}.npz"
+            if int(resolution) == OCC_MAT_RESOLUTION:
+                return f"{DATA}/occupancy/mat_volumes/{item}.npz"
+            return f"{DATA}/occupancy/mat_volumes/{item}_down{resolution}.npz"
         return f"{DATA}/embedded/occupancy/{item}_{resolution}_{OCC_VOXELIZE}.npz"
 
     def occ_cell_volume(wildcards):
@@ -120,12 +125,29 @@ if enabled("occupancy"):
             lambda wc: f"{DATA}/occupancy/mat/{OCC['mat_items'][wc.item]}",
         output:
             f"{DATA}/occupancy/mat_volumes/{{item}}.npz",
+        wildcard_constraints:
+            item="|".join(OCC.get("mat_items", {})) or "^$",
         log:
             f"logs/data/occupancy/{{item}}_mat_to_volume.log",
         resources:
             mem_mb=4000,
         shell:
             "iga mat-to-volume --mat {input} --out {output} > {log} 2>&1"
+
+    rule downsample_occupancy_mat:
+        input:
+            f"{DATA}/occupancy/mat_volumes/{{item}}.npz",
+        output:
+            f"{DATA}/occupancy/mat_volumes/{{item}}_down{{res}}.npz",
+        wildcard_constraints:
+            item="|".join(OCC.get("mat_items", {})) or "^$",
+            res=r"\d+",
+        log:
+            f"logs/data/occupancy/{{item}}_down{{res}}.log",
+        resources:
+            mem_mb=4000,
+        shell:
+            "iga downsample-volume --volume {input} --resolution {wildcards.res} --out {output} > {log} 2>&1"
 
     rule make_procedural_shape:
         output:

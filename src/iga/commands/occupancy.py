@@ -1,5 +1,5 @@
 """Occupancy sub-commands: `iga make-shape`, `iga voxelize`, `iga mat-to-volume`,
-`iga train-occupancy` (one cell) and `iga figure-occupancy` (paper Fig. 5)."""
+`iga downsample-volume`, `iga train-occupancy` (one cell) and `iga figure-occupancy` (paper Fig. 5)."""
 from __future__ import annotations
 
 import json
@@ -59,6 +59,22 @@ def _mat_to_volume(args) -> int:
     return 0
 
 
+def _downsample_volume(args) -> int:
+    from ..data.volume_resample import downsample_occupancy
+    from ..data.voxelize import load_volume, save_volume
+    occ, meta = load_volume(Path(args.volume))
+    try:
+        small = downsample_occupancy(occ, args.resolution, args.threshold)
+    except ValueError as e:
+        raise SystemExit(f"iga downsample-volume: error: {args.volume}: {e}")
+    meta = {k: v for k, v in meta.items() if k not in ("resolution", "downsampled_from")}
+    save_volume(Path(args.out), small, **meta, resolution=args.resolution,
+                downsampled_from=f"{list(occ.shape)} by block mean >= {args.threshold}")
+    print(f"{args.volume}: {list(occ.shape)} occupied {occ.mean():.4f} → {list(small.shape)} "
+          f"occupied {small.mean():.4f} → {args.out}")
+    return 0
+
+
 def _train(args) -> int:
     from ..tasks.occupancy import run_cell
     m = run_cell(cell_settings(args), Path(args.volume), Path(args.out), args.cell, device=args.device,
@@ -101,6 +117,13 @@ def register(sub) -> None:
     p.add_argument("--key", default="hypercube")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_mat_to_volume)
+
+    p = sub.add_parser("downsample-volume", help="occupancy volume → a coarser one (block mean, thresholded)")
+    p.add_argument("--volume", required=True, help="occupancy .npz (iga voxelize / mat-to-volume)")
+    p.add_argument("--resolution", type=int, required=True, help="longest side after (must divide it)")
+    p.add_argument("--threshold", type=float, default=0.5, help="occupied if this fraction of the block is")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_downsample_volume)
 
     p = sub.add_parser("train-occupancy", help="train one occupancy cell and write its metrics")
     add_cell_arguments(p, "occupancy/bunny/PE-IGA")
