@@ -1,7 +1,14 @@
 """Appendix B ablations and the paper-vs-code variants: what each cell resolves to, that the adjusters
 built from those settings do what their names claim, and that Tables 4, 5 and the variants table have
-the right rows and paper values. Fast: no training, no Snakemake."""
+the right rows and paper values. Fast: no training; Snakemake only in dry runs (which ablation cells
+reuse main image cells) and one tiny end-to-end run."""
+import copy
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +19,7 @@ from iga.adjust import IGAAdjuster, build_adjuster
 from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings, typed, validate_config
 from iga.ntk import transformation_matrix
 from iga.report.ablation_tables import (PAPER_AVG_ITEM, TABLE5_NOTE, build_table4, build_table5, build_variants,
-                                        collect_cell, describe_variant, write_ablation_tables)
+                                        collect_cell, describe_variant, reused_cells, write_ablation_tables)
 from iga.report.tables import LONG_COLUMNS, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,3 +347,122 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
     md = (tmp_path / "tables" / "table5_group_size.md").read_text()
     assert "TEST scale" in md and "cpu (x, 2 cores)" in md and "not transcribed" in md
     assert "| SLR |" in (tmp_path / "tables" / "table4_sampling.md").read_text()
+
+
+def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cell(tmp_path):
+    work = tmp_path / "work" / "t"
+    d = work / "image" / "kodim01" / "PE-IGA"  # a main image cell the workflow handed to the ablation
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"psnr": 30.0, "psnr_final": 29.0, "iterations": 10, "groups": 8,
+                                                "lpips": 0.1}))
+    (d / "provenance.json").write_text(json.dumps({
+        "cell": "image/kodim01/PE-IGA", "device": "cpu (x, 2 cores)", "time_per_iteration_s": 0.01,
+        "settings": {"adjuster": {"kind": "iga", "end": 5}, "task": {"patch_size": 4}, "optim": {"lr": 5e-3}}}))
+    b = work / "benchmarks" / "image" / "kodim01" / "PE-IGA.tsv"  # the image rule's benchmark
+    b.parent.mkdir(parents=True)
+    b.write_text("s\tmax_rss\tcpu_time\n12.5\t900\t4\n")
+    rows = collect_cell(d / "metrics.json", work, "t", "kodak")
+    assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {"image/kodim01/PE-IGA"}
+    got = {r["metric"]: r for r in rows}
+    assert got["psnr"]["value"] == 30.0 and got["sampling"]["value"] == "slr"
+    assert got["job_wall_time_s"]["value"] == 12.5  # found under benchmarks/image/
+    assert reused_cells(rows) == ["image/kodim01/PE-IGA"]
+    t4 = build_table4(rows, (["kodim01"], ["PE"], ["IGA"]), "kodak")
+    note = next(r["note"] for r in t4 if r["item"] == "kodim01")
+    assert "cell image/kodim01/PE-IGA" in note and "reused" in note
+
+
+# --- reuse of identical main image cells (workflow dry runs) ---------------------------------------
+TINY_REUSE_SETTINGS = {"task": {"patch_size": 4}, "model": {"hidden_features": 16},
+                       "optim": {"step_size": 20, "max_steps_of_schedule": 25},
+                       "train": {"iterations": 20, "checkpoint_every": 10, "device": "cpu"}}
+TINY_REUSE = {  # image and image_ablation on the same 16x16 picture with the same settings
+    "preset": "pytest_reuse", "scale_note": "TEST scale", "lpips": {"enabled": False},
+    "resources": {"train_image": {"gpu": 0, "mem_mb": 500, "runtime": 5, "threads": 1},
+                  "train_image_ablation": {"gpu": 0, "mem_mb": 500, "runtime": 5, "threads": 1}},
+    "tasks": {
+        "toy": {"enabled": False}, "occupancy": {"enabled": False}, "nerf": {"enabled": False},
+        "image": {"dataset": "embedded", "items": ["astronaut"], "embedded_size": [16, 16],
+                  "architectures": ["PE"], "methods": ["vanilla", "IGA"],
+                  "figures": {"crops_item": "astronaut", "crops_arch": "PE", "visual_items": ["astronaut"]},
+                  "settings": TINY_REUSE_SETTINGS, "overrides": {"PE-IGA": {"adjuster": {"end": 8}}}},
+        "image_ablation": {"enabled": True, "dataset": "embedded", "items": ["astronaut"], "embedded_size": [16, 16],
+                           "architectures": ["PE"],
+                           "grids": {"table4": {"methods": ["vanilla", "IGA", "IGA-RSI"]},
+                                     "table5": {"methods": ["vanilla", "IGA"]}, "variants": {"methods": ["IGA"]}},
+                           "settings": TINY_REUSE_SETTINGS, "overrides": {"PE-IGA*": {"adjuster": {"end": 8}}}},
+    },
+}
+
+
+def _snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
+                          cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _reuse_workdir(tmp_path, **ablation) -> Path:
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    overlay = copy.deepcopy(TINY_REUSE)
+    overlay["tasks"]["image_ablation"] = deep_merge(overlay["tasks"]["image_ablation"], ablation)
+    (tmp_path / "reuse.yaml").write_text(yaml.safe_dump(overlay))
+    return tmp_path
+
+
+def _dry_run(workdir: Path):
+    """(training jobs {rule: {cell dir}}, the cost-table shell command, stderr) of a dry run."""
+    res = _snakemake(workdir, "-n", "-p", "--configfile", "reuse.yaml", "--",
+                     "results/pytest_reuse/tables/table4_sampling.csv", "results/pytest_reuse/tables/cost.csv")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    jobs = {}
+    for rule, out in re.findall(r"rule (train_image\w*):.*?output: (\S+)/metrics\.json", res.stdout, re.S):
+        jobs.setdefault(rule, set()).add(out.split("work/pytest_reuse/", 1)[1])
+    cost_cmd = next(ln for ln in res.stdout.splitlines() if "iga cost-table" in ln)
+    return jobs, cost_cmd, res.stderr
+
+
+def test_identical_ablation_cells_reuse_the_image_cells(tmp_path):
+    jobs, cost_cmd, err = _dry_run(_reuse_workdir(tmp_path))
+    assert jobs["train_image"] == {"image/astronaut/PE-vanilla", "image/astronaut/PE-IGA"}
+    assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA-RSI"}  # ablation-only: trained
+    assert "image_ablation: 2 of 3 cells reuse identical image cells" in err
+    # the cost table lists every trained cell once
+    cells = re.findall(r"work/pytest_reuse/(\S+)/metrics\.json", cost_cmd)
+    assert sorted(cells) == ["image/astronaut/PE-IGA", "image/astronaut/PE-vanilla",
+                             "image_ablation/astronaut/PE-IGA-RSI"]
+
+
+def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
+    jobs, _, err = _dry_run(_reuse_workdir(tmp_path, overrides={"PE-IGA": {"optim": {"lr": 2.0e-3}}}))
+    assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA", "image_ablation/astronaut/PE-IGA-RSI"}
+    assert "image_ablation: 1 of 3 cells reuse" in err  # vanilla still identical
+    # another picture size (same name, other input file): nothing is shared
+    jobs, _, err = _dry_run(_reuse_workdir(tmp_path, embedded_size=[16, 8]))
+    assert len(jobs["train_image_ablation"]) == 3 and "reuse" not in err
+
+
+def test_reuse_can_be_switched_off(tmp_path):
+    jobs, cost_cmd, err = _dry_run(_reuse_workdir(tmp_path, reuse_image_cells=False))
+    assert jobs["train_image_ablation"] == {f"image_ablation/astronaut/PE-{m}" for m in ("vanilla", "IGA", "IGA-RSI")}
+    assert len(jobs["train_image"]) == 2 and "reuse" not in err
+    assert len(re.findall(r"metrics\.json", cost_cmd)) == 5
+
+
+def test_tiny_ablation_end_to_end_with_reused_cells(tmp_path):
+    workdir = _reuse_workdir(tmp_path)
+    res = _snakemake(workdir, "--configfile", "reuse.yaml", "--", "results/pytest_reuse/tables/table4_sampling.csv",
+                     "results/pytest_reuse/tables/cost.csv", timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert not (workdir / "work" / "pytest_reuse" / "image_ablation" / "astronaut" / "PE-IGA").exists()
+    long = read_csv(workdir / "results" / "pytest_reuse" / "metrics" / "image_ablation_long.csv")
+    psnr = {r["method"]: r for r in long if r["metric"] == "psnr"}
+    assert {r["task"] for r in long} == {"image_ablation"}
+    assert psnr["IGA"]["cell"] == "image/astronaut/PE-IGA" and psnr["IGA-RSI"]["cell"] == "image_ablation/astronaut/PE-IGA-RSI"
+    t4 = read_csv(workdir / "results" / "pytest_reuse" / "tables" / "table4_sampling.csv")
+    got = {(r["item"], r["method"]): r for r in t4 if r["architecture"] == "PE"}
+    assert set(got) >= {("astronaut", m) for m in ("vanilla", "IGA-SLR", "IGA-RSI")}
+    assert float(got[("astronaut", "IGA-SLR")]["value"]) == pytest.approx(float(psnr["IGA"]["value"]))
+    cost = read_csv(workdir / "results" / "pytest_reuse" / "tables" / "cost.csv")
+    cells = {(r["task"], r["method"]) for r in cost}
+    assert cells == {("image", "vanilla"), ("image", "IGA"), ("image_ablation", "IGA-RSI")}  # each trained cell once
+    assert len([r for r in cost if r["metric"] == "job_wall_time_s"]) == 3

@@ -2,6 +2,8 @@
 # it, as a task of its own: image cells under {WORK}/image_ablation/, trained by `iga train-image` (the
 # same trainer as Tables 1/6), so they never collide with the main image cells. Named sub-grids
 # (tasks.image_ablation.grids: table4, table5, variants) share cells: a cell in two grids trains once.
+# A cell identical to a main image cell (same image, same resolved settings) is not trained again: the
+# tables read the image cell (tasks.image_ablation.reuse_image_cells, default true; see reused_image_cell).
 # LPIPS is not computed for these cells (--no-lpips): no ablation table reports it.
 #
 # Also here: the cost table of every training cell of the run (rule cost_table, below). Its input is
@@ -9,6 +11,7 @@
 #     COST_INPUTS += cell_outputs("<task>", "metrics.json")
 # with provenance.json beside each and the job's benchmark at {WORK}/benchmarks/<cell dir under WORK>.tsv.
 import json as _json
+import sys as _sys
 
 from iga.cells import NAME_RE as _NAME_RE
 
@@ -40,7 +43,38 @@ if enabled("image_ablation"):
         w, h = ABL.get("embedded_size", [64, 32])
         return f"{DATA}/embedded/images/{item}_{w}x{h}.png"
 
-    ABL_METRICS = [f"{cell_dir('image_ablation', c)}/metrics.json" for c in ablation_cells()]
+    def reused_image_cell(cell):
+        """The main image cell's metrics.json when it is the very run `cell` would train, else None.
+
+        Tables 4/5 use "the same settings as Experiment 6.1", so their vanilla and IGA cells usually are
+        main image cells; training them twice costs hours. Reused only when the image task is enabled and
+        lists the cell, both read the same input file (dataset, embedded size), the resolved settings are
+        equal (they hold no task name: the task only names the cell's folder and provenance) and both jobs
+        see a GPU or neither (train.device: auto picks it). The image cell also computes LPIPS: a superset.
+        """
+        if not ABL.get("reuse_image_cells", True) or not enabled("image"):
+            return None
+        twin = Cell("image", cell.item, cell.arch, cell.method)
+        if twin not in enumerate_cells(config, "image") or image_path(cell.item) != ablation_image(cell.item):
+            return None
+        settings = resolve_settings(config, cell)
+        if settings != resolve_settings(config, twin):
+            return None
+        gpu = [job_resources(r)["gpu"] > 0 for r in ("train_image", "train_image_ablation")]
+        if settings["train"].get("device", "auto") != "cpu" and gpu[0] != gpu[1]:
+            return None
+        return f"{cell_dir('image', twin)}/metrics.json"
+
+    ABL_METRICS, _abl_reused = [], []
+    for _c in ablation_cells():
+        _twin = reused_image_cell(_c)
+        ABL_METRICS.append(_twin or f"{cell_dir('image_ablation', _c)}/metrics.json")
+        if _twin:
+            _abl_reused.append(_c)
+    if _abl_reused:
+        print(f"image_ablation: {len(_abl_reused)} of {len(ABL_METRICS)} cells reuse identical image cells "
+              f"({', '.join(sorted({c.method for c in _abl_reused}))}; {WORK}/image/) instead of training again "
+              "(set tasks.image_ablation.reuse_image_cells: false to train them separately)", file=_sys.stderr)
 
     rule train_image_ablation:
         input:

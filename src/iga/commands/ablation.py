@@ -22,11 +22,15 @@ def _pairs(values, what: str) -> dict:
 
 
 def _collect(args) -> int:
-    from ..report.ablation_tables import collect
+    from ..report.ablation_tables import collect, reused_cells
     from ..report.tables import ROW_COLUMNS, write_csv
     rows = collect([Path(p) for p in args.metrics_files], Path(args.work_dir), args.preset, args.dataset)
     write_csv(rows, Path(args.out), ROW_COLUMNS)
     print(f"{len(rows)} rows from {len(args.metrics_files)} cells → {args.out}")
+    reused = reused_cells(rows)
+    if reused:
+        print(f"{len(reused)} of them reuse identical main image cells (tasks.image_ablation.reuse_image_cells): "
+              + ", ".join(reused))
     return 0
 
 

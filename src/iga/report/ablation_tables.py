@@ -12,6 +12,10 @@
 Cells are labelled from their own resolved settings (``provenance.json``), not from their names:
 a Table 4 row is "IGA-<sampling>", a Table 5 row "IGA-P<patch side>", a variant row carries its eq. 5
 variant and indexing. Everything is written in the long form of :mod:`iga.report.tables`.
+
+A cell may be a main image cell the workflow reused (``work/{preset}/image/...``, identical image and
+settings; ``tasks.image_ablation.reuse_image_cells``): its rows keep task ``image_ablation`` (the table
+they feed) and name the cell that was trained (``cell`` = ``image/{item}/{arch}-{method}``).
 """
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
         if name in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s",
                     "job_max_rss_mb"):
             note = f"device: {device}" + ("" if v is not None else "; missing: " + ("; ".join(cost["notes"]) or "not recorded"))
-        rows.append({"preset": preset, "task": cost["task"], "dataset": dataset, "item": cost["item"],
+        rows.append({"preset": preset, "task": TASK, "dataset": dataset, "item": cost["item"],
                      "metric": name, "architecture": cost["arch"], "method": cost["method"],
                      "value": "" if v is None else v, "note": note, "cell": cost["cell"]})
     return rows
@@ -76,6 +80,11 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
 
 def collect(metrics_files: Sequence[Path], work_dir: Path, preset: str, dataset: str) -> List[dict]:
     return [r for p in metrics_files for r in collect_cell(Path(p), Path(work_dir), preset, dataset)]
+
+
+def reused_cells(rows: Sequence[dict]) -> List[str]:
+    """Ids of the collected cells that were trained by another task (reused main image cells)."""
+    return sorted({r["cell"] for r in rows if r.get("cell") and not r["cell"].startswith(TASK + "/")})
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -86,6 +95,12 @@ class Cells:
         self.rows: Dict[Tuple[str, str, str], Dict[str, dict]] = {}
         for r in rows:
             self.rows.setdefault((r["item"], r["architecture"], r["method"]), {})[r["metric"]] = r
+
+    def cell(self, item, arch, method) -> str:
+        """The note naming the cell behind these rows ("cell <id>"); a reused image cell is said as such."""
+        ids = {r.get("cell") for r in self.rows.get((item, arch, method), {}).values()} - {None, ""}
+        cid = ids.pop() if len(ids) == 1 else f"{TASK}/{item}/{arch}-{method}"
+        return f"cell {cid}" + ("" if cid.startswith(TASK + "/") else " (the identical main image cell, reused)")
 
     def raw(self, item, arch, method, metric):
         r = self.rows.get((item, arch, method), {}).get(metric)
@@ -181,7 +196,7 @@ def build_table4(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: s
                 v = cells.num(i, a, m, "psnr")
                 vals.append(v)
                 out.append(_row("4", dataset, i, "psnr", a, lab, v,
-                                note=f"cell {TASK}/{i}/{a}-{m}" + ("" if v is not None else "; missing")))
+                                note=cells.cell(i, a, m) + ("" if v is not None else "; missing")))
             avg = _mean(vals)
             paper = ref.get(("image", dataset, avg_item, "psnr", a, lab)) if avg_item == PAPER_AVG_ITEM else None
             note = _missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items ({', '.join(items)})"
@@ -230,7 +245,7 @@ def build_table5(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: s
         for a in archs:
             for i in items:
                 out.append(_row("5", dataset, i, "psnr", a, lab, cells.num(i, a, m, "psnr"),
-                                note=f"cell {TASK}/{i}/{a}-{m}; {TABLE5_NOTE}"))
+                                note=f"{cells.cell(i, a, m)}; {TABLE5_NOTE}"))
                 out.append(_row("5", dataset, i, "time_per_iteration_s", a, lab,
                                 cells.num(i, a, m, "time_per_iteration_s"), note=cells.note(i, a, m, "time_per_iteration_s")))
             psnr = _mean(cell_vals(a, m, "psnr"))
