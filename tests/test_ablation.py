@@ -20,7 +20,7 @@ from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings, typed
 from iga.ntk import transformation_matrix
 from iga.report.ablation_tables import (PAPER_AVG_ITEM, TABLE5_NOTE, build_table4, build_table5, build_variants,
                                         collect_cell, describe_variant, reused_cells, write_ablation_tables)
-from iga.report.tables import LONG_COLUMNS, read_csv
+from iga.report.tables import TABLE_ROW_KEYS, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = ("table4", "table5", "variants")
@@ -216,7 +216,7 @@ def _table4_rows(dataset="kodak", items=ITEMS):
 
 def test_table4_has_every_strategy_and_architecture_with_the_papers_values():
     rows = build_table4(_table4_rows(), (ITEMS, ARCHS, ["vanilla", "IGA", "IGA-RSI", "IGA-RI"]), "kodak")
-    assert all(list(r) == LONG_COLUMNS and r["table"] == "4" for r in rows)
+    assert all(list(r) == TABLE_ROW_KEYS and r["table"] == "4" for r in rows)
     avg = {(r["architecture"], r["method"]): r for r in rows if r["item"] == PAPER_AVG_ITEM}
     assert set(avg) == {(a, m) for a in ARCHS + ["average"] for m in ("vanilla", "IGA-SLR", "IGA-RSI", "IGA-RI")}
     assert avg[("ReLU", "IGA-SLR")]["paper_value"] == 25.44
@@ -263,7 +263,7 @@ def _table5_rows(gpu=False):
 def test_table5_has_group_sizes_deltas_times_and_no_paper_values():
     methods = ["vanilla", "IGA-P16", "IGA", "IGA-P64", "IGA-P128"]
     rows = build_table5(_table5_rows(gpu=True), (ITEMS, ARCHS, methods), "kodak")
-    assert all(list(r) == LONG_COLUMNS and r["table"] == "5" for r in rows)
+    assert all(list(r) == TABLE_ROW_KEYS and r["table"] == "5" for r in rows)
     assert all(r["paper_value"] == "" for r in rows)
     assert all(TABLE5_NOTE in r["note"] for r in rows if r["metric"] in ("psnr", "delta_vs_vanilla", "delta_avg"))
     avg = {(r["metric"], r["architecture"], r["method"]): r for r in rows if r["item"] == PAPER_AVG_ITEM}
@@ -289,7 +289,7 @@ def test_variants_table_puts_table6_iga_values_beside_each_variant():
             rows += _cell_rows(item, arch, "IGA-paper", 24.0, variant="paper")
             rows += _cell_rows(item, arch, "IGA-quirk", 26.0, quirk=1)
     out = build_variants(rows, (ITEMS, ARCHS, ["IGA", "IGA-paper", "IGA-quirk"]), "kodak")
-    assert all(list(r) == LONG_COLUMNS and r["table"] == "variants" for r in out)
+    assert all(list(r) == TABLE_ROW_KEYS and r["table"] == "variants" for r in out)
     by = {(r["item"], r["architecture"], r["method"]): r for r in out}
     assert len(out) == 3 * 3 * (3 + 1)
     assert by[("kodim01", "ReLU", "IGA-quirk")]["paper_value"] == 20.42  # Table 6, ReLU+IGA, Kodak 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from iga.report.cost import benchmark_path, cost_rows, read_benchmark, read_cell, write_cost
-from iga.report.tables import LONG_COLUMNS
+from iga.report.tables import TABLE_ROW_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 TSV_HEAD = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -53,7 +53,7 @@ def test_cost_rows_are_measured_values_with_the_device(tmp_path):
              make_cell(work, "toy/exp1_w256_s16/TwoLayer-IGA-e15", bench=None)]
     cells = [read_cell(f, work) for f in files]
     rows = cost_rows(cells, {"image": "kodak", "image_ablation": "kodak", "toy": "synthetic"})
-    assert all(list(r) == LONG_COLUMNS and r["table"] == "cost" and r["paper_value"] == "" for r in rows)
+    assert all(list(r) == TABLE_ROW_KEYS and r["table"] == "cost" and r["paper_value"] == "" for r in rows)
     got = {(r["task"], r["item"], r["architecture"], r["method"], r["metric"]): r for r in rows}
     r = got[("image", "kodim01", "PE", "IGA", "job_wall_time_s")]
     assert r["value"] == 12.5 and r["dataset"] == "kodak" and "device: cpu (x86_64, 2 cores)" in r["note"]

@@ -107,6 +107,7 @@ def test_image_branch_end_to_end(workdir):
         else:
             assert float(r["value"]) == float(r["value"])  # a number, not NaN
         assert r["paper_value"] == ""  # embedded images have no paper counterpart
+        assert "TEST scale" in r["scale"]  # every CSV row says its scale
     assert "TEST scale" in (tables / "table1_image_average.md").read_text()
     for fig in ("fig4_image_crops.png", "fig10_image_visual.png"):
         assert (workdir / "results" / "pytest_tiny" / "figures" / fig).stat().st_size > 1000

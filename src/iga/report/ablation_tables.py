@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .cost import read_cell
-from .tables import LONG_COLUMNS, reference_lookup, write_csv
+from .tables import reference_lookup, write_long_csv
 
 TASK = "image_ablation"
 PAPER_ITEMS = ("kodim01", "kodim02", "kodim03")
@@ -555,7 +555,7 @@ def write_ablation_tables(long_rows: Sequence[dict], grids: dict, section: dict,
     for name in names:
         grid_name, build, render = TABLES[name]
         rows = build(long_rows, grid_of(grids, grid_name, section), dataset)
-        write_csv(rows, out_dir / f"{name}.csv", LONG_COLUMNS)
+        write_long_csv(rows, out_dir / f"{name}.csv", scale_note)
         (out_dir / f"{name}.md").write_text(render(rows, scale_note, "md"))
         (out_dir / f"{name}.tex").write_text(render(rows, scale_note, "tex"))
         paths += [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]

@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from .tables import LONG_COLUMNS, write_csv
+from .tables import write_long_csv
 
 # (metric name, column label, unit) in the order the table shows them
 COST_METRICS = (
@@ -297,7 +297,7 @@ def write_cost(metrics_files: Sequence[Path], work_dir: Path, datasets: Dict[str
                out_md: Path, figure: Optional[Path], scale_note: str) -> List[dict]:
     cells = [read_cell(Path(p), Path(work_dir)) for p in metrics_files]
     rows = cost_rows(cells, datasets)
-    write_csv(rows, Path(out_csv), LONG_COLUMNS)
+    write_long_csv(rows, Path(out_csv), scale_note)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(render_cost_markdown(rows, scale_note))
     if figure:

@@ -12,8 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+# "scale": the preset's scale note on every row, so a table's CSV is never mistaken for paper-scale numbers
 LONG_COLUMNS = ["table", "task", "dataset", "item", "metric", "architecture", "method",
-                "value", "paper_value", "delta", "note"]
+                "value", "paper_value", "delta", "note", "scale"]
+TABLE_ROW_KEYS = LONG_COLUMNS[:-1]  # a built table's rows in memory; write_long_csv adds "scale"
 ROW_COLUMNS = ["preset", "task", "dataset", "item", "metric", "architecture", "method", "value", "note", "cell"]
 Key = Tuple[str, str, str, str, str, str]  # task, dataset, item, metric, architecture, method
 
@@ -85,6 +87,11 @@ def metric_rows(preset: str, task: str, dataset: str, item: str, arch: str, meth
         rows.append({"preset": preset, "task": task, "dataset": dataset, "item": item, "metric": name,
                      "architecture": arch, "method": method, "value": v, "note": note, "cell": cell})
     return rows
+
+
+def write_long_csv(rows: List[dict], path: Path, scale_note: str) -> None:
+    """A table's long-form CSV (LONG_COLUMNS), each row stamped with the run's scale note."""
+    write_csv([dict(r, scale=scale_note) for r in rows], path, LONG_COLUMNS)
 
 
 def write_csv(rows: List[dict], path: Path, columns: Sequence[str]) -> None:
@@ -274,7 +281,7 @@ def write_table(spec: TableSpec, long_rows: List[dict], out_dir: Path, scale_not
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     if "csv" in formats:
-        write_csv(rows, out_dir / f"{spec.name}.csv", LONG_COLUMNS)
+        write_long_csv(rows, out_dir / f"{spec.name}.csv", scale_note)
         paths.append(out_dir / f"{spec.name}.csv")
     for ext, render in (("md", render_markdown), ("tex", render_latex)):
         if ext in formats:

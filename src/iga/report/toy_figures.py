@@ -21,7 +21,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..commands.report import parse_cell_path
-from .tables import LONG_COLUMNS, write_csv
+from .tables import write_long_csv
 
 METHOD_LABELS = {"vanilla": "I (vanilla)", "NTK": "S (NTK)", "eNTK": "S̃ (eNTK)", "IGA": "S̃ₑ (IGA)"}
 METHOD_ORDER = ["vanilla", "NTK", "eNTK", "IGA"]
@@ -500,14 +500,14 @@ def write_tables(cells: List[ToyCell], experiment: str, out_dir: Path, preset: s
     written = []
     rows = final_error_rows(cells, experiment, dataset, scale_note or preset)
     p = out_dir / f"{experiment}_final_errors.csv"
-    write_csv(rows, p, LONG_COLUMNS)
+    write_long_csv(rows, p, scale_note or preset)
     md = out_dir / f"{experiment}_final_errors.md"
     md.write_text(_markdown(rows, f"Toy {experiment}: final errors per cell [{scale_note or preset}]"))
     written += [p, md]
     if experiment == "exp1":
         wrows = width_table_rows(cells, dataset, scale_note or preset)
         p = out_dir / "exp1_convergence_with_width.csv"
-        write_csv(wrows, p, LONG_COLUMNS)
+        write_long_csv(wrows, p, scale_note or preset)
         md = out_dir / "exp1_convergence_with_width.md"
         md.write_text(_markdown(wrows, f"Toy exp1: eNTK/IGA vs exact NTK by width [{scale_note or preset}]"))
         written += [p, md]
