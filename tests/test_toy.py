@@ -228,7 +228,8 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
     import csv
     rows = list(csv.DictReader(open(tables / "exp1_final_errors.csv")))
     assert rows[0].keys() == {"table", "task", "dataset", "item", "metric", "architecture", "method", "value",
-                              "paper_value", "delta", "note"}
+                              "paper_value", "delta", "note", "scale"}
+    assert all(r["scale"] == "test" for r in rows)  # no --scale-note: the preset's name
     assert {r["method"] for r in rows} == {"vanilla", "NTK-e3", "eNTK-e3", "IGA-e3"}
     width = list(csv.DictReader(open(tables / "exp1_convergence_with_width.csv")))
     assert {r["method"] for r in width if r["metric"] == "traj_dist_max"} == {"eNTK-e3", "IGA-e3", "vanilla"}
