@@ -466,3 +466,14 @@ def test_tiny_ablation_end_to_end_with_reused_cells(tmp_path):
     cells = {(r["task"], r["method"]) for r in cost}
     assert cells == {("image", "vanilla"), ("image", "IGA"), ("image_ablation", "IGA-RSI")}  # each trained cell once
     assert len([r for r in cost if r["metric"] == "job_wall_time_s"]) == 3
+
+
+def test_a_grid_without_cells_writes_no_table(tmp_path):
+    """The mini preset runs Table 4 only: no empty Table 5 / variants table that looks like a result."""
+    workdir = _reuse_workdir(tmp_path, grids={"table5": {"items": [], "methods": []},
+                                              "variants": {"items": [], "methods": []}})
+    res = _snakemake(workdir, "-n", "--configfile", "reuse.yaml")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "results/pytest_reuse/tables/table4_sampling.csv" in out
+    assert "table5_group_size" not in out and "variants_paper_vs_code" not in out

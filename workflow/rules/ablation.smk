@@ -18,12 +18,15 @@ from iga.cells import NAME_RE as _NAME_RE
 if enabled("image_ablation"):
     ABL = task_config("image_ablation")
     ABL_GRIDS = ("table4", "table5", "variants")
-    ABL_TABLES = ["table4_sampling", "table5_group_size", "variants_paper_vs_code"]
     ABL_NOTE = ABL.get("scale_note", SCALE_NOTE)
     _abl_missing = [g for g in ABL_GRIDS if g not in (ABL.get("grids") or {})]
     if _abl_missing:
         raise WorkflowError(f"invalid config: tasks.image_ablation.grids lacks {_abl_missing} "
                             f"(needs {list(ABL_GRIDS)}; each {{items?, architectures?, methods}})")
+    # a table whose grid has no cells (e.g. the mini preset's table5/variants) is not written at all,
+    # rather than as an empty table that could be mistaken for a result
+    ABL_TABLES = [t for t in ("table4_sampling", "table5_group_size", "variants_paper_vs_code")
+                  if enumerate_cells(config, "image_ablation", t.split("_")[0])]
 
     def ablation_cells():
         """The cells of all grids, each once, in grid order."""
