@@ -4,11 +4,8 @@ the right rows and paper values. Fast: no training; Snakemake only in dry runs (
 reuse main image cells) and one tiny end-to-end run."""
 import copy
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from iga.ntk import transformation_matrix
 from iga.report.ablation_tables import (PAPER_AVG_ITEM, TABLE5_NOTE, build_table4, build_table5, build_variants,
                                         collect_cell, describe_variant, reused_cells, write_ablation_tables)
 from iga.report.tables import TABLE_ROW_KEYS, read_csv
+from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = ("table4", "table5", "variants")
@@ -395,12 +393,6 @@ TINY_REUSE = {  # image and image_ablation on the same 16x16 picture with the sa
 }
 
 
-def _snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
-                          cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
-
-
 def _reuse_workdir(tmp_path, **ablation) -> Path:
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     overlay = copy.deepcopy(TINY_REUSE)
@@ -411,7 +403,7 @@ def _reuse_workdir(tmp_path, **ablation) -> Path:
 
 def _dry_run(workdir: Path):
     """(training jobs {rule: {cell dir}}, the cost-table shell command, stderr) of a dry run."""
-    res = _snakemake(workdir, "-n", "-p", "--configfile", "reuse.yaml", "--",
+    res = run_snakemake(workdir, "-n", "-p", "--configfile", "reuse.yaml", "--",
                      "results/pytest_reuse/tables/table4_sampling.csv", "results/pytest_reuse/tables/cost.csv")
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     jobs = {}
@@ -450,7 +442,7 @@ def test_reuse_can_be_switched_off(tmp_path):
 
 def test_tiny_ablation_end_to_end_with_reused_cells(tmp_path):
     workdir = _reuse_workdir(tmp_path)
-    res = _snakemake(workdir, "--configfile", "reuse.yaml", "--", "results/pytest_reuse/tables/table4_sampling.csv",
+    res = run_snakemake(workdir, "--configfile", "reuse.yaml", "--", "results/pytest_reuse/tables/table4_sampling.csv",
                      "results/pytest_reuse/tables/cost.csv", timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     assert not (workdir / "work" / "pytest_reuse" / "image_ablation" / "astronaut" / "PE-IGA").exists()
@@ -472,7 +464,7 @@ def test_a_grid_without_cells_writes_no_table(tmp_path):
     """The mini preset runs Table 4 only: no empty Table 5 / variants table that looks like a result."""
     workdir = _reuse_workdir(tmp_path, grids={"table5": {"items": [], "methods": []},
                                               "variants": {"items": [], "methods": []}})
-    res = _snakemake(workdir, "-n", "--configfile", "reuse.yaml")
+    res = run_snakemake(workdir, "-n", "--configfile", "reuse.yaml")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "results/pytest_reuse/tables/table4_sampling.csv" in out

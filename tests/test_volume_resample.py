@@ -1,10 +1,7 @@
 """Occupancy volumes downsampled by block mean (the mini preset's 128³ from the published 512³)."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +10,7 @@ import pytest
 from iga.cli import main
 from iga.data.volume_resample import downsample_factor, downsample_occupancy
 from iga.data.voxelize import load_volume, save_volume
+from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,10 +59,7 @@ def test_cli_keeps_metadata_and_records_the_source(tmp_path, capsys):
 
 def test_mini_preset_plans_the_downsampling_of_the_published_volumes(tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", "-n",
-                          "--configfile", str(ROOT / "presets" / "mini.yaml")],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    res = run_snakemake(tmp_path, "-n", "--configfile", str(ROOT / "presets" / "mini.yaml"), timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "data/occupancy/mat_volumes/thai_down128.npz" in out

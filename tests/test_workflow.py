@@ -1,25 +1,16 @@
 """The workflow spine: config rejections, the image branch end to end, and the aggregation."""
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from iga.report.tables import LONG_COLUMNS, TABLES, build_table, with_averages
+from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    return subprocess.run(SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
-                          cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture

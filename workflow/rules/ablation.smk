@@ -46,6 +46,8 @@ if enabled("image_ablation"):
         w, h = ABL.get("embedded_size", [64, 32])
         return f"{DATA}/embedded/images/{item}_{w}x{h}.png"
 
+    _IMAGE_CELLS = set(enumerate_cells(config, "image")) if enabled("image") else set()
+
     def reused_image_cell(cell):
         """The main image cell's metrics.json when it is the very run `cell` would train, else None.
 
@@ -58,7 +60,7 @@ if enabled("image_ablation"):
         if not ABL.get("reuse_image_cells", True) or not enabled("image"):
             return None
         twin = Cell("image", cell.item, cell.arch, cell.method)
-        if twin not in enumerate_cells(config, "image") or image_path(cell.item) != ablation_image(cell.item):
+        if twin not in _IMAGE_CELLS or image_path(cell.item) != ablation_image(cell.item):
             return None
         settings = resolve_settings(config, cell)
         if settings != resolve_settings(config, twin):

@@ -29,6 +29,7 @@ if enabled("occupancy"):
             raise WorkflowError(f"tasks.occupancy.meshes has no mesh path for items {_missing}")
 
     OCC_MAT_RESOLUTION = int(OCC.get("mat_resolution", 512))  # side of the published .mat volumes
+    OCC_MAT_ITEM_RE = "|".join(OCC.get("mat_items", {})) or "^$"  # items with a .mat volume (wildcard)
 
     def occ_task_settings(item, arch=None, method=None):
         arch = arch or OCC["architectures"][0]
@@ -126,7 +127,7 @@ if enabled("occupancy"):
         output:
             f"{DATA}/occupancy/mat_volumes/{{item}}.npz",
         wildcard_constraints:
-            item="|".join(OCC.get("mat_items", {})) or "^$",
+            item=OCC_MAT_ITEM_RE,
         log:
             f"logs/data/occupancy/{{item}}_mat_to_volume.log",
         resources:
@@ -140,7 +141,7 @@ if enabled("occupancy"):
         output:
             f"{DATA}/occupancy/mat_volumes/{{item}}_down{{res}}.npz",
         wildcard_constraints:
-            item="|".join(OCC.get("mat_items", {})) or "^$",
+            item=OCC_MAT_ITEM_RE,
             res=r"\d+",
         log:
             f"logs/data/occupancy/{{item}}_down{{res}}.log",

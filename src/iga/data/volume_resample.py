@@ -34,7 +34,7 @@ def downsample_occupancy(occupancy: np.ndarray, resolution: int, threshold: floa
     if f == 1:
         return occ.copy()
     h, w, t = (s // f for s in occ.shape)
-    # count per block in uint16 (f³ ≤ 512 for f ≤ 8; uint32 beyond) — slab by slab to bound memory
+    # occupied voxels per block, one slab of blocks at a time to bound memory
     counts = np.empty((h, w, t), dtype=np.uint32)
     for i in range(h):
         slab = occ[i * f:(i + 1) * f].reshape(f, w, f, t, f)
