@@ -84,6 +84,14 @@ TINY = {
 }
 
 
+def test_rules_find_iga_without_an_activated_environment(workdir):
+    # users run `.venv/bin/snakemake` / `make smoke` from a plain shell: PATH has no venv bin
+    res = run_snakemake(workdir, "data/embedded/images/astronaut_16x16.png", "--configfile",
+                        overlay(workdir, {"preset": "pytest_path"}), env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert (workdir / "data" / "embedded" / "images" / "astronaut_16x16.png").stat().st_size > 100
+
+
 def test_image_branch_end_to_end(workdir):
     res = run_snakemake(workdir, "--configfile", overlay(workdir, TINY, "tiny.yaml"))
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]

@@ -1,6 +1,14 @@
 # Shared helpers: config slices, cell enumeration, paths. No computation happens in rules.
 import json
+import os
+import sys
 from pathlib import Path
+
+# Rules call `iga`; users run `.venv/bin/snakemake` (or `make`) without activating the venv, so the
+# environment Snakemake itself runs in goes first on PATH (jobs, local or SLURM, inherit it).
+_ENV_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _ENV_BIN:
+    os.environ["PATH"] = _ENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
 from iga.cells import Cell, enumerate_cells, resolve_settings, validate_config
 from iga.configs import ConfigError
