@@ -17,6 +17,8 @@
 # Environment: IGA_SLURM_STATE (default /tmp/iga-slurm-ci), IGA_SLURM_PORT (default 16817),
 # IGA_SLURM_FAKE_GPUS (default 2, at most 6).
 set -euo pipefail
+# the daemons (slurmd, slurmctld, munged) live in sbin, which a minimal or non-login PATH lacks
+export PATH="$PATH:/usr/sbin:/sbin"
 
 STATE=${IGA_SLURM_STATE:-/tmp/iga-slurm-ci}
 PORT=${IGA_SLURM_PORT:-16817}
