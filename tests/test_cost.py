@@ -2,16 +2,14 @@
 benchmark said as such; and the workflow wiring (the cost rule depends on the image + ablation cells)."""
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from iga.report.cost import benchmark_path, cost_rows, read_benchmark, read_cell, write_cost
 from iga.report.tables import TABLE_ROW_KEYS
+from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 TSV_HEAD = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -84,9 +82,7 @@ def test_write_cost_writes_csv_markdown_and_figure(tmp_path):
 
 # --- workflow wiring (dry runs: no training) ---------------------------------------------------
 def dry_run_counts(workdir: Path, *args: str) -> dict:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", "-n",
-                          "--quiet", "rules", *args], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+    res = run_snakemake(workdir, "-n", "--quiet", "rules", *args, timeout=300)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     counts = {}
     for line in res.stdout.splitlines():
