@@ -15,6 +15,7 @@ import copy
 import fnmatch
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
 from .configs import (AdjusterConfig, ConfigError, ModelConfig, OptimConfig, TrainConfig,
@@ -55,6 +56,32 @@ class Cell:
     @property
     def id(self) -> str:
         return f"{self.task}/{self.item}/{self.name}"
+
+    def dir(self, root: str | Path) -> Path:
+        """The cell's folder under a work or results root: ``{root}/{task}/{item}/{arch}-{method}``."""
+        return Path(root) / self.task / self.item / self.name
+
+    @classmethod
+    def from_id(cls, cell_id: str) -> "Cell":
+        """Inverse of :attr:`id` ("image/kodim03/PE-IGA-RSI")."""
+        parts = str(cell_id).strip("/").split("/")
+        if len(parts) != 3:
+            raise ConfigError(f"cell id {cell_id!r} must be TASK/ITEM/ARCH-METHOD")
+        task, item, name = parts
+        arch, sep, method = name.partition("-")
+        if not sep or not arch or not method:
+            raise ConfigError(f"cell id {cell_id!r}: the last part must be ARCH-METHOD")
+        return cls(task, item, arch, method)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Cell":
+        """The cell of a file or folder ``…/{task}/{item}/{arch}-{method}[/file]``."""
+        p = Path(path)
+        if p.is_file() or "-" not in p.name:  # a file inside the cell folder
+            p = p.parent
+        if len(p.parts) < 3:
+            raise ConfigError(f"{path}: not inside a cell folder …/TASK/ITEM/ARCH-METHOD")
+        return cls.from_id("/".join(p.parts[-3:]))
 
 
 def deep_merge(base: dict, over: dict) -> dict:
