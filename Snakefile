@@ -1,7 +1,7 @@
 # iga-repro: one workflow for every table and figure of the IGA paper.
 #   snakemake --cores all                                  # the paper preset (GPU cluster scale)
 #   snakemake --cores all --configfile presets/smoke.yaml  # the embedded default, offline, minutes on CPU
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -9,7 +9,8 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# validated in workflow/rules/common.smk by iga.workflow_config (the models that also generate
+# workflow/schemas/config.schema.yaml), so that errors name the key, the value and what is allowed
 
 
 include: "workflow/rules/common.smk"

@@ -13,7 +13,10 @@ import torch
 import yaml
 
 from iga.adjust import IGAAdjuster, build_adjuster
-from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings, typed, validate_config
+from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings
+from iga.configs import AdjusterConfig, validate
+from iga.tasks.image_config import ImageCellSettings
+from iga.workflow_config import validate_config
 from iga.ntk import transformation_matrix
 from iga.report.ablation_tables import (PAPER_AVG_ITEM, TABLE5_NOTE, build_table4, build_table5, build_variants,
                                         collect_cell, describe_variant, reused_cells, write_ablation_tables)
@@ -75,7 +78,7 @@ def test_each_ablation_cell_resolves_to_what_its_name_claims(preset):
         assert h % patch == 0 and w % patch == 0, cell
         groups = (h // patch) * (w // patch)
         assert 1 <= adj["end"] < groups, (cell, adj["end"], groups)
-        typed(s)
+        validate(ImageCellSettings, s)
 
 
 def test_paper_preset_ablation_grids_are_the_papers():
@@ -112,7 +115,7 @@ def test_paper_ablation_settings_equal_the_main_image_settings(arch, method):
 # --- the adjusters those settings build --------------------------------------------------------
 def _adjuster(config, arch, method, seed=0):
     s = resolve_settings(config, Cell("image_ablation", "astronaut", arch, method))
-    return build_adjuster(typed(s)[1], torch.Generator().manual_seed(seed))
+    return build_adjuster(validate(AdjusterConfig, s["adjuster"]), torch.Generator().manual_seed(seed))
 
 
 def test_sampling_strategies_of_the_cells_select_what_they_claim():
@@ -160,8 +163,8 @@ def test_quirk_cell_differs_from_the_default_exactly_as_the_notes_say():
 
 def test_paper_variant_cell_differs_only_outside_the_balanced_range():
     config = load("smoke")
-    cfg_off = typed(resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA")))[1]
-    cfg_pap = typed(resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper")))[1]
+    cfg_off = validate(AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA"))["adjuster"])
+    cfg_pap = validate(AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper"))["adjuster"])
     assert (cfg_off.variant, cfg_pap.variant) == ("official", "paper") and cfg_off.end == cfg_pap.end == 5
     n = 10
     q, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64))
@@ -429,7 +432,7 @@ def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
     assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA", "image_ablation/astronaut/PE-IGA-RSI"}
     assert "image_ablation: 1 of 3 cells reuse" in err  # vanilla still identical
     # another picture size (same name, other input file): nothing is shared
-    jobs, _, err = _dry_run(_reuse_workdir(tmp_path, embedded_size=[16, 8]))
+    jobs, _, err = _dry_run(_reuse_workdir(tmp_path, embedded_size=[16, 12]))
     assert len(jobs["train_image_ablation"]) == 3 and "reuse" not in err
 
 

@@ -185,3 +185,66 @@ def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_pa
     snakemake(finished_copy, "--", f"work/tiny/image/{cell}/metrics.json", env=env)
     first = _first_progress((finished_copy / f"logs/tiny/image/{cell}.log").read_text())
     assert first is not None and first[0] == 0, f"training started at step {first}: an old checkpoint was resumed"
+
+
+# --- a failed retrain never leaves a stale table (issue #15, item 1) ------------------------------
+def _trainer_pids(cell_id: str) -> list:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "train-image" in cmd and f"--cell {cell_id}" in cmd and "gpu-slot" not in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _table_value(wf: Path, method: str) -> float:
+    import pandas as pd
+    t = pd.read_csv(wf / "results/tiny/tables/table1_image_average.csv")
+    row = t[(t.metric == "psnr") & (t.architecture == "PE") & (t.method == method)]
+    assert len(row) == 1, t.to_string()
+    return float(row.value.iloc[0])
+
+
+def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(finished_copy, tmp_path):
+    import json
+    import signal
+
+    cell = "image/astronaut/PE-IGA"
+    old = _table_value(finished_copy, "IGA")
+    overlay = tmp_path / "end.yaml"  # the issue's scenario: one cell's hyperparameter changes
+    overlay.write_text('tasks:\n  image:\n    overrides:\n'
+                       '      "astronaut/PE-IGA": {adjuster: {end: 4}, train: {iterations: 4000}}\n')
+    args = ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), str(overlay)]
+    proc = subprocess.Popen(args, cwd=finished_copy, env=smk_env(finished_copy), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        pids = []
+        while not pids and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            pids = _trainer_pids(cell)
+        assert pids, "the retraining of the changed cell never started"
+        time.sleep(1.0)
+        for pid in pids:  # the job dies as under an OOM kill or a SLURM time limit
+            os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out[-3000:]
+    assert not (finished_copy / f"work/tiny/{cell}/metrics.json").exists()
+
+    # the same command again: the cell is planned (not "Nothing to be done"), then the table has its number
+    again = [*args[3:]]
+    jobs = planned(snakemake(finished_copy, "-n", "--configfile", *again))
+    assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
+    assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
+    snakemake(finished_copy, "--configfile", *again)
+    new = json.loads((finished_copy / f"work/tiny/{cell}/metrics.json").read_text())
+    assert _table_value(finished_copy, "IGA") == pytest.approx(round(new["psnr"], 2), abs=0.006)
+    assert _table_value(finished_copy, "IGA") != old

@@ -21,7 +21,7 @@ def float64():
 
 def small_model(arch="PE", technique="none", out=3):
     cfg = ModelConfig(architecture=arch, out_features=out, hidden_features=24, hidden_layers=2,
-                      pe_frequencies=3, technique=technique, fr=FRConfig(4, 4, 3, 0.05))
+                      pe_frequencies=3, technique=technique, fr=FRConfig(low_freqs=4, high_freqs=4, phases=3, alpha=0.05))
     return build_model(cfg)
 
 

@@ -16,7 +16,8 @@ from iga.data.voxelize import save_volume
 from iga.grouping import chunk_groups
 from iga.metrics import iou
 from iga.tasks.occupancy import (GridCoordinates, OccupancyTask, OccupancyTaskConfig, _derived_schedule,
-                                 crop, crop_box, run_cell, task_config)
+                                 crop, crop_box, run_cell)
+from iga.tasks.occupancy_config import task_config
 from iga.train import lr_factor
 
 

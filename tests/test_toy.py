@@ -16,7 +16,8 @@ from iga.configs import ConfigError
 from iga.metrics import relative_spectral_error
 from iga.ntk import analytic_relu_ntk, entk, transformation_matrix
 from iga.tasks.toy import KernelMonitor, ToyTask, TwoLayerReLU, build_cell, make_signal, spectral_bins
-from iga.tasks.toy_config import TwoLayerConfig, balanced_eigenvalues, validate
+from iga.tasks.toy_config import TwoLayerConfig, balanced_eigenvalues
+from iga.tasks.toy_config import validate_cell as validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,11 +165,12 @@ def test_ntk_is_exp1_only_and_balanced_counts_follow_the_paper():
 
 
 def test_presets_enumerate_every_toy_cell():
-    from iga.cells import deep_merge, enumerate_cells, resolve_settings, validate_config, Cell
+    from iga.cells import deep_merge, enumerate_cells, resolve_settings, Cell
+    from iga.workflow_config import validate_config
     paper = yaml.safe_load((ROOT / "config.yaml").read_text())
     smoke = deep_merge(paper, yaml.safe_load((ROOT / "presets" / "smoke.yaml").read_text()))
     for cfg in (paper, smoke):
-        validate_config({"tasks": {"toy": cfg["tasks"]["toy"]}})
+        validate_config({"preset": "t", "tasks": {"toy": cfg["tasks"]["toy"]}})
     # paper: 4 widths × 2 seeds × (vanilla + 3 methods × 5 ends); 2 seeds × 2 archs × (1 + 3 groups × 4 ends)
     assert len(enumerate_cells(paper, "toy", "exp1")) == 128
     assert len(enumerate_cells(paper, "toy", "exp2")) == 52

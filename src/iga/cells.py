@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, List
 
-from .configs import (AdjusterConfig, ConfigError, ModelConfig, OptimConfig, TrainConfig,
-                      from_dict)
+from .configs import ConfigError
 
 # base method -> what it changes; the variant suffix ("IGA-RSI") picks task.variants["RSI"]
 METHOD_DEFAULTS: Dict[str, dict] = {
@@ -30,7 +28,6 @@ METHOD_DEFAULTS: Dict[str, dict] = {
     "eNTK": {"model": {"technique": "none"}, "adjuster": {"kind": "entk"}},
     "NTK": {"model": {"technique": "none"}, "adjuster": {"kind": "ntk"}},
 }
-NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")  # items, architectures, variants: no path tricks
 
 
 @dataclass(frozen=True, order=True)
@@ -94,13 +91,6 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _check_name(kind: str, value: str, allowed: Iterable[str] | None = None) -> None:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise ConfigError(f"{kind}={value!r} must match {NAME_RE.pattern} (letters, digits, _ and .)")
-    if allowed is not None and value not in allowed:
-        raise ConfigError(f"{kind}={value!r} is not allowed; choose one of {sorted(allowed)}")
-
-
 def task_section(config: dict, task: str) -> dict:
     try:
         return config["tasks"][task]
@@ -152,50 +142,3 @@ def resolve_settings(config: dict, cell: Cell) -> dict:
     for key in ("model", "adjuster", "optim", "train", "task"):
         settings.setdefault(key, {})
     return settings
-
-
-def typed(settings: dict) -> Tuple[ModelConfig, AdjusterConfig, OptimConfig, TrainConfig, dict]:
-    """Validated dataclasses from resolved settings; errors name the offending key."""
-    return (from_dict(ModelConfig, settings.get("model"), "model."),
-            from_dict(AdjusterConfig, settings.get("adjuster"), "adjuster."),
-            from_dict(OptimConfig, settings.get("optim"), "optim."),
-            from_dict(TrainConfig, settings.get("train"), "train."),
-            dict(settings.get("task", {})))
-
-
-# tasks whose cells are coordinate MLPs trained by iga.train; other tasks register their own checks
-def _typed_image(settings: dict) -> None:
-    typed(settings)
-    from .tasks.image_config import task_config
-    task_config(settings.get("task", {}))
-
-
-def _typed_occupancy(settings: dict) -> None:
-    typed(settings)
-    from .tasks.occupancy_config import task_config
-    task_config(settings.get("task", {}))
-
-
-TASK_VALIDATORS: Dict[str, object] = {"image": _typed_image, "image_ablation": _typed_image,
-                                      "occupancy": _typed_occupancy}
-TASK_VALIDATORS["toy"] = lambda s: __import__("iga.tasks.toy_config", fromlist=["validate"]).validate(s)
-TASK_VALIDATORS["nerf"] = lambda s: __import__("iga.nerf.cell_settings", fromlist=["validate"]).validate(s)
-
-
-def validate_config(config: dict) -> None:
-    """Resolve and type-check every cell of every enabled task, so bad values fail before any job."""
-    for task, sec in (config.get("tasks") or {}).items():
-        if not sec.get("enabled", True):
-            continue
-        for item in sec.get("items", []):
-            _check_name(f"tasks.{task}.items[]", str(item))
-        for group in [None] + sorted(sec.get("grids", {}) or {}):
-            for cell in enumerate_cells(config, task, group):
-                _check_name(f"tasks.{task}.architectures[]", cell.arch)
-                for part in cell.method.split("-"):
-                    _check_name(f"tasks.{task}.methods[]", part)
-                check = TASK_VALIDATORS.get(task, lambda s: None)
-                try:
-                    check(resolve_settings(config, cell))
-                except ConfigError as exc:
-                    raise ConfigError(f"cell {cell.id}: {exc}") from None

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "iga.commands.occupancy",
     "iga.commands.nerf",
     "iga.commands.gpu",
+    "iga.commands.config",
 )
 
 

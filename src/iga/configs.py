@@ -1,61 +1,146 @@
-"""Typed configs for models, gradient adjusters, optimisation and training.
+"""Typed settings: the one declaration of every knob's name, type, default and allowed values.
 
-Every task builds these from a plain dict (the cell's resolved settings from
-config.yaml) with :func:`from_dict`, which rejects unknown keys and bad values
-with a message that names the key and what is allowed.
+Shared pieces of a cell's settings (model, adjuster, optimiser, training) are pydantic models here;
+each task declares its own cell-settings model on top of :class:`CellSettings` and registers it with
+:func:`register_task` (see ``iga/tasks/*_config.py``, ``iga/nerf/cell_settings.py``). Validation is
+strict: unknown keys, strings where numbers belong and values outside the allowed ones raise
+:class:`ConfigError` with the key path, the value and what is allowed. Torch-free, so that
+``snakemake -n`` validates every cell of the paper grid quickly.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, get_args, get_origin, get_type_hints
+import re
+from typing import Any, ClassVar, Dict, List, Literal, Optional, Type, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 ARCHITECTURES = ("ReLU", "PE", "SIREN")
-METHODS = ("vanilla", "FR", "BN", "IGA")
 SAMPLINGS = ("slr", "rsi", "ri", "centre")
-TARGETS = ("start", "end")
-VARIANTS = ("official", "paper")
-BN_PLACEMENTS = ("linear_act_bn", "linear_bn_act", "sine_bn")
+# torch device strings a setting may name ("auto": CUDA when present, else CPU)
+DEVICE_RE = r"^(auto|cpu|cuda|cuda:\d+|mps)$"
 
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names the value and what is allowed."""
 
 
-@dataclass
-class FRConfig:
+class Strict(BaseModel):
+    """No unknown keys, no silent type coercion (a YAML string never becomes a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+def _models_in(ann: Any) -> List[type]:
+    return [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def _walk(cls: Any, loc: tuple) -> tuple:
+    """(dotted key path, the model holding the last key) for a pydantic error location.
+
+    Union members appear in locations by their tag ("model.TwoLayer.depth"); they are not keys the
+    user wrote, so they are dropped from the path.
+    """
+    parts: List[str] = []
+    here: Any = cls  # a model class, a list of union members, ("dict", value model) or None
+    for part in loc:
+        fields = getattr(here, "model_fields", None) if isinstance(here, type) else None
+        if fields and part in fields:
+            parts.append(str(part))
+            ann = fields[part].annotation
+            members = _models_in(ann)
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                here = ann
+            elif get_origin(ann) is dict:
+                here = ("dict", members[0] if members else None)
+            else:
+                here = members[0] if len(members) == 1 else (members or None)
+        elif isinstance(here, list):  # a union: the member named by the location's tag
+            here = next((m for m in here if part == m.model_fields.get("architecture", FieldInfo()).default
+                         or part == m.__name__), None)
+        elif isinstance(here, tuple):  # a dict's key, then its value's model
+            parts.append(str(part))
+            here = here[1]
+        else:
+            parts.append(str(part))
+            here = None
+    return ".".join(parts), here
+
+
+def _describe(cls: Any, err: dict, prefix: str) -> str:
+    loc = tuple(err["loc"])
+    path = prefix + _walk(cls, loc)[0]
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        parent = _walk(cls, loc[:-1])[1]
+        allowed = sorted(parent.model_fields) if isinstance(parent, type) else []
+        return f"unknown key {path!r}; allowed: {allowed}"
+    msg = err["msg"].removeprefix("Value error, ")
+    text = f"{path}={value!r}: {msg}" if path else msg
+    if isinstance(value, str) and err["type"] in ("float_type", "int_type", "float_parsing", "int_parsing"):
+        try:
+            float(value)
+            text += (f" (YAML 1.1 reads {value} as text; write it with a dot and a signed exponent, "
+                     f"e.g. 1.0e-3, or as a plain number)")
+        except ValueError:
+            pass
+    return text
+
+
+def validate(cls: Type[BaseModel], data: Any, prefix: str = "", context: Optional[dict] = None):
+    """``cls`` validated from ``data``; any problem raises one ConfigError naming every bad key."""
+    try:
+        return cls.model_validate({} if data is None else data, context=context)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(cls, e, prefix) for e in exc.errors())) from None
+
+
+# kept for callers that build one piece: from_dict(AdjusterConfig, raw, "adjuster.")
+from_dict = validate
+
+
+class FRConfig(Strict):
     """Fourier reparameterisation W = Λ·B of hidden layers (Shi et al. 2024)."""
-    low_freqs: int = 128
-    high_freqs: int = 128
-    phases: int = 32
-    alpha: float = 1e-3
+
+    low_freqs: int = Field(128, ge=1)
+    high_freqs: int = Field(128, ge=0)
+    phases: int = Field(32, ge=1)
+    alpha: float = Field(1e-3, gt=0)
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Strict):
     architecture: Literal["ReLU", "PE", "SIREN"] = "ReLU"
-    in_features: int = 2
-    out_features: int = 3
-    hidden_features: int = 256
+    in_features: int = Field(2, ge=1)
+    out_features: int = Field(3, ge=1)
+    hidden_features: int = Field(256, ge=1)
     # hidden→hidden layers; the official code's 2 gives 4 linear layers in total
-    hidden_layers: int = 2
-    first_omega0: float = 30.0
-    hidden_omega0: float = 30.0
-    pe_frequencies: int = 6
+    hidden_layers: int = Field(2, ge=0)
+    first_omega0: float = Field(30.0, gt=0)
+    hidden_omega0: float = Field(30.0, gt=0)
+    pe_frequencies: int = Field(6, ge=1)
     pe_include_input: bool = True
-    # "none" | "fr" | "bn": the training technique that changes the network
+    # the training technique that changes the network
     technique: Literal["none", "fr", "bn"] = "none"
-    fr: FRConfig = field(default_factory=FRConfig)
+    fr: FRConfig = FRConfig()
     bn_placement: Optional[Literal["linear_act_bn", "linear_bn_act", "sine_bn"]] = None
 
+    @model_validator(mode="after")
+    def _bn_placement_fits(self):
+        if self.technique == "bn" and self.bn_placement is None:  # the official layouts
+            self.bn_placement = {"SIREN": "sine_bn", "PE": "linear_bn_act"}.get(self.architecture, "linear_act_bn")
+        if self.technique == "bn" and (self.bn_placement == "sine_bn") != (self.architecture == "SIREN"):
+            raise ValueError(f"bn_placement {self.bn_placement!r} does not fit architecture {self.architecture}; "
+                             "SIREN uses 'sine_bn', ReLU/PE use 'linear_act_bn' or 'linear_bn_act'")
+        return self
 
-@dataclass
-class AdjusterConfig:
+
+class AdjusterConfig(Strict):
     """How gradients are adjusted. kind="vanilla" ignores everything else."""
+
     kind: Literal["vanilla", "iga", "entk", "ntk"] = "vanilla"
-    end: int = 20
-    start: int = 0
+    # 0-based, exclusive: the top `end` eigenvalues are balanced (iga.ntk.transformation_matrix)
+    end: int = Field(20, ge=1)
+    start: int = Field(0, ge=0)
     # "end": Adam, pull the top `end` eigenvalues down to λ_end; "start": SGD, lift them to λ_start
     target: Literal["start", "end"] = "end"
     # "official": directions outside [start, end) weigh 1; "paper": weigh λ_i (eq. 5 as printed)
@@ -64,96 +149,126 @@ class AdjusterConfig:
     # the official image code's indexing: every group's sample is the sum over all groups' argmax positions
     official_indexing_quirk: bool = False
 
+    @model_validator(mode="after")
+    def _start_below_end(self):
+        if self.start >= self.end:
+            raise ValueError(f"start={self.start} must satisfy 0 <= start < end={self.end}")
+        return self
 
-@dataclass
-class OptimConfig:
+    def check_groups(self, groups: int, what: str) -> None:
+        """``end`` must leave λ_end (Adam) or at least one direction (SGD) among ``groups`` eigenvalues."""
+        if self.kind == "vanilla":
+            return
+        limit = groups - 1 if self.target == "end" else groups
+        if not 1 <= self.end <= limit:
+            raise ValueError(f"adjuster.end={self.end} does not fit {groups} groups ({what}); allowed: 1..{limit}")
+
+
+class OptimConfig(Strict):
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = 1e-3
+    lr: float = Field(1e-3, gt=0)
     schedule: Literal["constant", "step", "exponential"] = "constant"
     # step: lr × gamma once at each multiple of step_size (official image code: once at 3000)
-    step_size: int = 3000
-    gamma: float = 0.1
-    max_steps_of_schedule: Optional[int] = None  # official: the scheduler stops after 3100 steps
+    step_size: int = Field(3000, ge=1)
+    gamma: float = Field(0.1, gt=0)
+    max_steps_of_schedule: Optional[int] = Field(None, ge=1)  # official: the scheduler stops after 3100 steps
     # exponential: lr(t) = lr · final_factor^(t / total)
-    final_factor: float = 0.1
+    final_factor: float = Field(0.1, gt=0)
 
 
-@dataclass
-class TrainConfig:
-    iterations: int = 1000
+class TrainConfig(Strict):
+    iterations: int = Field(1000, ge=1)
     seed: int = 4096
-    checkpoint_every: int = 500
-    log_every: int = 1
-    device: str = "auto"
+    checkpoint_every: int = Field(500, ge=0)  # 0: never (tests)
+    log_every: int = Field(1, ge=1)
+    device: str = Field("auto", pattern=DEVICE_RE, description="auto | cpu | cuda | cuda:N | mps")
     dtype: Literal["float32", "float64"] = "float32"
     progress: bool = True
 
 
-def _check_literal(name: str, value: Any, tp: Any) -> None:
-    allowed = get_args(tp)
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+class CellSettings(Strict):
+    """A cell's resolved settings; each task subclasses it (its own ``task`` model and rules)."""
+
+    model: ModelConfig = ModelConfig()
+    adjuster: AdjusterConfig = AdjusterConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
 
 
-@functools.lru_cache(maxsize=None)
-def _hints(cls) -> dict:
-    return get_type_hints(cls)  # slow (evaluates annotations); validate_config calls it per cell
+class TaskSection(Strict):
+    """A task's block of the workflow config (``tasks.<task>``); tasks subclass it for their extra keys."""
+
+    NAME_PATTERN: ClassVar[str] = r"^[A-Za-z0-9_.]+$"  # items, architectures, variants: no path tricks
+
+    enabled: bool = True  # a task section that is written is on unless it says otherwise
+    dataset: str = ""
+    scale_note: Optional[str] = None
+    items: List[str] = []
+    architectures: List[str] = []
+    methods: List[str] = []
+    settings: Dict[str, Any] = {}  # validated per cell by the task's CellSettings model
+    variants: Dict[str, Dict[str, Any]] = {}
+    overrides: Dict[str, Optional[Dict[str, Any]]] = {}
+    grids: Dict[str, "Grid"] = {}
+
+    @field_validator("items", "architectures")
+    @classmethod
+    def _names(cls, v):
+        bad = [x for x in v if not re.match(cls.NAME_PATTERN, x)]
+        if bad:
+            raise ValueError(f"{bad} must match {cls.NAME_PATTERN} (letters, digits, _ and .)")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _method_names(cls, v):
+        bad = [x for x in v if not re.match(r"^[A-Za-z]+(-[A-Za-z0-9_.]+)?$", x)]
+        if bad:
+            raise ValueError(f"{bad} must be METHOD or METHOD-VARIANT (e.g. IGA, IGA-RSI)")
+        return v
+
+    def cell_context(self, item: str) -> dict:
+        """What a cell's cross-field rules need to know about its item (image size, …)."""
+        return {}
+
+    def known_items(self) -> List[str]:
+        """Items an override pattern may name (beyond those in this run's grid)."""
+        return []
+
+    def check(self, info: Optional[ValidationInfo] = None) -> None:
+        """Section-level rules that need the whole section (figure items among the items, …)."""
 
 
-def from_dict(cls, data: Optional[dict], prefix: str = ""):
-    """Build dataclass ``cls`` from ``data``, validating keys and Literal values."""
-    data = dict(data or {})
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]} for {cls.__name__}; "
-                          f"allowed: {sorted(names)}")
-    kwargs = {}
-    for name, value in data.items():
-        tp = hints[name]
-        key = prefix + name
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = from_dict(tp, value, key + ".")
-            continue
-        origin = get_origin(tp)
-        if origin is Literal:
-            _check_literal(key, value, tp)
-        elif origin is not None and type(None) in get_args(tp):  # Optional[...]
-            inner = [a for a in get_args(tp) if a is not type(None)][0]
-            if value is not None and get_origin(inner) is Literal:
-                _check_literal(key, value, inner)
-        elif tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = float(value)
-        elif tp is int and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise ConfigError(f"{key}={value!r} must be an integer")
-        kwargs[name] = value
-    obj = cls(**kwargs)
-    _validate(obj, prefix)
-    return obj
+class Grid(Strict):
+    """A named sub-grid (ablations, toy experiments); a missing list falls back to the task's."""
+
+    items: Optional[List[str]] = None
+    architectures: Optional[List[str]] = None
+    methods: Optional[List[str]] = None
+
+    @field_validator("items", "architectures")
+    @classmethod
+    def _names(cls, v):
+        return v if v is None else TaskSection._names(v)
+
+    @field_validator("methods")
+    @classmethod
+    def _method_names(cls, v):
+        return v if v is None else TaskSection._method_names(v)
 
 
-def _validate(obj, prefix: str) -> None:
-    if isinstance(obj, OptimConfig) and obj.lr <= 0:
-        raise ConfigError(f"{prefix}lr={obj.lr} must be > 0")
-    if isinstance(obj, AdjusterConfig):
-        if obj.end < 1:
-            raise ConfigError(f"{prefix}end={obj.end} must be >= 1")
-        if not 0 <= obj.start < obj.end:
-            raise ConfigError(f"{prefix}start={obj.start} must satisfy 0 <= start < end={obj.end}")
-    if isinstance(obj, TrainConfig) and obj.iterations < 1:
-        raise ConfigError(f"{prefix}iterations={obj.iterations} must be >= 1")
-    if isinstance(obj, ModelConfig):
-        if obj.architecture not in ARCHITECTURES:
-            raise ConfigError(f"{prefix}architecture={obj.architecture!r}; allowed {list(ARCHITECTURES)}")
-        if obj.technique == "bn" and obj.bn_placement is None:
-            obj.bn_placement = "sine_bn" if obj.architecture == "SIREN" else (
-                "linear_bn_act" if obj.architecture == "PE" else "linear_act_bn")
-        if obj.technique == "bn" and (obj.bn_placement == "sine_bn") != (obj.architecture == "SIREN"):
-            raise ConfigError(f"{prefix}bn_placement={obj.bn_placement!r} does not fit architecture "
-                              f"{obj.architecture}; SIREN uses 'sine_bn', ReLU/PE use "
-                              "'linear_act_bn' or 'linear_bn_act'")
+TaskSection.model_rebuild()
 
 
-def to_dict(obj) -> dict:
-    return dataclasses.asdict(obj)
+class TaskSpec:
+    """What a task registers: its section model and its cells' settings model."""
+
+    def __init__(self, name: str, section: Type[TaskSection], cell: Type[BaseModel]):
+        self.name, self.section, self.cell = name, section, cell
+
+
+TASKS: Dict[str, TaskSpec] = {}
+
+
+def register_task(name: str, section: Type[TaskSection], cell: Type[BaseModel]) -> None:
+    TASKS[name] = TaskSpec(name, section, cell)

@@ -13,7 +13,6 @@
 import json as _json
 import sys as _sys
 
-from iga.cells import NAME_RE as _NAME_RE
 
 if enabled("image_ablation"):
     ABL = task_config("image_ablation")
@@ -33,9 +32,6 @@ if enabled("image_ablation"):
         cells = []
         for grid in ABL_GRIDS:
             for c in enumerate_cells(config, "image_ablation", grid):
-                if not _NAME_RE.match(c.item):
-                    raise WorkflowError(f"invalid config: tasks.image_ablation.grids.{grid}.items[]={c.item!r} "
-                                        f"must match {_NAME_RE.pattern}")
                 if c not in cells:
                     cells.append(c)
         return cells
@@ -113,6 +109,7 @@ if enabled("image_ablation"):
         log:
             f"{LOGS}/report/collect_image_ablation.log",
         params:
+            cells=settings_digest("image_ablation", "image"),  # rebuild after a failed cell (common.smk)
             dataset=ABL["dataset"],
         shell:
             "iga ablation-collect --preset {PRESET} --dataset {params.dataset} --work-dir {WORK}"
@@ -167,6 +164,7 @@ if any(enabled(t) for t in config.get("tasks", {})):
         log:
             f"{LOGS}/report/cost_table.log",
         params:
+            cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
             datasets=" ".join(f"--dataset {t}={sec.get('dataset', '')}"
                               for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",

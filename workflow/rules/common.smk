@@ -1,4 +1,6 @@
 # Shared helpers: config slices, cell enumeration, paths. No computation happens in rules.
+import functools
+import hashlib
 import json
 import os
 import sys
@@ -10,11 +12,12 @@ _ENV_BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _ENV_BIN:
     os.environ["PATH"] = _ENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
-from iga.cells import Cell, enumerate_cells, resolve_settings, validate_config
+from iga.cells import Cell, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
+from iga.workflow_config import validate_config
 
-try:  # every cell resolves and type-checks before any job starts
-    validate_config(config)
+try:  # the whole config and every cell's settings are checked before any job starts
+    CONFIG = validate_config(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 
@@ -50,7 +53,8 @@ wildcard_constraints:
 
 
 def enabled(task):
-    return bool(config.get("tasks", {}).get(task, {}).get("enabled", False))
+    section = getattr(CONFIG.tasks, task, None)
+    return section is not None and section.enabled
 
 
 def task_config(task):
@@ -83,3 +87,20 @@ def job_resources(name):
         "runtime": int(r.get("runtime", 60)),
         "threads": int(r.get("threads", 1)),
     }
+
+
+@functools.lru_cache(maxsize=None)
+def settings_digest(*tasks):
+    """A param of every rule that reads cells: a digest of every cell's resolved settings (and the
+    results version). A changed cell changes it, so the rule is planned again and pulls the cell's
+    outputs with it, even when the cell's retraining failed or was killed in an earlier invocation
+    (Snakemake does not rebuild a missing intermediate file for outputs it considers up to date)."""
+    h = hashlib.sha256(RESULTS_VERSION.encode())
+    for task in sorted(tasks):
+        if not enabled(task):
+            continue
+        for group in [None] + sorted(task_config(task).get("grids") or {}):
+            for cell in enumerate_cells(config, task, group):
+                h.update(cell.id.encode())
+                h.update(json.dumps(resolve_settings(config, cell), sort_keys=True).encode())
+    return h.hexdigest()[:16]

@@ -45,6 +45,7 @@ if enabled("image"):
         log:
             f"{LOGS}/report/collect_image.log",
         params:
+            cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             dataset=IMAGE["dataset"],
         shell:
             "iga collect --task image --dataset {params.dataset} --preset {PRESET}"
@@ -91,6 +92,7 @@ if enabled("image"):
         log:
             f"{LOGS}/report/figures_image.log",
         params:
+            cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
             crops_item=IMAGE.get("figures", {}).get("crops_item", IMAGE["items"][0]),
             crops_arch=IMAGE.get("figures", {}).get("crops_arch", "PE"),

@@ -79,6 +79,7 @@ if enabled("nerf"):
         log:
             f"{LOGS}/report/collect_nerf.log",
         params:
+            cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
             dataset=NERF["dataset"],
         shell:
             "iga collect --task nerf --dataset {params.dataset} --preset {PRESET}"
@@ -112,6 +113,7 @@ if enabled("nerf"):
         log:
             f"{LOGS}/report/figure_nerf.log",
         params:
+            cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
             item=NERF.get("figure_item", NERF["items"][0]),
             note=NERF_NOTE,
         shell:

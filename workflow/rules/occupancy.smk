@@ -206,6 +206,7 @@ if enabled("occupancy"):
         log:
             f"{LOGS}/report/collect_occupancy.log",
         params:
+            cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             dataset=OCC_LABEL,
         shell:
             "iga collect --task occupancy --dataset {params.dataset} --preset {PRESET}"
@@ -249,6 +250,7 @@ if enabled("occupancy"):
         log:
             f"{LOGS}/report/figures_occupancy.log",
         params:
+            cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             item=OCC_FIG_ITEM,
             crop=occ_task_settings(OCC_FIG_ITEM).get("crop", "official"),
             archs=",".join(OCC["architectures"]),

@@ -46,6 +46,7 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/tables_toy_exp1.log",
             params:
+                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
@@ -66,6 +67,7 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/figures_toy_exp1.log",
             params:
+                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 widths=",".join(str(w) for w in TOY_FIG.get("fig1_widths", [])),
                 end=TOY_FIG.get("fig1_end", 0),
                 note=TOY_NOTE,
@@ -99,6 +101,7 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/tables_toy_exp2.log",
             params:
+                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
@@ -115,6 +118,7 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/figures_toy_exp2.log",
             params:
+                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 outs=" ".join(f"--out {k}={v}" for k, v in TOY_EXP2_FIGS.items()),
                 group=TOY_FIG.get("fig2_group_size", 8),
                 component=TOY_FIG.get("fig3_component", 4),

@@ -12,3 +12,7 @@ does not.
 """
 
 METHOD_NAMES = {"nerf": "iga-nerf-vanilla", "nerf-fr": "iga-nerf-fr", "iga-nerf": "iga-nerf"}
+
+# IGA's `end` for NeRF (official code: 25; ficus 30 through the config): the one default, used by the
+# cell settings, the run settings and the nerfstudio model config
+DEFAULT_END = 25

@@ -28,6 +28,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from . import DEFAULT_END
 from .data import IGABlenderDataParserConfig, SingleImagePixelSamplerConfig
 from .model import NeRFPytorchModelConfig
 
@@ -72,6 +73,6 @@ nerf_fr = MethodSpecification(
 )
 
 iga_nerf = MethodSpecification(
-    config=trainer_config("iga-nerf", adjust="iga", iga_end=25),
+    config=trainer_config("iga-nerf", adjust="iga", iga_end=DEFAULT_END),
     description="NeRF+IGA: inductive gradient adjustment of the fine network (IGA paper).",
 )

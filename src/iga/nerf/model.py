@@ -35,6 +35,7 @@ from nerfstudio.utils import colormaps, misc
 from ..adjust import IGAAdjuster, surrogate_loss
 from ..configs import AdjusterConfig, ConfigError, FRConfig
 from ..metrics import alexnet_weights_status
+from . import DEFAULT_END
 from .field import NeRFPytorchField, SampledPointOutputs
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class NeRFPytorchModelConfig(VanillaModelConfig):
     fr: FRConfig = field(default_factory=FRConfig)
     adjust: Literal["vanilla", "iga"] = "vanilla"
     """'iga': adjust the fine network's gradient (paper App. F)."""
-    iga_end: int = 25
+    iga_end: int = DEFAULT_END
     """Balanced eigenvalues: 25 for the Blender scenes, 30 for ficus (paper App. F)."""
     iga_start: int = 0
     iga_variant: Literal["official", "paper"] = "official"

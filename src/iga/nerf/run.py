@@ -30,7 +30,7 @@ import numpy as np
 from ..configs import ConfigError
 from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
 from ..provenance import record, write_json
-from . import METHOD_NAMES
+from . import DEFAULT_END, METHOD_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class NeRFRunSettings:
     data: str = ""
     out: str = ""
     iterations: int = 200_000
-    end: int = 25
+    end: int = DEFAULT_END
     lr_schedule: str = "nerf-pytorch"  # nerf-pytorch | official
     device: str = "auto"
     downscale: int = 2

@@ -14,14 +14,13 @@ import numpy as np
 import torch
 
 from ..adjust import build_adjuster
-from ..cells import typed
-from ..configs import ConfigError
+from ..configs import ConfigError, validate
 from ..grouping import patch_groups
 from ..metrics import LPIPS, metric_to_json, psnr, psnr_from_mse, ssim, to_uint8
 from ..models import build_model
 from ..provenance import record, settings_fingerprint, write_json
 from ..train import Batch, Trainer, seed_everything
-from .image_config import ImageTaskConfig, task_config  # noqa: F401  (re-exported)
+from .image_config import ImageCellSettings
 
 
 def load_image(path: Path, downsample: int = 1) -> np.ndarray:
@@ -79,8 +78,8 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
              lpips_disabled_reason: Optional[str] = None) -> dict:
     """Train one image cell and write metrics.json, recon.png, train_log.jsonl, provenance.json."""
     from skimage import io
-    model_cfg, adj_cfg, optim_cfg, train_cfg, task_raw = typed(settings)
-    task_cfg = task_config(task_raw)
+    cell = validate(ImageCellSettings, settings)
+    model_cfg, adj_cfg, optim_cfg, train_cfg, task_cfg = cell.model, cell.adjuster, cell.optim, cell.train, cell.task
     if device:
         train_cfg.device = device
     out_dir = Path(out_dir)

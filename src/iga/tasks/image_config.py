@@ -1,26 +1,92 @@
-"""Image-task settings, importable without torch (config validation runs before any job)."""
+"""Image-task settings (tasks.image and tasks.image_ablation), importable without torch."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import List, Literal, Optional
 
-from ..configs import ConfigError
+from pydantic import Field, ValidationInfo, model_validator
+
+from ..configs import CellSettings, Strict, TaskSection, register_task, validate
+
+KODAK_SIZE = (768, 512)  # width, height (portrait images are 512x768: the same groups)
+KODAK_ITEMS = [f"kodim{i:02d}" for i in range(1, 25)]
+EMBEDDED_ITEMS = ["astronaut", "coffee", "chelsea", "rocket"]  # scikit-image's CC0 pictures
 
 
-@dataclass
-class ImageTaskConfig:
-    patch_size: int = 32
-    downsample: int = 1  # integer factor, anti-aliased (mini preset: 4)
+class ImageTaskConfig(Strict):
+    patch_size: int = Field(32, ge=1)  # IGA groups: non-overlapping patch_size² patches
+    downsample: int = Field(1, ge=1)   # integer factor, anti-aliased (mini preset: 4)
+
+
+class ImageCellSettings(CellSettings):
+    task: ImageTaskConfig = ImageTaskConfig()
+
+    @model_validator(mode="after")
+    def _fits_the_image(self, info: ValidationInfo):
+        size = (info.context or {}).get("image_size")
+        if size is None:
+            return self
+        w, h = size
+        t = self.task
+        if w % t.downsample or h % t.downsample:
+            raise ValueError(f"task.downsample={t.downsample} must divide the image size {w}x{h}")
+        w, h = w // t.downsample, h // t.downsample
+        if w % t.patch_size or h % t.patch_size:
+            raise ValueError(f"task.patch_size={t.patch_size} must divide the (downsampled) image {w}x{h}")
+        self.adjuster.check_groups((w // t.patch_size) * (h // t.patch_size),
+                                   f"{w}x{h} image in {t.patch_size}x{t.patch_size} patches")
+        return self
 
 
 def task_config(raw: dict) -> ImageTaskConfig:
-    """Validated image-task settings; unknown keys or bad values raise ConfigError naming them."""
-    allowed = set(ImageTaskConfig.__dataclass_fields__)
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted('task.' + k for k in unknown)}; allowed: {sorted(allowed)}")
-    cfg = ImageTaskConfig(**raw)
-    for name in ("patch_size", "downsample"):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"task.{name}={v!r} must be an integer >= 1")
-    return cfg
+    return validate(ImageTaskConfig, raw, "task.")
+
+
+class ImageFigures(Strict):
+    crops_item: Optional[str] = None
+    crops_arch: str = "PE"
+    visual_items: Optional[List[str]] = None
+
+
+class ImageSection(TaskSection):
+    dataset: Literal["kodak", "embedded"] = "kodak"
+    embedded_size: List[int] = Field([72, 48], min_length=2, max_length=2)  # width, height
+    figures: ImageFigures = ImageFigures()
+
+    def image_size(self):
+        return KODAK_SIZE if self.dataset == "kodak" else tuple(self.embedded_size)
+
+    def cell_context(self, item: str) -> dict:
+        return {"image_size": self.image_size()}
+
+    def known_items(self) -> List[str]:
+        return KODAK_ITEMS + EMBEDDED_ITEMS
+
+    @model_validator(mode="after")
+    def _items_and_figures(self):
+        known = KODAK_ITEMS if self.dataset == "kodak" else EMBEDDED_ITEMS
+        bad = [i for i in self.items if i not in known]
+        if bad:
+            raise ValueError(f"items {bad} are not {self.dataset} images; allowed: {known}")
+        f = self.figures
+        if f is None:
+            return self
+        for key, items in (("crops_item", [f.crops_item] if f.crops_item else []),
+                           ("visual_items", f.visual_items or [])):
+            missing = [i for i in items if i not in self.items]
+            if missing and self.items:
+                raise ValueError(f"figures.{key} names {missing}, which are not among the items {self.items}")
+        if self.items and f.crops_arch not in self.architectures:
+            raise ValueError(f"figures.crops_arch={f.crops_arch!r} is not among the architectures "
+                             f"{self.architectures}")
+        return self
+
+
+class AblationSection(ImageSection):
+    embedded_size: List[int] = Field([64, 32], min_length=2, max_length=2)
+    figures: Optional[ImageFigures] = None  # the ablation draws no figure
+    # a cell identical to a tasks.image cell (same image and resolved settings) is read from it
+    reuse_image_cells: bool = True
+
+
+register_task("image", ImageSection, ImageCellSettings)
+register_task("image_ablation", AblationSection, ImageCellSettings)

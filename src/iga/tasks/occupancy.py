@@ -36,16 +36,14 @@ import numpy as np
 import torch
 
 from ..adjust import build_adjuster
-from ..cells import typed
-from ..configs import ConfigError
+from ..configs import ConfigError, validate
 from ..grouping import chunk_groups
 from ..metrics import iou
 from ..models import build_model
 from ..provenance import record, settings_fingerprint, write_json
 from ..train import Batch, Trainer, resolve_device, seed_everything
 
-from .occupancy_config import (COORDINATE_ORDERS, CROPS, LR_DECAYS,  # noqa: F401  (re-exported)
-                               OccupancyTaskConfig, task_config)
+from .occupancy_config import CROPS, OccupancyCellSettings, OccupancyTaskConfig
 
 
 def crop_box(occupancy: np.ndarray, mode: str = "official") -> Tuple[Tuple[int, int], ...]:
@@ -242,8 +240,8 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
     """Train one occupancy cell; writes metrics.json (last), provenance.json, train_log.jsonl,
     epochs.jsonl, pred_occupancy.npz (best state on the cropped grid) and mesh.ply."""
     from ..data.voxelize import load_volume, save_volume
-    model_cfg, adj_cfg, optim_cfg, train_cfg, task_raw = typed(settings)
-    task_cfg = task_config(task_raw)
+    cell = validate(OccupancyCellSettings, settings)
+    model_cfg, adj_cfg, optim_cfg, train_cfg, task_cfg = cell.model, cell.adjuster, cell.optim, cell.train, cell.task
     if device:
         train_cfg.device = device
     out_dir = Path(out_dir)

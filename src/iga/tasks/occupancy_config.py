@@ -1,55 +1,86 @@
-"""Occupancy-task settings, importable without torch (config validation runs before any job)."""
+"""Occupancy-task settings (tasks.occupancy), importable without torch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import Dict, List, Literal, Optional
 
-from ..configs import ConfigError
+from pydantic import Field, model_validator
+
+from ..configs import CellSettings, Strict, TaskSection, register_task, validate
 
 CROPS = ("official", "inclusive", "none")
 LR_DECAYS = ("per_epoch", "per_step")
 COORDINATE_ORDERS = ("ij", "xy")
+STANFORD_ITEMS = ["thai", "armadillo", "dragon", "bunny", "lucy"]
+EMBEDDED_ITEMS = ["bumpy"]
 
 
-@dataclass
-class OccupancyTaskConfig:
-    resolution: int = 512            # grid the volume was made at (checked against the volume file)
-    group_size: int = 256            # voxels per IGA group (consecutive in C order)
-    groups_per_step: int = 512       # groups per optimiser step (BN: 100000 groups of 2 = 200k points)
-    epochs: int = 200
-    lr_decay: str = "per_epoch"      # per_epoch (official) | per_step
-    shuffle_groups: bool = True      # a fresh random group order every epoch (official --random_index)
-    leftover_step: bool = True       # one vanilla step on the voxels that fill no whole group
-    crop: str = "official"           # official (upper bound exclusive) | inclusive | none
-    coordinate_order: str = "ij"     # ij: (axis0, axis1, axis2); xy: (axis1, axis0, axis2) as np.meshgrid
-    iou_threshold: float = 0.5
-    eval_every_epochs: int = 1
-    checkpoint_every_epochs: int = 10
-    eval_chunk: int = 262144         # points per forward pass when evaluating the whole grid
-    mesh_resolution: int = 256       # longest side of the grid the saved mesh is extracted from
+class OccupancyTaskConfig(Strict):
+    resolution: int = Field(512, ge=2)         # grid the volume was made at (checked against the volume file)
+    group_size: int = Field(256, ge=1)         # voxels per IGA group (consecutive in C order)
+    groups_per_step: int = Field(512, ge=1)    # groups per optimiser step (BN: 100000 groups of 2 = 200k points)
+    epochs: int = Field(200, ge=1)
+    lr_decay: Literal["per_epoch", "per_step"] = "per_epoch"
+    shuffle_groups: bool = True                # a fresh random group order every epoch (official --random_index)
+    leftover_step: bool = True                 # one vanilla step on the voxels that fill no whole group
+    crop: Literal["official", "inclusive", "none"] = "official"  # official: upper bound exclusive
+    coordinate_order: Literal["ij", "xy"] = "ij"  # ij: (axis0, axis1, axis2); xy: as np.meshgrid
+    iou_threshold: float = Field(0.5, gt=0, lt=1)
+    eval_every_epochs: int = Field(1, ge=1)
+    checkpoint_every_epochs: int = Field(10, ge=1)
+    eval_chunk: int = Field(262144, ge=1)      # points per forward pass when evaluating the whole grid
+    mesh_resolution: int = Field(256, ge=1)    # longest side of the grid the saved mesh is extracted from
+
+
+class OccupancyCellSettings(CellSettings):
+    task: OccupancyTaskConfig = OccupancyTaskConfig()
+
+    @model_validator(mode="after")
+    def _end_fits_a_step(self):
+        # a step's kernel has one sampled point per group (fewer only in an epoch's last step)
+        self.adjuster.check_groups(self.task.groups_per_step, "task.groups_per_step")
+        return self
 
 
 def task_config(raw: dict) -> OccupancyTaskConfig:
-    """Validated task settings; unknown keys and bad values raise ConfigError naming them."""
-    names = {f.name for f in fields(OccupancyTaskConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {['task.' + k for k in unknown]}; allowed: {sorted(names)}")
-    cfg = OccupancyTaskConfig(**raw)
-    for name, allowed in (("lr_decay", LR_DECAYS), ("crop", CROPS), ("coordinate_order", COORDINATE_ORDERS)):
-        if getattr(cfg, name) not in allowed:
-            raise ConfigError(f"task.{name}={getattr(cfg, name)!r} is not allowed; choose one of {list(allowed)}")
-    for name in ("resolution", "group_size", "groups_per_step", "epochs", "eval_every_epochs",
-                 "checkpoint_every_epochs", "eval_chunk", "mesh_resolution"):
-        v = getattr(cfg, name)
-        if not (isinstance(v, int) and not isinstance(v, bool)) or v < 1:
-            raise ConfigError(f"task.{name}={v!r} must be an integer >= 1")
-    for name in ("shuffle_groups", "leftover_step"):
-        if not isinstance(getattr(cfg, name), bool):
-            raise ConfigError(f"task.{name}={getattr(cfg, name)!r} must be true or false")
-    if not isinstance(cfg.iou_threshold, (int, float)) or isinstance(cfg.iou_threshold, bool):
-        raise ConfigError(f"task.iou_threshold={cfg.iou_threshold!r} must be a number in (0, 1)")
-    if cfg.resolution < 2:
-        raise ConfigError(f"task.resolution={cfg.resolution} must be >= 2")
-    if not 0.0 < float(cfg.iou_threshold) < 1.0:
-        raise ConfigError(f"task.iou_threshold={cfg.iou_threshold} must lie in (0, 1)")
-    return cfg
+    return validate(OccupancyTaskConfig, raw, "task.")
+
+
+class Voxelize(Strict):
+    method: Literal["winding", "parity"] = "winding"
+
+
+class OccupancyFigures(Strict):
+    item: Optional[str] = None
+    view_axis: Literal["auto", "x", "y", "z", 0, 1, 2] = "auto"
+
+
+class OccupancySection(TaskSection):
+    dataset: Literal["stanford", "occupancy_mat", "embedded"] = "stanford"
+    voxelize: Voxelize = Voxelize()
+    meshes: Dict[str, str] = {}      # stanford: the scan inside each extracted archive
+    mat_items: Dict[str, str] = {}   # occupancy_mat: registry item of each shape's .mat volume
+    mat_resolution: int = Field(512, ge=2)
+    figures: OccupancyFigures = OccupancyFigures()
+
+    def known_items(self) -> List[str]:
+        return STANFORD_ITEMS + EMBEDDED_ITEMS
+
+    @model_validator(mode="after")
+    def _items_and_sources(self):
+        known = EMBEDDED_ITEMS if self.dataset == "embedded" else STANFORD_ITEMS
+        bad = [i for i in self.items if i not in known]
+        if bad:
+            raise ValueError(f"items {bad} are not {self.dataset} shapes; allowed: {known}")
+        table = {"stanford": ("meshes", self.meshes), "occupancy_mat": ("mat_items", self.mat_items)}
+        if self.dataset in table:
+            key, mapping = table[self.dataset]
+            missing = [i for i in self.items if i not in mapping]
+            if missing:
+                raise ValueError(f"dataset {self.dataset!r}: {key} has no entry for items {missing} "
+                                 f"(it covers {sorted(mapping)})")
+        if self.figures.item is not None and self.items and self.figures.item not in self.items:
+            raise ValueError(f"figures.item={self.figures.item!r} is not among the items {self.items}")
+        return self
+
+
+register_task("occupancy", OccupancySection, OccupancyCellSettings)

@@ -32,14 +32,14 @@ import torch
 from torch import nn
 
 from ..adjust import build_adjuster
-from ..configs import AdjusterConfig, ModelConfig, OptimConfig, TrainConfig, from_dict
+from ..configs import AdjusterConfig
 from ..grouping import interval_groups
 from ..metrics import relative_spectral_error
 from ..models import build_model
 from ..ntk import analytic_relu_ntk, entk, transformation_matrix
 from ..provenance import record, settings_fingerprint, write_json
 from ..train import Batch, Trainer, resolve_device, seed_everything
-from .toy_config import TwoLayerConfig, balanced_eigenvalues, task_config, validate
+from .toy_config import TwoLayerConfig, balanced_eigenvalues, validate_cell
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +210,8 @@ def _restore_history(out_dir: Path, fingerprint: str) -> Optional[list]:
 
 def build_cell(settings: dict, device: Optional[str] = None):
     """(model, task, adjuster, optim, train, info) of one toy cell, from its resolved settings."""
-    validate(settings)
-    tcfg = task_config(settings)
-    adj_cfg = from_dict(AdjusterConfig, settings.get("adjuster"), "adjuster.")
-    optim_cfg = from_dict(OptimConfig, settings.get("optim"), "optim.")
-    train_cfg = from_dict(TrainConfig, settings.get("train"), "train.")
+    cell = validate_cell(settings)
+    tcfg, adj_cfg, optim_cfg, train_cfg, mcfg = cell.task, cell.adjuster, cell.optim, cell.train, cell.model
     if device:
         train_cfg.device = device
     seed_everything(train_cfg.seed)
@@ -225,7 +222,6 @@ def build_cell(settings: dict, device: Optional[str] = None):
     monitor = None
     kernel_factor = 1.0
     if tcfg.experiment == "exp1":
-        mcfg = from_dict(TwoLayerConfig, settings.get("model"), "model.")
         model = TwoLayerReLU(mcfg)
         kernel_factor = model.kernel_factor
         width = mcfg.hidden_features
@@ -236,7 +232,6 @@ def build_cell(settings: dict, device: Optional[str] = None):
         if tcfg.kernel_monitor and adj_cfg.kind in ("entk", "iga"):
             monitor = KernelMonitor(x, K, adj_cfg, interval_groups(tcfg.n_points, tcfg.group_size))
     else:
-        mcfg = from_dict(ModelConfig, settings.get("model"), "model.")
         model = build_model(mcfg)
         width, arch = mcfg.hidden_features, mcfg.architecture
     generator = torch.Generator().manual_seed(train_cfg.seed)

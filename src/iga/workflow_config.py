@@ -1,0 +1,117 @@
+"""The workflow's config (config.yaml + preset overlays) as one typed model, checked before any job.
+
+:func:`validate_config` checks the structure (every key at every level, strict types), then resolves
+and validates every cell with its task's registered settings model (iga.configs.register_task), and
+rejects override patterns that can match no cell. ``workflow/schemas/config.schema.yaml`` is
+generated from the same models (:func:`json_schema`, ``iga config-schema``), so the two never drift.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Dict, List, Optional
+
+from pydantic import Field, create_model, field_validator
+
+from .cells import METHOD_DEFAULTS, enumerate_cells, resolve_settings
+from .configs import ARCHITECTURES, TASKS, ConfigError, Strict, validate
+
+# the tasks register their models on import (all torch-free)
+from .tasks import image_config, occupancy_config, toy_config  # noqa: F401,E402  isort: skip
+from .nerf import cell_settings  # noqa: F401,E402  isort: skip
+
+
+class Resource(Strict):
+    gpu: int = Field(0, ge=0)
+    mem_mb: int = Field(4000, ge=1)
+    runtime: int = Field(60, ge=1, description="minutes")
+    threads: int = Field(1, ge=1)
+
+
+class DataConfig(Strict):
+    root: str = "data"  # downloads and generated data (shared by presets)
+    mirror: Optional[str] = None  # a local folder or URL prefix searched before the real URLs
+    retries: int = Field(4, ge=0)
+
+
+class LpipsConfig(Strict):
+    enabled: bool = True  # AlexNet weights are fetched (checksummed); if they can't be, LPIPS is "missing"
+
+
+Tasks = create_model("Tasks", __base__=Strict,
+                     **{name: (Optional[spec.section], None) for name, spec in TASKS.items()})
+
+
+class WorkflowConfig(Strict):
+    preset: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="results/{preset}, work/{preset}")
+    scale_note: str = ""
+    data: DataConfig = DataConfig()
+    lpips: LpipsConfig = LpipsConfig()
+    resources: Dict[str, Resource] = {}
+    tasks: Tasks = Tasks()
+
+    @field_validator("resources")
+    @classmethod
+    def _known_rules(cls, v):
+        allowed = sorted(f"train_{t}" for t in TASKS)
+        bad = sorted(set(v) - set(allowed))
+        if bad:
+            raise ValueError(f"resources for unknown rule(s) {bad}; allowed: {allowed}")
+        return v
+
+
+def _possible_names(section, task: str) -> tuple:
+    """Every item and ARCH-METHOD an override pattern of this task may name."""
+    grids = list(section.grids.values())
+    items = set(section.items) | set(section.known_items())
+    archs = set(section.architectures) | set(ARCHITECTURES) | {"TwoLayer", "NeRF"}
+    methods = set(section.methods) | set(METHOD_DEFAULTS)
+    for g in grids:
+        items |= set(g.items or [])
+        archs |= set(g.architectures or [])
+        methods |= set(g.methods or [])
+    methods |= {f"{base}-{v}" for base in METHOD_DEFAULTS for v in section.variants}
+    names = sorted(f"{a}-{m}" for a in archs for m in methods)
+    return sorted(items), names
+
+
+def _check_overrides(section, task: str) -> None:
+    items, names = _possible_names(section, task)
+    for pattern in section.overrides:
+        if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            continue
+        if any(fnmatch.fnmatchcase(f"{i}/{n}", pattern) for i in items for n in names):
+            continue
+        raise ConfigError(f"tasks.{task}.overrides: pattern {pattern!r} matches no cell; a pattern is "
+                          f"'ARCH-METHOD' or 'ITEM/ARCH-METHOD' with items among {items} and "
+                          f"architectures/methods such as {names[:6]}…")
+
+
+def validate_config(config: dict) -> WorkflowConfig:
+    """The typed config; every problem raises ConfigError naming the key, the value and what is allowed."""
+    cfg = validate(WorkflowConfig, config)
+    for task in TASKS:
+        section = getattr(cfg.tasks, task)
+        if section is None or not section.enabled:
+            continue
+        _check_overrides(section, task)
+        model = TASKS[task].cell
+        for group in [None] + sorted(section.grids):
+            for cell in enumerate_cells(config, task, group):
+                try:
+                    validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
+                except ConfigError as exc:
+                    raise ConfigError(f"cell {cell.id}: {exc}") from None
+    return cfg
+
+
+def json_schema() -> dict:
+    schema = WorkflowConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = ("iga-repro configuration (config.yaml + preset overlays). GENERATED from "
+                             "iga.workflow_config.WorkflowConfig by `iga config-schema`: do not edit by hand. "
+                             "Each cell's resolved settings are further checked by its task's settings model.")
+    return schema
+
+
+def task_names() -> List[str]:
+    return sorted(TASKS)

@@ -1,0 +1,126 @@
+"""Every bad config of issue #14 is rejected before any job, with the key path, the value and what is allowed.
+
+The unit tests call iga.workflow_config.validate_config, the function the workflow runs when it parses
+(workflow/rules/common.smk); one test runs `snakemake -n` to show that nothing is planned.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iga.cells import deep_merge
+from iga.configs import ConfigError
+from iga.workflow_config import json_schema, validate_config
+from snakemake_runner import ROOT, run_snakemake
+
+PAPER = yaml.safe_load((ROOT / "config.yaml").read_text())
+SMOKE = deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "smoke.yaml").read_text()))
+
+
+def with_overlay(text: str, base=SMOKE) -> dict:
+    """The config as Snakemake builds it: base ← overlay (YAML text, so YAML 1.1 typing applies)."""
+    return deep_merge(copy.deepcopy(base), yaml.safe_load(text))
+
+
+def rejected(text: str, *words: str, base=SMOKE) -> str:
+    with pytest.raises(ConfigError) as exc:
+        validate_config(with_overlay(text, base))
+    msg = str(exc.value)
+    for w in words:
+        assert w in msg, (w, msg)
+    return msg
+
+
+def test_the_committed_presets_are_valid():
+    for cfg in (PAPER, SMOKE, deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "mini.yaml").read_text()))):
+        validate_config(cfg)
+
+
+def test_a_typo_in_a_task_level_key_is_rejected():
+    rejected('tasks:\n  image:\n    overides: {"PE-IGA": {optim: {lr: 0.01}}}\n',
+             "unknown key 'tasks.image.overides'", "overrides")
+
+
+def test_a_typo_in_a_figures_key_is_rejected():
+    rejected("tasks:\n  image:\n    figures: {crop_item: astronaut}\n",
+             "unknown key 'tasks.image.figures.crop_item'", "crops_item")
+
+
+def test_an_override_pattern_that_matches_no_cell_is_rejected():
+    rejected('tasks:\n  image:\n    overrides: {"cofee/PE-IGA": {adjuster: {end: 4}}}\n',
+             "tasks.image.overrides", "'cofee/PE-IGA' matches no cell")
+    rejected('tasks:\n  image:\n    overrides: {"PE-IGAA": {adjuster: {end: 4}}}\n', "'PE-IGAA' matches no cell")
+
+
+def test_yaml_1_1_exponent_text_gets_a_hint():
+    msg = rejected("tasks:\n  image:\n    settings:\n      optim: {gamma: 1e-1}\n", "optim.gamma='1e-1'")
+    assert "YAML 1.1 reads 1e-1 as text" in msg and "1.0e-3" in msg
+
+
+def test_a_word_where_a_number_belongs_is_rejected():
+    rejected('tasks:\n  image:\n    overrides: {"SIREN-IGA": {model: {first_omega0: "thirty"}}}\n',
+             "cell image/astronaut/SIREN-IGA", "model.first_omega0='thirty'", "valid number")
+
+
+def test_a_non_positive_width_is_rejected():
+    rejected("tasks:\n  image:\n    settings:\n      model: {hidden_features: 0}\n",
+             "model.hidden_features=0", "greater than or equal to 1")
+
+
+def test_an_unknown_device_is_rejected():
+    rejected("tasks:\n  image:\n    settings:\n      train: {device: gpu}\n",
+             "train.device='gpu'", "String should match pattern")
+
+
+@pytest.mark.parametrize("end", [0, 24, 500])
+def test_end_outside_the_groups_is_rejected(end):
+    # smoke images 72x48 in 8x8 patches: 54 groups; Adam's target λ_end needs end <= 53
+    text = f'tasks:\n  image:\n    overrides: {{"PE-IGA": {{adjuster: {{end: {end}}}}}}}\n'
+    if end == 24:
+        validate_config(with_overlay(text))
+        return
+    rejected(text, "cell image/astronaut/PE-IGA", f"adjuster.end={end}")
+
+
+def test_a_patch_size_that_does_not_divide_the_image_is_rejected():
+    rejected("tasks:\n  image:\n    settings:\n      task: {patch_size: 7}\n",
+             "task.patch_size=7 must divide the (downsampled) image 72x48")
+    rejected("tasks:\n  image:\n    settings:\n      task: {downsample: 5}\n", "task.downsample=5 must divide")
+
+
+def test_a_figure_item_that_is_not_an_item_is_rejected():
+    rejected("tasks:\n  image:\n    figures: {crops_item: chelsea}\n",
+             "figures.crops_item names ['chelsea']", "['astronaut', 'coffee']")
+
+
+def test_nerf_settings_are_typed():
+    rejected("tasks:\n  nerf:\n    settings:\n      run: {num_rays: many}\n",
+             "cell nerf/procedural/NeRF-vanilla", "run.num_rays='many'")
+    rejected("tasks:\n  nerf:\n    settings:\n      adjuster: {end: 300}\n",
+             "adjuster.end=300 must be smaller than run.num_rays=256")
+    rejected("tasks:\n  nerf:\n    settings:\n      iga_end: 4\n", "unknown key 'iga_end'")
+
+
+def test_resources_name_a_training_rule():
+    rejected("resources:\n  train_imgae: {gpu: 1}\n", "train_imgae", "train_image")
+
+
+def test_an_unknown_item_of_the_dataset_is_rejected():
+    rejected("tasks:\n  image:\n    items: [astronaut, kodim01]\n", "['kodim01'] are not embedded images")
+
+
+def test_the_committed_json_schema_is_generated_from_the_models():
+    committed = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert committed == json_schema(), "run: iga config-schema --out workflow/schemas/config.schema.yaml"
+
+
+def test_the_workflow_rejects_a_bad_config_before_planning_any_job(tmp_path):
+    (tmp_path / "bad.yaml").write_text("tasks:\n  image:\n    overides: {}\n")
+    res = run_snakemake(tmp_path, "-n", "--configfile", str(ROOT / "presets" / "smoke.yaml"), str(tmp_path / "bad.yaml"))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "invalid config: unknown key 'tasks.image.overides'" in out, out[-2000:]
+    assert "Job stats" not in out and "rule train_" not in out
