@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import re
 
+from .. import metrics
+
 ARCH_ORDER = ("ReLU", "PE", "SIREN", "NeRF")
 METHOD_ORDER = ("vanilla", "FR", "BN", "IGA")
 METRIC_LABELS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "iou": "IoU ↑"}
 LOWER_IS_BETTER = ("lpips",)
 DIGITS = {"psnr": 2, "lpips": 3}  # other metrics: 4, as the paper prints SSIM and IoU
 
-LPIPS_OFFLINE = "missing: AlexNet weights not available offline (see README › LPIPS)"
+LPIPS_OFFLINE = "missing: " + metrics.LPIPS_OFFLINE
 IOU_ZERO = "IoU 0: no predicted voxel overlaps the shape at the best state (prediction empty or disjoint)"
 # raw reasons older metrics.json files carry for the same cause: worded once, here
 _OFFLINE = re.compile(r"could not fetch alexnet|AlexNet weights not found", re.I)
