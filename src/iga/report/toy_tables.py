@@ -92,6 +92,8 @@ def width_table_rows(cells: List[ToyCell], dataset: str, scale_note: str) -> Lis
 
 def _markdown(rows: List[dict], title: str, scale_note: str) -> str:
     """select → pivot (one line per item, architecture and method; one column per metric) → render."""
+    if not rows:  # e.g. no NTK cell to compare with: an empty table, not a crash
+        return render.markdown(render.Layout(title, scale_note, ["item", "arch", "method"], []))
     df = frame(rows)
     df["text"] = ["—" if v == "" else f"{float(v):.4g}" for v in df.value]
     keys = ["item", "architecture", "method"]
