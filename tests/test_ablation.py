@@ -19,7 +19,8 @@ from iga.tasks.image_config import ImageCellSettings
 from iga.workflow_config import validate_config
 from iga.ntk import transformation_matrix
 from iga.report.ablation_tables import (PAPER_AVG_ITEM, TABLE5_NOTE, build_table4, build_table5, build_variants,
-                                        collect_cell, describe_variant, reused_cells, write_ablation_tables)
+                                        collect_cell, describe_variant, reused_cells)
+from iga.report.ablation_layouts import write_ablation_tables
 from iga.report.tables import TABLE_ROW_KEYS, read_csv
 from snakemake_runner import run_snakemake
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iga.report.tables import LONG_COLUMNS, TABLES, build_table, with_averages
+from iga.report.tables import LONG_COLUMNS
 from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,33 +119,6 @@ def test_image_branch_end_to_end(workdir):
     # a second run has nothing to do
     again = run_snakemake(workdir, "-n", "--configfile", "tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
-
-
-def _rows(items, dataset="kodak", value=1.0):
-    return [{"preset": "t", "task": "image", "dataset": dataset, "item": i, "metric": "psnr",
-             "architecture": "PE", "method": "IGA", "value": value, "note": "", "cell": ""} for i in items]
-
-
-def test_tables_put_the_paper_value_beside_ours():
-    items = [f"kodim0{i}" for i in range(1, 9)]
-    rows = build_table(TABLES["table6_image_psnr"], with_averages(_rows(items, value=30.0)))
-    by_item = {r["item"]: r for r in rows}
-    assert by_item["kodim03"]["paper_value"] == 37.91
-    assert by_item["kodim03"]["delta"] == pytest.approx(30.0 - 37.91)
-    assert by_item["average"]["paper_value"] == 32.46 and by_item["average"]["value"] == 30.0
-    # a subset's average is not the paper's average: no paper value beside it
-    rows = build_table(TABLES["table6_image_psnr"], with_averages(_rows(items[:3])))
-    assert {r["item"]: r for r in rows}["average"]["paper_value"] == ""
-    # other datasets never borrow Kodak's numbers
-    rows = build_table(TABLES["table6_image_psnr"], with_averages(_rows(["astronaut"], dataset="embedded")))
-    assert all(r["paper_value"] == "" for r in rows)
-
-
-def test_missing_values_propagate_to_the_average_with_a_reason():
-    rows = _rows(["kodim01", "kodim02"])
-    rows[1].update(value="", note="missing: no weights")
-    avg = [r for r in with_averages(rows) if r["item"] == "average"][0]
-    assert avg["value"] == "" and "missing for 1/2 items" in avg["note"]
 
 
 def test_every_report_caption_exists():

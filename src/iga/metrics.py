@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -57,19 +58,25 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+LPIPS_OFFLINE = "AlexNet weights not available offline (see README › LPIPS)"
+
+
 def alexnet_weights_status(status_file: Optional[Path] = None, weights: Optional[Path] = None) -> dict:
     """Where the real AlexNet weights are, or why not: {"available": bool, "path"|"reason": str}."""
     if status_file is not None and Path(status_file).exists():
         st = json.loads(Path(status_file).read_text())
         if not st.get("available"):
-            return st
+            # the full fetch error goes to the cell's log; the metric and the tables carry one short sentence
+            print(f"LPIPS: {st.get('reason', 'no reason recorded')}", file=sys.stderr)
+            return {"available": False, "reason": LPIPS_OFFLINE}
         weights = Path(st["path"])
     if weights is None:
         torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
         weights = torch_home / "hub" / "checkpoints" / ALEXNET_FILE
     weights = Path(weights)
     if not weights.exists():
-        return {"available": False, "reason": f"AlexNet weights not found at {weights} (no internet to fetch them)"}
+        print(f"LPIPS: AlexNet weights not found at {weights}", file=sys.stderr)
+        return {"available": False, "reason": LPIPS_OFFLINE}
     digest = _sha256(weights)
     if not digest.startswith(ALEXNET_SHA256_PREFIX):
         return {"available": False, "reason": f"{weights} has SHA-256 {digest[:16]}…, expected prefix {ALEXNET_SHA256_PREFIX}"}

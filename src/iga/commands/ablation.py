@@ -35,7 +35,7 @@ def _collect(args) -> int:
 
 
 def _tables(args) -> int:
-    from ..report.ablation_tables import TABLES, write_ablation_tables
+    from ..report.ablation_layouts import TABLES, write_ablation_tables
     from ..report.tables import read_csv
     rows = [r for path in args.long for r in read_csv(Path(path))]
     section = json.loads(args.grids)

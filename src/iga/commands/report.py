@@ -4,22 +4,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..cells import Cell
 from ..configs import ConfigError
-
-
-def parse_cell_path(path: Path) -> dict:
-    """work/{preset}/{task}/{item}/{arch}-{method}/metrics.json → the cell's identity."""
-    p = Path(path)
-    arch, _, method = p.parent.name.partition("-")
-    if not method:
-        raise ConfigError(f"{path}: the cell folder must be named ARCH-METHOD")
-    return {"task": p.parent.parent.parent.name, "item": p.parent.parent.name, "arch": arch, "method": method,
-            "cell": f"{p.parent.parent.parent.name}/{p.parent.parent.name}/{p.parent.name}", "path": str(p)}
 
 
 def _collect(args) -> int:
     from ..report.tables import ROW_COLUMNS, collect, write_csv
-    cells = [dict(parse_cell_path(Path(m)), dataset=args.dataset) for m in args.metrics_files]
+    cells = []
+    for m in args.metrics_files:
+        c = Cell.from_path(m)
+        cells.append({"task": c.task, "item": c.item, "arch": c.arch, "method": c.method, "cell": c.id,
+                      "path": str(m), "dataset": args.dataset})
     rows = collect(cells, args.preset, args.metrics.split(","))
     write_csv(rows, Path(args.out), ROW_COLUMNS)
     print(f"{len(rows)} rows from {len(cells)} cells → {args.out}")
@@ -27,8 +22,8 @@ def _collect(args) -> int:
 
 
 def _tables(args) -> int:
-    from ..report.tables import TABLES, read_csv, write_table
-    rows = [r for path in args.long for r in read_csv(Path(path))]
+    from ..report.tables import TABLES, read_long, write_table
+    rows = read_long(Path(p) for p in args.long)
     for name in args.tables.split(","):
         if name not in TABLES:
             raise ConfigError(f"table {name!r} is unknown; known: {sorted(TABLES)}")
@@ -41,8 +36,8 @@ def _fig_image(args) -> int:
     from ..report.image_figures import figure_crops, figure_visual
     recons = {}
     for path in args.recons:
-        c = parse_cell_path(Path(path).with_name("metrics.json"))
-        recons[(c["item"], c["arch"], c["method"])] = Path(path)
+        c = Cell.from_path(Path(path).parent)
+        recons[(c.item, c.arch, c.method)] = Path(path)
     gts = dict(g.split("=", 1) for g in args.gt)
     gts = {k: Path(v) for k, v in gts.items()}
     if args.kind == "crops":
@@ -60,28 +55,29 @@ def _fig_image(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("collect", help="cell metrics.json files → one long-form CSV")
-    p.add_argument("--task", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--preset", required=True)
+    p.add_argument("--task", required=True, help="task of the cells (image, occupancy, nerf)")
+    p.add_argument("--dataset", required=True, help="dataset name written on every row (e.g. kodak)")
+    p.add_argument("--preset", required=True, help="preset name written on every row (e.g. smoke)")
     p.add_argument("--metrics", required=True, help="comma-separated metric names to keep")
-    p.add_argument("--out", required=True)
-    p.add_argument("metrics_files", nargs="+")
+    p.add_argument("--out", required=True, help="long-form CSV to write")
+    p.add_argument("metrics_files", nargs="+", help="cells' metrics.json (…/TASK/ITEM/ARCH-METHOD/metrics.json)")
     p.set_defaults(func=_collect)
 
     p = sub.add_parser("tables", help="long-form CSVs → paper-shaped tables (csv, md, tex)")
-    p.add_argument("--long", nargs="+", required=True)
-    p.add_argument("--tables", required=True, help="comma-separated table names")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--scale-note", default="")
+    p.add_argument("--long", nargs="+", required=True, help="long-form CSVs written by `iga collect`")
+    p.add_argument("--tables", required=True,
+                   help="comma-separated table names, e.g. table1_image_average,table6_image_psnr")
+    p.add_argument("--out-dir", required=True, help="folder for NAME.csv, NAME.md and NAME.tex")
+    p.add_argument("--scale-note", default="", help="the run's scale, printed on every table and CSV row")
     p.set_defaults(func=_tables)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
     p.add_argument("--kind", choices=("crops", "visual"), required=True)
     p.add_argument("--gt", nargs="+", required=True, help="ITEM=PATH of the ground-truth images")
     p.add_argument("--recons", nargs="+", required=True, help="recon.png files of the cells")
-    p.add_argument("--items", nargs="*")
-    p.add_argument("--arch", default="PE")
-    p.add_argument("--archs", default="ReLU,PE,SIREN")
-    p.add_argument("--scale-note", default="")
-    p.add_argument("--out", required=True)
+    p.add_argument("--items", nargs="*", help="items shown (crops: the first; default: the first one or two)")
+    p.add_argument("--arch", default="PE", help="architecture of the crops figure")
+    p.add_argument("--archs", default="ReLU,PE,SIREN", help="comma-separated architectures of the visual figure")
+    p.add_argument("--scale-note", default="", help="the run's scale, printed in the figure title")
+    p.add_argument("--out", required=True, help="PNG to write")
     p.set_defaults(func=_fig_image)

@@ -16,7 +16,8 @@ def _train(args) -> int:
 
 
 def _tables(args) -> int:
-    from ..report.toy_figures import load_cells, write_tables
+    from ..report.toy_figures import load_cells
+    from ..report.toy_tables import write_tables
     cells = load_cells([Path(p) for p in args.metrics_files])
     for p in write_tables(cells, args.experiment, Path(args.out_dir), args.preset, args.dataset, args.scale_note):
         print(p)

@@ -11,7 +11,7 @@
 
 Cells are labelled from their own resolved settings (``provenance.json``), not from their names:
 a Table 4 row is "IGA-<sampling>", a Table 5 row "IGA-P<patch side>", a variant row carries its eq. 5
-variant and indexing. Everything is written in the long form of :mod:`iga.report.tables`.
+variant and indexing. Everything is built in the long form of :mod:`iga.report.tables`; :mod:`.ablation_layouts` renders it.
 
 A cell may be a main image cell the workflow reused (``work/{preset}/image/...``, identical image and
 settings; ``tasks.image_ablation.reuse_image_cells``): its rows keep task ``image_ablation`` (the table
@@ -23,14 +23,15 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..cells import enumerate_cells
 from .cost import read_cell
-from .tables import reference_lookup, write_long_csv
+from .labels import arch_key
+from .tables import reference_lookup
 
 TASK = "image_ablation"
 PAPER_ITEMS = ("kodim01", "kodim02", "kodim03")
 PAPER_AVG_ITEM = "kodim01-03 average"  # the item name of the paper's Table 4 rows (reference_tables.csv)
 TABLE5_NOTE = "paper Table 5 values not transcribed (the table body is missing from the paper text here)"
-ARCH_ORDER = ("ReLU", "PE", "SIREN")
 
 # long-form metrics of one ablation cell; descriptors (strings/flags) say what the cell actually ran
 COLLECT_METRICS = ("psnr", "psnr_final", "time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb",
@@ -118,14 +119,10 @@ class Cells:
         return (item, arch, method) in self.rows
 
 
-def grid_of(grids: dict, name: str, section: dict | None = None) -> Tuple[List[str], List[str], List[str]]:
-    """(items, architectures, methods) of a named grid; missing lists fall back to the section's."""
-    section = section or {}
-    g = grids.get(name, {})
-    items = [str(i) for i in g.get("items", section.get("items", []))]
-    archs = [str(a) for a in g.get("architectures", section.get("architectures", []))]
-    methods = [str(m) for m in g.get("methods", section.get("methods", []))]
-    return items, archs, methods
+def grid_of(section: dict, name: str) -> Tuple[List[str], List[str], List[str]]:
+    """(items, architectures, methods) of a named grid, from the cells :func:`enumerate_cells` lists."""
+    cells = enumerate_cells({"tasks": {TASK: section}}, TASK, name)
+    return tuple(list(dict.fromkeys(getattr(c, k) for c in cells)) for k in ("item", "arch", "method"))
 
 
 def average_item(dataset: str, items: Sequence[str]) -> str:
@@ -146,7 +143,7 @@ def _row(table, dataset, item, metric, arch, method, value, paper=None, note="")
 
 
 def _arch_sorted(archs):
-    return sorted(archs, key=lambda a: (ARCH_ORDER.index(a) if a in ARCH_ORDER else 9, a))
+    return sorted(archs, key=arch_key)
 
 
 def _missing(cells: Cells, items, arch, method, metric) -> str:
@@ -330,236 +327,5 @@ def build_variants(rows: Sequence[dict], grid: Tuple[list, list, list], dataset:
     return out
 
 
-# --- rendering ------------------------------------------------------------------------------
-def _tex(s) -> str:
-    """Escape LaTeX specials of plain text (scale notes, labels)."""
-    out = str(s)
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("^", r"\textasciicircum{}"), ("×", r"$\times$"), ("Δ", r"$\Delta$"), ("λ", r"$\lambda$")):
-        out = out.replace(a, b)
-    return out
-
-
-def _f(v, digits=2) -> str:
-    return "—" if v in ("", None) else f"{float(v):.{digits}f}"
-
-
-def _ms(v) -> str:
-    return "—" if v in ("", None) else f"{float(v) * 1000:.2f}"
-
-
-def _index(rows):
-    return {(r["item"], r["metric"], r["architecture"], r["method"]): r for r in rows}
-
-
-def _ordered(seq):
-    out = []
-    for x in seq:
-        if x not in out:
-            out.append(x)
-    return out
-
-
-def render_table4(rows: List[dict], scale_note: str, fmt: str = "md") -> str:
-    idx = _index(rows)
-    avg_item = next((r["item"] for r in rows if r["architecture"] == "average"), "average")
-    labels = _ordered(r["method"] for r in rows)
-    labels = [l for l in labels if l != "vanilla"] + (["vanilla"] if "vanilla" in labels else [])
-    archs = [a for a in _ordered(r["architecture"] for r in rows) if a != "average"]
-    items = [i for i in _ordered(r["item"] for r in rows) if i != avg_item]
-    best = {}
-    for a in archs + ["average"]:
-        vs = [(float(idx[(avg_item, "psnr", a, l)]["value"]), l) for l in labels
-              if (avg_item, "psnr", a, l) in idx and idx[(avg_item, "psnr", a, l)]["value"] != ""]
-        if vs:
-            best[a] = max(vs)[1]
-
-    def cell(a, l, item=avg_item, paper=True):
-        r = idx.get((item, "psnr", a, l))
-        if r is None:
-            return ""
-        s = _f(r["value"])
-        if item == avg_item and best.get(a) == l:
-            s = f"**{s}**" if fmt == "md" else rf"\textbf{{{s}}}"
-        if paper and r["paper_value"] != "":
-            s += f" ({_f(r['paper_value'])})" if fmt == "md" else rf" \scriptsize{{({_f(r['paper_value'])})}}"
-        return s
-
-    head = [f"{a}+IGA" for a in archs] + ["Average"]
-    title = f"PSNR ↑ by sampling strategy, {avg_item} (paper Table 4)"
-    if fmt == "tex":
-        esc = _tex
-        lines = [r"\begin{table}[t]", r"\centering", r"\small",
-                 rf"\caption{{{esc(title)}. Ours (paper). {esc(scale_note)}}}",
-                 r"\begin{tabular}{l" + "c" * len(head) + "}", r"\toprule",
-                 "Method & " + " & ".join(head) + r" \\", r"\midrule"]
-        for l in labels:
-            lines.append(f"{esc(l.replace('IGA-', '') if l != 'vanilla' else 'Vanilla')} & "
-                         + " & ".join(cell(a, l) for a in archs + ["average"]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        return "\n".join(lines) + "\n"
-    lines = [f"# {title}", "", f"**Scale:** {scale_note}", "",
-             "Each cell: ours (paper). SLR: the largest residual of each group, every iteration; RSI: a random "
-             "point per group drawn once; RI: a random point per group every iteration. Bold: best in our run. "
-             "The vanilla row is the baseline MLP (columns ReLU/PE/SIREN without IGA).", "",
-             "| Method | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
-    for l in labels:
-        lines.append(f"| {l.replace('IGA-', '') if l != 'vanilla' else 'Vanilla'} | "
-                     + " | ".join(cell(a, l) for a in archs + ["average"]) + " |")
-    if items:
-        lines += ["", "Per item (the paper reports only the average):", "",
-                  "| Method | Architecture | " + " | ".join(items) + " |", "|---" * (len(items) + 2) + "|"]
-        for l in labels:
-            for a in archs:
-                lines.append(f"| {l} | {a} | " + " | ".join(cell(a, l, i, paper=False) for i in items) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def render_table5(rows: List[dict], scale_note: str, fmt: str = "md") -> str:
-    idx = _index(rows)
-    avg_item = next((r["item"] for r in rows if r["architecture"] == "average"), "average")
-    labels = _ordered(r["method"] for r in rows)
-
-    def patch(l):
-        return int(l.split("-P", 1)[1]) if "-P" in l and l.split("-P", 1)[1].isdigit() else 10 ** 9
-
-    labels = (["vanilla"] if "vanilla" in labels else []) + sorted([l for l in labels if l != "vanilla"], key=patch)
-    archs = [a for a in _ordered(r["architecture"] for r in rows) if a != "average"]
-    has_gpu = any(r["metric"] == "peak_gpu_mb" and r["value"] != "" for r in rows)
-    device = next((r["note"].split(";")[0][len("device: "):] for r in rows
-                   if r["metric"] == "time_per_iteration_s" and r["note"].startswith("device: ")), "unknown")
-
-    def v(l, metric, a="average", digits=2):
-        r = idx.get((avg_item, metric, a, l))
-        return "—" if r is None else (_ms(r["value"]) if metric == "time_per_iteration_s" else _f(r["value"], digits))
-
-    def size(l):
-        if l == "vanilla":
-            return "vanilla (no IGA)"
-        g = idx.get((avg_item, "groups", archs[0], l)) if archs else None
-        p = patch(l)
-        gs = f", {int(float(g['value']))} groups" if g and g["value"] != "" else ""
-        return f"{p}×{p}{gs}" if p < 10 ** 9 else l
-
-    head = ["Group size p"] + [f"{a} PSNR" for a in archs] + ["Δ_avg (dB)", "ms / iteration (mean)", "peak RSS (MB)"]
-    head += ["peak GPU (MB)"] if has_gpu else []
-    body = []
-    for l in labels:
-        row = [size(l)] + [v(l, "psnr", a) for a in archs] + [v(l, "delta_avg") if l != "vanilla" else "0 (baseline)",
-                                                             v(l, "time_per_iteration_s"), v(l, "peak_rss_mb", digits=0)]
-        row += [v(l, "peak_gpu_mb", digits=0)] if has_gpu else []
-        body.append(row)
-    title = f"Group size p: PSNR ↑, Δ_avg against vanilla and measured cost, {avg_item} (paper Table 5)"
-    if fmt == "tex":
-        esc = _tex
-        lines = [r"\begin{table}[t]", r"\centering", r"\small",
-                 rf"\caption{{{esc(title)}. Paper values not transcribed. Time: median per iteration on {esc(device)}. {esc(scale_note)}}}",
-                 r"\begin{tabular}{l" + "c" * (len(head) - 1) + "}", r"\toprule",
-                 " & ".join(esc(h) for h in head) + r" \\", r"\midrule"]
-        lines += [" & ".join(esc(c).replace("—", "--") for c in row) + r" \\" for row in body]
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        return "\n".join(lines) + "\n"
-    lines = [f"# {title}", "", f"**Scale:** {scale_note}", "",
-             f"No paper values: {TABLE5_NOTE}. Δ_avg: mean over the architectures of IGA's PSNR minus vanilla's. "
-             f"Time per iteration: measured on **{device}** (median of the per-iteration wall-clock differences after "
-             "the first 5 iterations, mean over the items and architectures); peak RSS is the whole process "
-             "(framework baseline included), peak GPU memory where a GPU was used.", "",
-             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    lines += ["", "Time per iteration (ms) per architecture:", "",
-              "| Group size p | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
-    for l in labels:
-        lines.append(f"| {size(l)} | " + " | ".join(v(l, "time_per_iteration_s", a) for a in archs) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def render_variants(rows: List[dict], scale_note: str, fmt: str = "md") -> str:
-    idx = _index(rows)
-    items = _ordered(r["item"] for r in rows)
-    items = [i for i in items if "average" not in i] + [i for i in items if "average" in i]
-    archs = [a for a in _ordered(r["architecture"] for r in rows)]
-    methods = _ordered(r["method"] for r in rows)
-    has_paper = any(r["paper_value"] != "" for r in rows)
-    closest = {}
-    for a in archs:
-        for i in items:
-            ds = [(abs(float(idx[(i, "psnr", a, m)]["delta"])), m) for m in methods
-                  if (i, "psnr", a, m) in idx and idx[(i, "psnr", a, m)]["delta"] != ""]
-            if ds:
-                closest[(a, i)] = min(ds)[1]
-
-    def cell(a, m, i):
-        r = idx.get((i, "psnr", a, m))
-        if r is None:
-            return ""
-        s = _f(r["value"])
-        if closest.get((a, i)) == m:
-            s = f"**{s}**" if fmt == "md" else rf"\textbf{{{s}}}"
-        if r["paper_value"] != "":
-            d = float(r["delta"]) if r["delta"] != "" else None
-            s += (f" ({_f(r['paper_value'])}, Δ {d:+.2f})" if d is not None else f" ({_f(r['paper_value'])})") \
-                if fmt == "md" else rf" \scriptsize{{({_f(r['paper_value'])})}}"
-        return s
-
-    labels = {m: m for m in methods}
-    for m in methods:
-        r = next((x for x in rows if x["method"] == m), None)
-        if r and "[" in r["note"]:
-            labels[m] = f"{m} [{r['note'].split('[', 1)[1].split(']', 1)[0]}]"
-    title = "IGA as the paper text describes it vs as the official code does it: PSNR ↑ per image"
-    if fmt == "tex":
-        esc = _tex
-        lines = [r"\begin{table}[t]", r"\centering", r"\small",
-                 rf"\caption{{{esc(title)}. Ours (paper Table 6, IGA). {esc(scale_note)}}}",
-                 r"\begin{tabular}{ll" + "c" * len(items) + "}", r"\toprule",
-                 "Arch. & Variant & " + " & ".join(esc(i) for i in items) + r" \\", r"\midrule"]
-        for a in archs:
-            for m in methods:
-                lines.append(f"{esc(a)} & {esc(labels[m])} & " + " & ".join(cell(a, m, i).replace("—", "--") for i in items) + r" \\")
-            lines.append(r"\midrule")
-        lines[-1] = r"\bottomrule"
-        lines += [r"\end{tabular}", r"\end{table}"]
-        return "\n".join(lines) + "\n"
-    lines = [f"# {title}", "", f"**Scale:** {scale_note}", "",
-             "Variants: `IGA` = our default (official eq. 5 weight 1 outside the balanced range; one point per "
-             "group, as the paper text and the NeRF code sample); `IGA-paper` = eq. 5 as printed (outside-range "
-             "directions weigh λ_i) with one point per group = the paper text; `IGA-quirk` = weight 1 with the "
-             "official image code's indexing (every group's sample is the sum over all groups' argmax positions) "
-             "= the official code.",
-             "Each cell: ours" + (" (paper's IGA value from Table 6, Δ = ours − paper). Bold: the variant closest "
-                                  "to the paper's number." if has_paper else ". No paper values for these items "
-                                  "(the paper's Table 6 covers Kodak only)."), "",
-             "| Architecture | Variant | " + " | ".join(items) + " |", "|---" * (len(items) + 2) + "|"]
-    for a in archs:
-        for m in methods:
-            lines.append(f"| {a} | {labels[m]} | " + " | ".join(cell(a, m, i) for i in items) + " |")
-    if has_paper and closest:
-        avg = items[-1]
-        lines += ["", f"Closest to the paper on {avg}: " + "; ".join(
-            f"{a}: {closest[(a, avg)]}" for a in archs if (a, avg) in closest)]
-    return "\n".join(lines) + "\n"
-
-
-TABLES = {
-    "table4_sampling": ("table4", build_table4, render_table4),
-    "table5_group_size": ("table5", build_table5, render_table5),
-    "variants_paper_vs_code": ("variants", build_variants, render_variants),
-}
-
-
-def write_ablation_tables(long_rows: Sequence[dict], grids: dict, section: dict, dataset: str, out_dir: Path,
-                          scale_note: str, names: Sequence[str] = tuple(TABLES)) -> List[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in names:
-        grid_name, build, render = TABLES[name]
-        rows = build(long_rows, grid_of(grids, grid_name, section), dataset)
-        write_long_csv(rows, out_dir / f"{name}.csv", scale_note)
-        (out_dir / f"{name}.md").write_text(render(rows, scale_note, "md"))
-        (out_dir / f"{name}.tex").write_text(render(rows, scale_note, "tex"))
-        paths += [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
-    return paths
-
-
-__all__ = ["collect", "build_table4", "build_table5", "build_variants", "write_ablation_tables"]
+BUILDERS = {"table4_sampling": ("table4", build_table4), "table5_group_size": ("table5", build_table5),
+            "variants_paper_vs_code": ("variants", build_variants)}

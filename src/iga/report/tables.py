@@ -1,16 +1,23 @@
-"""Long-form results → paper-shaped tables (CSV, Markdown, LaTeX), each value beside the paper's.
+"""Long-form results → paper-shaped tables (CSV, Markdown, LaTeX, HTML), each value beside the paper's.
 
-Every cell's metrics become long-form rows (one value per row); tables are only shapes over
-those rows, so a new metric or method is a new row, not a new code path.
+Every cell's metrics become long-form rows (one value per row, a pandas DataFrame); a table is
+select → pivot → format (:mod:`.labels`) → render (:mod:`.render`), so a new metric or method is a
+new row, not a new code path.
 """
 from __future__ import annotations
 
 import csv
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import pandas as pd
+
+from . import render
+from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, fmt, method_key, metric_label, reason, row_label
 
 # "scale": the preset's scale note on every row, so a table's CSV is never mistaken for paper-scale numbers
 LONG_COLUMNS = ["table", "task", "dataset", "item", "metric", "architecture", "method",
@@ -30,7 +37,6 @@ class TableSpec:
     title: str
     columns: str = "item"           # "item" (per-item tables) or "metric" (average tables)
     average_only: bool = False      # keep only the "average" item
-    lower_is_better: Sequence[str] = ("lpips",)
     paper_metric_tables: Dict[str, str] = field(default_factory=dict)  # metric -> paper table
 
 
@@ -42,46 +48,61 @@ def register_table(spec: TableSpec) -> TableSpec:
     return spec
 
 
-register_table(TableSpec("table1_image_average", "1", "image", ("psnr", "ssim", "lpips"),
-                         "Average metrics of 2D colour image approximation (paper Table 1)",
-                         columns="metric", average_only=True, paper_metric_tables={"psnr": "6"}))
-register_table(TableSpec("table6_image_psnr", "6", "image", ("psnr",), "PSNR ↑ per image (paper Table 6)"))
-register_table(TableSpec("table7_image_ssim", "7", "image", ("ssim",), "SSIM ↑ per image (paper Table 7)"))
-register_table(TableSpec("table8_image_lpips", "8", "image", ("lpips",), "LPIPS ↓ per image (paper Table 8)"))
-register_table(TableSpec("table3_nerf_average", "3", "nerf", ("psnr", "ssim", "lpips"),
-                         "Average metrics of NeRF on Blender (paper Table 3; paper values from Table 10's averages)",
-                         columns="metric", average_only=True,
-                         paper_metric_tables={"psnr": "10", "ssim": "10", "lpips": "10"}))
-register_table(TableSpec("table10_nerf_per_scene", "10", "nerf", ("psnr", "ssim", "lpips"),
-                         "Per-scene PSNR ↑ / SSIM ↑ / LPIPS ↓ of NeRF on Blender (paper Table 10)"))
+for _spec in (
+    TableSpec("table1_image_average", "1", "image", ("psnr", "ssim", "lpips"),
+              "Average metrics of 2D colour image approximation (paper Table 1)",
+              columns="metric", average_only=True, paper_metric_tables={"psnr": "6"}),
+    TableSpec("table6_image_psnr", "6", "image", ("psnr",), "PSNR ↑ per image (paper Table 6)"),
+    TableSpec("table7_image_ssim", "7", "image", ("ssim",), "SSIM ↑ per image (paper Table 7)"),
+    TableSpec("table8_image_lpips", "8", "image", ("lpips",), "LPIPS ↓ per image (paper Table 8)"),
+    TableSpec("table3_nerf_average", "3", "nerf", ("psnr", "ssim", "lpips"),
+              "Average metrics of NeRF on Blender (paper Table 3; paper values from Table 10's averages)",
+              columns="metric", average_only=True, paper_metric_tables={"psnr": "10", "ssim": "10", "lpips": "10"}),
+    TableSpec("table10_nerf_per_scene", "10", "nerf", ("psnr", "ssim", "lpips"),
+              "Per-scene PSNR ↑ / SSIM ↑ / LPIPS ↓ of NeRF on Blender (paper Table 10)"),
+    # the paper prints the per-shape IoU twice (Table 9, appendix Table 11); Table 2 is its "average" rows
+    TableSpec("table2_occupancy_average", "2", "occupancy", ("iou",),
+              "Average IoU of 3D shape representation (paper Table 2)",
+              columns="metric", average_only=True, paper_metric_tables={"iou": "9"}),
+    TableSpec("table9_occupancy_iou", "9", "occupancy", ("iou",), "IoU ↑ per shape (paper Table 9 / appendix Table 11)"),
+):
+    register_table(_spec)
 
 
 # --- reference values -------------------------------------------------------------------
-def load_reference() -> List[dict]:
+@lru_cache(maxsize=1)
+def load_reference() -> pd.DataFrame:
     with resources.files("iga.report").joinpath("reference_tables.csv").open() as f:
-        return list(csv.DictReader(f))
+        return pd.read_csv(f, dtype={"table": str, "item": str})
 
 
 def reference_lookup(table: str) -> Dict[Key, float]:
-    out = {}
-    for r in load_reference():
-        if r["table"] == table:
-            out[(r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"])] = float(r["value"])
-    return out
+    ref = load_reference()
+    ref = ref[ref.table == table]
+    keys = zip(ref.task, ref.dataset, ref.item, ref.metric, ref.architecture, ref.method)
+    return {k: float(v) for k, v in zip(keys, ref.value)}
 
 
 # --- long form --------------------------------------------------------------------------
+def frame(rows) -> pd.DataFrame:
+    """Long-form rows (a DataFrame or dicts) as a DataFrame of exact strings/numbers (no NaN)."""
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    return df.astype(object).fillna("")
+
+
+def read_long(paths: Iterable[Path]) -> pd.DataFrame:
+    """Long CSVs as written, values kept as text so a table's CSV repeats them digit for digit."""
+    return pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths], ignore_index=True)
+
+
 def metric_rows(preset: str, task: str, dataset: str, item: str, arch: str, method: str,
                 metrics: dict, cell: str, names: Iterable[str]) -> List[dict]:
     """One long-form row per metric; a missing metric is a row with an empty value and a note."""
     rows = []
-    for name in names:
-        if name not in metrics:
-            continue
-        v = metrics[name]
-        note = ""
+    for name in (n for n in names if n in metrics):
+        v, note = metrics[name], ""
         if isinstance(v, dict) and v.get("missing"):
-            v, note = "", "missing: " + " ".join(str(v.get("reason", "unknown reason")).split())
+            v, note = "", reason("missing: " + str(v.get("reason", "unknown reason")))
         elif v is None:
             v, note = "", "missing: not recorded"
         rows.append({"preset": preset, "task": task, "dataset": dataset, "item": item, "metric": name,
@@ -89,20 +110,22 @@ def metric_rows(preset: str, task: str, dataset: str, item: str, arch: str, meth
     return rows
 
 
-def write_long_csv(rows: List[dict], path: Path, scale_note: str) -> None:
-    """A table's long-form CSV (LONG_COLUMNS), each row stamped with the run's scale note."""
-    write_csv([dict(r, scale=scale_note) for r in rows], path, LONG_COLUMNS)
-
-
-def write_csv(rows: List[dict], path: Path, columns: Sequence[str]) -> None:
+def write_csv(rows, path: Path, columns: Sequence[str]) -> None:
+    """Rows (dicts or a DataFrame) → CSV with exactly ``columns``, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(records)
     tmp.replace(path)
+
+
+def write_long_csv(rows, path: Path, scale_note: str) -> None:
+    """A table's long-form CSV (LONG_COLUMNS), each row stamped with the run's scale note."""
+    write_csv(frame(rows).assign(scale=scale_note), path, LONG_COLUMNS)
 
 
 def read_csv(path: Path) -> List[dict]:
@@ -110,171 +133,90 @@ def read_csv(path: Path) -> List[dict]:
         return list(csv.DictReader(f))
 
 
-def _mean(values: List[float]) -> float:
-    return sum(values) / len(values)
+def _average(g: pd.DataFrame) -> dict:
+    missing = g[g.value == ""]
+    base = dict(g.iloc[0], item="average", cell="")
+    if len(missing):
+        return dict(base, value="", note=f"missing for {len(missing)}/{len(g)} items: "
+                                          + (reason(missing.note.iloc[0]) or "no value"))
+    return dict(base, value=sum(float(v) for v in g.value) / len(g), note=f"mean over {len(g)} items")
 
 
-def with_averages(rows: List[dict]) -> List[dict]:
+def with_averages(rows) -> pd.DataFrame:
     """Add an "average" item per (task, dataset, metric, architecture, method) over its items."""
-    groups: Dict[tuple, List[dict]] = {}
-    for r in rows:
-        if r["item"] == "average":
-            continue
-        groups.setdefault((r["task"], r["dataset"], r["metric"], r["architecture"], r["method"]), []).append(r)
-    out = list(rows)
-    for (task, ds, metric, arch, method), rs in groups.items():
-        vals = [float(r["value"]) for r in rs if r["value"] not in ("", None)]
-        missing = [r for r in rs if r["value"] in ("", None)]
-        base = dict(rs[0], item="average", cell="")
-        if missing:
-            out.append(dict(base, value="", note=f"missing for {len(missing)}/{len(rs)} items: "
-                                                  + (missing[0]["note"] or "no value")))
-        else:
-            out.append(dict(base, value=_mean(vals), note=f"mean over {len(vals)} items"))
-    return out
+    df = frame(rows)
+    groups = df[df.item != "average"].groupby(["task", "dataset", "metric", "architecture", "method"], sort=False)
+    return pd.concat([df, pd.DataFrame([_average(g) for _, g in groups], columns=df.columns)], ignore_index=True)
 
 
-def build_table(spec: TableSpec, rows: List[dict]) -> List[dict]:
-    """Long-form rows of one table with the paper's values and deltas."""
-    rows = [r for r in rows if r["task"] == spec.task and r["metric"] in spec.metrics]
+def build_table(spec: TableSpec, rows) -> pd.DataFrame:
+    """Long-form rows of one table (TABLE_ROW_KEYS) with the paper's values and deltas."""
+    df = frame(rows)
+    df = df[(df.task == spec.task) & df.metric.isin(spec.metrics)]
     if spec.average_only:
-        rows = [r for r in rows if r["item"] == "average"]
+        df = df[df.item == "average"]
     refs = {m: reference_lookup(spec.paper_metric_tables.get(m, spec.paper_table)) for m in spec.metrics}
     ref_items: Dict[str, set] = {}
-    for m, ref in refs.items():
-        for (task, ds, item, metric, arch, method) in ref:
-            ref_items.setdefault(ds, set()).add(item)
-    our_items: Dict[Tuple[str, str], set] = {}
-    for r in rows:
-        if r["item"] != "average":
-            our_items.setdefault((r["dataset"], r["metric"]), set()).add(r["item"])
+    for ref in refs.values():
+        for k in ref:
+            ref_items.setdefault(k[1], set()).add(k[2])
+    ours = df[df.item != "average"].groupby(["dataset", "metric"]).item.agg(set).to_dict()
     out = []
-    for r in rows:
-        key = (r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"])
-        paper = refs[r["metric"]].get(key)
-        if r["item"] == "average" and paper is not None:
-            # the paper's average is over its own items: compare only when ours covers the same set
-            paper_set = {i for i in ref_items.get(r["dataset"], set()) if i != "average"}
-            if our_items.get((r["dataset"], r["metric"]), set()) != paper_set:
-                paper = None
-        value = r["value"]
-        delta = (float(value) - paper) if (paper is not None and value not in ("", None)) else ""
-        out.append({"table": spec.paper_table, "task": r["task"], "dataset": r["dataset"], "item": r["item"],
-                    "metric": r["metric"], "architecture": r["architecture"], "method": r["method"],
-                    "value": value, "paper_value": "" if paper is None else paper, "delta": delta,
-                    "note": r.get("note", "")})
-    order = {"vanilla": 0, "FR": 1, "BN": 2, "IGA": 3}
-    arch_order = {"ReLU": 0, "PE": 1, "SIREN": 2, "NeRF": 3}
-    out.sort(key=lambda r: (arch_order.get(r["architecture"], 9), r["architecture"],
-                            order.get(r["method"], 9), r["method"], r["item"] == "average", r["item"], r["metric"]))
-    return out
+    for r in df.to_dict("records"):
+        paper = refs[r["metric"]].get((r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"]))
+        # the paper's average is over its own items: compare only when ours covers the same set
+        if r["item"] == "average" and ours.get((r["dataset"], r["metric"]), set()) != (
+                ref_items.get(r["dataset"], set()) - {"average"}):
+            paper = None
+        value, note = r["value"], reason(r.get("note", ""))
+        if r["metric"] == "iou" and value != "" and float(value) == 0.0:
+            note = "; ".join(n for n in (note, IOU_ZERO) if n)
+        out.append({**{k: r[k] for k in TABLE_ROW_KEYS if k in r}, "table": spec.paper_table, "note": note,
+                    "paper_value": "" if paper is None else paper,
+                    "delta": (float(value) - paper) if (paper is not None and value != "") else ""})
+    out.sort(key=lambda r: (arch_key(r["architecture"]), method_key(r["method"]), r["item"] == "average",
+                            r["item"], r["metric"]))
+    return pd.DataFrame(out, columns=TABLE_ROW_KEYS)
 
 
-# --- rendering ----------------------------------------------------------------------------
-def _fmt(v, metric: str) -> str:
-    if v in ("", None):
-        return "—"
-    v = float(v)
-    return f"{v:.2f}" if metric == "psnr" else (f"{v:.3f}" if metric == "lpips" else f"{v:.4f}")
-
-
-def _row_label(arch: str, method: str) -> str:
-    return arch if method == "vanilla" else f"{arch}+{method}"
-
-
-def _layout(spec: TableSpec, rows: List[dict]):
-    cols: List[Tuple[str, str]] = []  # (item, metric)
-    for r in rows:
-        c = (r["item"], r["metric"])
-        if c not in cols:
-            cols.append(c)
-    cols.sort(key=lambda c: (c[0] == "average", c[0] if spec.columns == "item" else "", list(spec.metrics).index(c[1])))
-    labels: List[Tuple[str, str]] = []
-    cells: Dict[Tuple[str, str, str, str], dict] = {}
-    for r in rows:
-        lab = (r["architecture"], r["method"])
-        if lab not in labels:
-            labels.append(lab)
-        cells[(r["architecture"], r["method"], r["item"], r["metric"])] = r
-    return cols, labels, cells
-
-
-def _best(spec: TableSpec, rows: List[dict]) -> set:
+# --- layout -----------------------------------------------------------------------------
+def _best(table: pd.DataFrame) -> pd.Series:
     """Per architecture and column, the method with the best value (bold, as in the paper)."""
-    best = {}
-    for r in rows:
-        if r["value"] in ("", None):
-            continue
-        k = (r["architecture"], r["item"], r["metric"])
-        v = float(r["value"])
-        better = (lambda a, b: a < b) if r["metric"] in spec.lower_is_better else (lambda a, b: a > b)
-        if k not in best or better(v, best[k][0]):
-            best[k] = (v, r["method"])
-    return {(a, m, i, me) for (a, i, me), (_, m) in best.items()}
+    t = table[table.value != ""].assign(v=lambda d: d.value.astype(float))
+    t["v"] = t.v.where(~t.metric.isin(LOWER_IS_BETTER), -t.v)
+    winners = t.sort_values("v", ascending=False, kind="stable").groupby(["architecture", "item", "metric"]).head(1)
+    return table.index.isin(winners.index)
 
 
-def render_markdown(spec: TableSpec, rows: List[dict], scale_note: str) -> str:
-    cols, labels, cells = _layout(spec, rows)
-    best = _best(spec, rows)
-    head = [c[0] if spec.columns == "item" else c[1].upper() for c in cols]
-    lines = [f"# {spec.title}", "", f"**Scale:** {scale_note}", "",
-             "Each cell: ours (paper). Bold: best method per architecture in our run. "
-             "— : no value (see the CSV's note column).", "",
-             "| Method | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
-    notes = set()
-    for arch, method in labels:
-        out = []
-        for item, metric in cols:
-            r = cells.get((arch, method, item, metric))
-            if r is None:
-                out.append("")
-                continue
-            s = _fmt(r["value"], metric)
-            if (arch, method, item, metric) in best:
-                s = f"**{s}**"
-            if r["paper_value"] not in ("", None):
-                s += f" ({_fmt(r['paper_value'], metric)})"
-            if r["value"] in ("", None) and r.get("note"):
-                notes.add(r["note"])
-            out.append(s)
-        lines.append(f"| {_row_label(arch, method)} | " + " | ".join(out) + " |")
-    if notes:
-        lines += ["", "Notes:"] + [f"- {n}" for n in sorted(notes)]
-    return "\n".join(lines) + "\n"
+def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layout:
+    """select (the built table) → pivot (method × column) → format → one Layout for every output format."""
+    pairs = list(zip(table.item, table.metric))
+    cols = sorted(dict.fromkeys(pairs), key=lambda c: (c[0] == "average", c[0] if spec.columns == "item" else "",
+                                                        list(spec.metrics).index(c[1])))
+    t = table.assign(best=_best(table), col=[cols.index(p) for p in pairs])
+    labels = list(dict.fromkeys(zip(t.architecture, t.method)))
+    wide = t.pivot(index=["architecture", "method"], columns="col", values=["value", "paper_value", "best"])
+    has_paper = bool((t.paper_value != "").any())
+
+    def entry(lab, i):
+        if pd.isna(wide.loc[lab, ("value", i)]):
+            return ""
+        paper, metric = wide.loc[lab, ("paper_value", i)], cols[i][1]
+        return render.Entry(fmt(wide.loc[lab, ("value", i)], metric), bool(wide.loc[lab, ("best", i)]),
+                            fmt(paper, metric) if paper != "" else "")
+
+    one = len(spec.metrics) == 1 and spec.columns == "item"
+    header = ["Method"] + [c[0] if one else (metric_label(c[1]) if spec.columns == "metric"
+                                             else f"{c[0]} {metric_label(c[1])}") for c in cols]
+    notes = sorted({n for n, v in zip(t.note, t.value) if n and (v == "" or IOU_ZERO in n)})
+    return render.Layout(
+        spec.title, scale_note, header, [[row_label(*lab)] + [entry(lab, i) for i in range(len(cols))] for lab in labels],
+        groups=[a for a, _ in labels], caption="Ours (paper)" if has_paper else "Ours",
+        intro=("Each cell: ours (paper)." if has_paper else "Each cell: ours (no paper value for these items).")
+        + " Bold: best method per architecture in our run. — : no value (see Notes).", notes=notes)
 
 
-def render_latex(spec: TableSpec, rows: List[dict], scale_note: str) -> str:
-    cols, labels, cells = _layout(spec, rows)
-    best = _best(spec, rows)
-    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
-    head = [esc(c[0] if spec.columns == "item" else c[1].upper()) for c in cols]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             rf"\caption{{{esc(spec.title)}. Ours (paper). {esc(scale_note)}}}",
-             r"\begin{tabular}{l" + "c" * len(cols) + "}", r"\toprule",
-             "Method & " + " & ".join(head) + r" \\", r"\midrule"]
-    prev_arch = None
-    for arch, method in labels:
-        if prev_arch is not None and arch != prev_arch:
-            lines.append(r"\midrule")
-        prev_arch = arch
-        out = []
-        for item, metric in cols:
-            r = cells.get((arch, method, item, metric))
-            if r is None:
-                out.append("")
-                continue
-            s = _fmt(r["value"], metric).replace("—", "--")
-            if (arch, method, item, metric) in best:
-                s = rf"\textbf{{{s}}}"
-            if r["paper_value"] not in ("", None):
-                s += rf" \scriptsize{{({_fmt(r['paper_value'], metric)})}}"
-            out.append(s)
-        lines.append(f"{esc(_row_label(arch, method))} & " + " & ".join(out) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def write_table(spec: TableSpec, long_rows: List[dict], out_dir: Path, scale_note: str,
+def write_table(spec: TableSpec, long_rows, out_dir: Path, scale_note: str,
                 formats: Sequence[str] = ("csv", "md", "tex")) -> List[Path]:
     rows = build_table(spec, with_averages(long_rows))
     out_dir = Path(out_dir)
@@ -283,12 +225,7 @@ def write_table(spec: TableSpec, long_rows: List[dict], out_dir: Path, scale_not
     if "csv" in formats:
         write_long_csv(rows, out_dir / f"{spec.name}.csv", scale_note)
         paths.append(out_dir / f"{spec.name}.csv")
-    for ext, render in (("md", render_markdown), ("tex", render_latex)):
-        if ext in formats:
-            p = out_dir / f"{spec.name}.{ext}"
-            p.write_text(render(spec, rows, scale_note))
-            paths.append(p)
-    return paths
+    return paths + render.write(layout(spec, rows, scale_note), out_dir, spec.name, formats)
 
 
 def collect(cells: List[dict], preset: str, metric_names: Sequence[str]) -> List[dict]:
@@ -299,6 +236,3 @@ def collect(cells: List[dict], preset: str, metric_names: Sequence[str]) -> List
         rows += metric_rows(preset, c["task"], c["dataset"], c["item"], c["arch"], c["method"],
                             metrics, c.get("cell", ""), metric_names)
     return rows
-
-
-from . import occupancy_tables  # noqa: E402,F401  (registers the occupancy TableSpecs)

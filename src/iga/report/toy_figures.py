@@ -1,4 +1,4 @@
-"""Tables and figures of the toy studies (paper section 5 and appendix C).
+"""Figures of the toy studies (their tables: :mod:`.toy_tables`) (paper section 5 and appendix C).
 
 Inputs are the toy cells' ``metrics.json`` files, each with its ``curve.npz`` beside it (MSE, Δ_k and,
 for Exp. 1, residual vectors and kernel distances at every evaluation). Curves of cells that differ
@@ -20,8 +20,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..commands.report import parse_cell_path
-from .tables import write_long_csv
+from ..cells import Cell
 
 METHOD_LABELS = {"vanilla": "I (vanilla)", "NTK": "S (NTK)", "eNTK": "S̃ (eNTK)", "IGA": "S̃ₑ (IGA)"}
 METHOD_ORDER = ["vanilla", "NTK", "eNTK", "IGA"]
@@ -34,10 +33,8 @@ HEAT_CMAP = "Blues"  # darker = larger error, as the paper's heatmaps
 class ToyCell:
     def __init__(self, metrics_path: Path):
         self.path = Path(metrics_path)
-        ident = parse_cell_path(self.path)
-        self.item, self.arch, self.method = ident["item"], ident["arch"], ident["method"]
-        self.cell = ident["cell"]
-        self.base = self.method.split("-", 1)[0]
+        c = Cell.from_path(self.path)
+        self.item, self.arch, self.method, self.cell, self.base = c.item, c.arch, c.method, c.id, c.base_method
         self.m = json.loads(self.path.read_text())
         self._curve = None
 
@@ -399,116 +396,3 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
             n = len(refs[arch].m["freqs"])
             line_grid([arch], list(range(n)), out[key],
                       f"Exp. 2 (paper Fig. {key[-1]}): relative error at every component, {arch}")
-
-
-# --- tables -----------------------------------------------------------------------------------
-def _freq_note(c: ToyCell, metric: str) -> str:
-    if metric.startswith("delta_f"):
-        i = int(metric[len("delta_f"):].split("_")[0]) - 1
-        what = "sin(2π·{:g}·θ)".format(c.m["freqs"][i]) if c.experiment == "exp1" else f"{c.m['freqs'][i]:g} Hz"
-        return f"component {i + 1}: {what}, DFT bin {c.m['bins'][i]}"
-    return ""
-
-
-def _cell_metrics(c: ToyCell) -> List[str]:
-    names = ["mse_final"]
-    n = len(c.m["freqs"])
-    names += [f"delta_f{i + 1}_final" for i in range(n)] + [f"delta_f{i + 1}_mean" for i in range(n)]
-    names += [k for k in ("k_rel_init", "k_rel_final", "s_rel_init", "s_rel_final", "ke_rel_init",
-                          "se_rel_init", "se_rel_final", "k_rel_init_mc", "s_rel_init_mc", "se_rel_init_mc")
-              if k in c.m]
-    names += ["time_per_iteration_s"]
-    return names
-
-
-def _long(table: str, dataset: str, item: str, metric: str, arch: str, method: str, value, note: str) -> dict:
-    return {"table": table, "task": "toy", "dataset": dataset, "item": item, "metric": metric,
-            "architecture": arch, "method": method, "value": "" if value is None else value,
-            "paper_value": "", "delta": "", "note": note}
-
-
-def final_error_rows(cells: List[ToyCell], experiment: str, dataset: str, scale_note: str) -> List[dict]:
-    cells = sorted([c for c in cells if c.experiment == experiment], key=lambda c: (c.arch, c.item, c.method))
-    rows = []
-    per_seed: Dict[tuple, List[Tuple[ToyCell, float]]] = defaultdict(list)
-    for c in cells:
-        for name in _cell_metrics(c):
-            v = c.m.get(name)
-            note = _freq_note(c, name)
-            if v is None:
-                note = (note + "; " if note else "") + "missing: not recorded"
-            rows.append(_long(experiment, dataset, c.item, name, c.arch, c.method, v, note))
-            if v is not None:
-                per_seed[(_strip_seed(c.item), c.arch, c.method, name)].append((c, float(v)))
-    for (item, arch, method, name), vals in sorted(per_seed.items()):
-        if len(vals) > 1:
-            note = _freq_note(vals[0][0], name)
-            seeds = ",".join(str(c.seed) for c, _ in vals)
-            rows.append(_long(experiment, dataset, item, name, arch, method, float(np.mean([v for _, v in vals])),
-                              (note + "; " if note else "") + f"mean over seeds {seeds}"))
-    if rows:
-        rows[0]["note"] = (rows[0]["note"] + "; " if rows[0]["note"] else "") + f"scale: {scale_note}"
-    return rows
-
-
-def _strip_seed(item: str) -> str:
-    parts = item.split("_")
-    return "_".join(p for p in parts if not (p.startswith("s") and p[1:].isdigit()))
-
-
-def width_table_rows(cells: List[ToyCell], dataset: str, scale_note: str) -> List[dict]:
-    rows = []
-    for r in exp1_width_rows(cells):
-        method = r["method"] if r["method"] == "vanilla" else f"{r['method']}-e{r['end']}"
-        for k, v in r.items():
-            if k in ("width", "seed", "end", "method", "item", "cell", "ntk_cell"):
-                continue
-            note = {"traj_dist_max": "max_t ‖r(t) − r_NTK(t)‖/‖y‖ vs the NTK-adjusted cell with the same width, seed and end",
-                    "traj_dist_final": "‖r(T) − r_NTK(T)‖/‖y‖ at the last evaluation",
-                    "traj_dist_mean": "mean over evaluations of ‖r(t) − r_NTK(t)‖/‖y‖"}.get(k, "")
-            if k.endswith("_init_mc") or k.endswith("_init_mc_std"):
-                note = "at initialisation over fresh random nets of this width (task.init_samples)"
-            if r["method"] == "vanilla":
-                note += f" (vanilla vs NTK-e{r['end']}: scale of the adjustment's effect)"
-            rows.append(_long("exp1_width", dataset, r["item"], k, "TwoLayer", method, v, note.strip()))
-    if rows:
-        rows[0]["note"] = (rows[0]["note"] + "; " if rows[0]["note"] else "") + f"scale: {scale_note}"
-    return rows
-
-
-def _markdown(rows: List[dict], title: str) -> str:
-    """Pivot: one line per (item, architecture, method), one column per metric."""
-    metrics: List[str] = []
-    lines: Dict[tuple, Dict[str, str]] = {}
-    for r in rows:
-        if r["metric"] not in metrics:
-            metrics.append(r["metric"])
-        v = r["value"]
-        lines.setdefault((r["item"], r["architecture"], r["method"]), {})[r["metric"]] = (
-            "—" if v in ("", None) else f"{float(v):.4g}")
-    out = [f"# {title}", "", "| item | arch | method | " + " | ".join(metrics) + " |",
-           "|" + "---|" * (3 + len(metrics))]
-    for (item, arch, method), vals in lines.items():
-        out.append(f"| {item} | {arch} | {method} | " + " | ".join(vals.get(m, "") for m in metrics) + " |")
-    return "\n".join(out) + "\n"
-
-
-def write_tables(cells: List[ToyCell], experiment: str, out_dir: Path, preset: str, dataset: str = "synthetic",
-                 scale_note: str = "") -> List[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    rows = final_error_rows(cells, experiment, dataset, scale_note or preset)
-    p = out_dir / f"{experiment}_final_errors.csv"
-    write_long_csv(rows, p, scale_note or preset)
-    md = out_dir / f"{experiment}_final_errors.md"
-    md.write_text(_markdown(rows, f"Toy {experiment}: final errors per cell [{scale_note or preset}]"))
-    written += [p, md]
-    if experiment == "exp1":
-        wrows = width_table_rows(cells, dataset, scale_note or preset)
-        p = out_dir / "exp1_convergence_with_width.csv"
-        write_long_csv(wrows, p, scale_note or preset)
-        md = out_dir / "exp1_convergence_with_width.md"
-        md.write_text(_markdown(wrows, f"Toy exp1: eNTK/IGA vs exact NTK by width [{scale_note or preset}]"))
-        written += [p, md]
-    return written
