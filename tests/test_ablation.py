@@ -70,7 +70,8 @@ def test_each_ablation_cell_resolves_to_what_its_name_claims(preset):
         assert adj["kind"] == "iga"
         assert adj["sampling"] == {"RSI": "rsi", "RI": "ri"}.get(variant, "slr"), cell
         assert adj["variant"] == ("paper" if variant == "paper" else "official"), cell
-        assert adj["official_indexing_quirk"] is (variant == "quirk"), cell
+        default_quirk = config["tasks"]["image_ablation"]["settings"]["adjuster"]["official_indexing_quirk"]
+        assert adj["official_indexing_quirk"] is {"quirk": True, "text": False}.get(variant, default_quirk), cell
         patch = int(variant[1:]) if variant and variant.startswith("P") else default_patch
         assert task["patch_size"] == patch, cell
         # the architecture's IGA learning rate reaches every IGA variant, as in the main image task
