@@ -127,6 +127,16 @@ def test_item5_symlink_chain_resolving_outside_is_refused(tmp_path):
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
+def test_item5_real_archives_extract_within_the_default_limits(tmp_path):
+    """Optional: IGA_TEST_ARCHIVES=<folder> extracts every archive in it with the defaults."""
+    folder = Path(os.environ.get("IGA_TEST_ARCHIVES", "/nonexistent"))
+    archives = sorted(p for p in folder.glob("*") if p.name.endswith((".zip", ".gz", ".tgz")))
+    if not archives:
+        pytest.skip("set IGA_TEST_ARCHIVES to a folder of real archives to run this")
+    for arc in archives:
+        assert safe_extract(arc, tmp_path / arc.name.replace(".", "_")), arc
+
+
 # --- item 6: no junk taken as a download; corrupt archives give one-line errors ------------
 
 HTML = b"<html><body>302 Found: moved to a login page.</body></html>\n"[:57]
