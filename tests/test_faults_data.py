@@ -5,6 +5,7 @@ Everything is offline: archives are built here, servers are tests/http_fixture.p
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -231,7 +232,6 @@ def test_item7_cli_takes_the_deadline_and_lists_every_source_with_its_reason(tmp
     mirror.mkdir()
     (mirror / "f.bin").write_bytes(body[:-1] + b"X")  # a corrupt copy in the mirror
     refused = closed_port_url("/f.bin")
-    import hashlib
     sha = hashlib.sha256(body).hexdigest()
     err = _cli_error(capsys, ["download", "--url", refused, "--sha256", sha, "--out",
                               str(tmp_path / "f.bin"), "--mirror", str(mirror), "--retries", "0",

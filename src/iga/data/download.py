@@ -305,9 +305,9 @@ def fetch(urls: Sequence[str], dest: Path, sha256: str | None, size: int | None 
     of :data:`iga.data.formats.FORMATS`).  ``timeout`` (total s), ``min_rate`` (bytes/s over
     ``rate_window`` s, 0: off) and ``stall_timeout`` (one silent read) bound each attempt.
     ``mirror`` is searched first, at each relative path of ``mirror_paths`` (default
-    ``[dest.name]``), then ``urls`` in order.  An existing ``dest`` that verifies is kept untouched.  Bytes stream into
-    ``dest + '.part'`` and reach ``dest`` only by ``os.replace`` after verification, so
-    ``dest`` never holds a partial or wrong file.  Raises :class:`DownloadError`.
+    ``[dest.name]``), then ``urls`` in order.  An existing ``dest`` that verifies is kept
+    untouched.  Bytes stream into ``dest + '.part'`` and reach ``dest`` only by ``os.replace``
+    after verification, so ``dest`` never holds a partial or wrong file.  Raises :class:`DownloadError`.
     """
     dest = Path(dest)
     pace = Pace(timeout, min_rate, rate_window, stall_timeout)
