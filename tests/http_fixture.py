@@ -16,10 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Route:
     body: bytes = b""
-    mode: str = "file"          # file | truncate | 404 | html | stall
+    mode: str = "file"          # file | truncate | 404 | html | stall | trickle
     ranges: bool = True         # honour Range requests with 206
     truncate_times: int = -1    # truncate only the first N requests (-1: always)
     stall_s: float = 2.0
+    trickle_bytes: int = 1024   # trickle: this many bytes every trickle_every_s seconds
+    trickle_every_s: float = 2.0
     hits: int = 0
 
 
@@ -94,6 +96,16 @@ class FixtureServer:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 payload = body[start:]
+                if route.mode == "trickle":  # a live but hopelessly slow server
+                    try:
+                        for i in range(0, len(payload), route.trickle_bytes):
+                            self.wfile.write(payload[i:i + route.trickle_bytes])
+                            self.wfile.flush()
+                            req.bytes_sent += len(payload[i:i + route.trickle_bytes])
+                            time.sleep(route.trickle_every_s)
+                    except OSError:  # the client gave up: what the test wants
+                        pass
+                    return
                 if truncating:  # declare the full length, send half, then hang up
                     payload = payload[: len(payload) // 2]
                     self.close_connection = True

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from iga.cli import main
-from iga.data import UnsafeArchiveError, safe_extract
+from iga.data import CorruptArchiveError, UnsafeArchiveError, safe_extract
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -147,3 +147,21 @@ def test_cli_extract(tmp_path, capsys):
     bad = _zip(tmp_path / "bad.zip", {"../evil": b"x"})
     assert main(["extract", "--archive", str(bad), "--out", str(tmp_path / "b")]) == 1
     assert "member '../evil'" in capsys.readouterr().err
+
+
+def test_subdir_keeps_only_that_folder_and_leaves_siblings_alone(tmp_path):
+    # nerf_synthetic.zip holds nerf_synthetic/<scene>/ (+ __MACOSX/): extracting it into the data
+    # root itself replaced the whole root; --subdir extracts only the scenes, into their folder
+    data = tmp_path / "data"
+    (data / "kodak").mkdir(parents=True)
+    (data / "kodak" / "kodim01.png").write_bytes(b"png")
+    arc = _zip(tmp_path / "nerf_synthetic.zip", {"nerf_synthetic/lego/transforms_train.json": b"{}",
+                                                 "__MACOSX/._lego": b"junk"})
+    files = safe_extract(arc, data / "nerf_synthetic", subdir="nerf_synthetic")
+    assert [p.relative_to(data).as_posix() for p in files] == [
+        "nerf_synthetic/lego/transforms_train.json"]
+    assert (data / "kodak" / "kodim01.png").read_bytes() == b"png"
+    assert not (data / "__MACOSX").exists() and _leftovers(data) == []
+    with pytest.raises(CorruptArchiveError, match="no top-level folder 'scenes'"):
+        safe_extract(arc, data / "x", subdir="scenes")
+    assert not (data / "x").exists() and _leftovers(data) == []

@@ -142,13 +142,15 @@ def test_connection_refused_retried_then_next_url(server, tmp_path, caplog):
     assert sum("retry" in r.getMessage() for r in caplog.records) == 2
 
 
-def test_error_names_every_url_and_the_last_error(server, tmp_path):
+def test_error_names_every_url_with_its_own_reason(server, tmp_path):
     missing = server.add("/missing.bin", mode="404")
     refused = closed_port_url()
     with pytest.raises(DownloadError) as ei:
         fetch([missing, refused], tmp_path / "f.bin", SHA, **FAST)
-    msg = str(ei.value)
-    assert missing in msg and refused in msg and "404" in msg and "last error" in msg
+    lines = str(ei.value).splitlines()
+    assert any(missing in ln and "404" in ln for ln in lines)
+    assert any(refused in ln and "refused" in ln for ln in lines)
+    assert "last error" not in str(ei.value)
     assert [a[0] for a in ei.value.attempts] == [missing, refused]
 
 
@@ -279,9 +281,10 @@ def test_mirror_only_entry_explains_itself(tmp_path):
 
 
 def test_real_kodak_copy_verifies_against_registry(tmp_path):
-    mirror = Path("/work/shared/data/kodak")
+    # optional: IGA_TEST_KODAK=<folder holding kodim01.png> checks a real copy
+    mirror = Path(os.environ.get("IGA_TEST_KODAK", "/nonexistent"))
     if not (mirror / "kodim01.png").is_file():
-        pytest.skip(f"optional local data {mirror} absent; nothing real to verify")
+        pytest.skip("set IGA_TEST_KODAK to a folder with the real kodim01.png to run this")
     src = resolve("kodak", "kodim01")
     dest = fetch([], tmp_path / "kodim01.png", src.sha256, size=src.size, mirror=mirror,
                  progress=False)

@@ -27,10 +27,25 @@ class Resource(Strict):
     threads: int = Field(1, ge=1)
 
 
+class ExtractLimits(Strict):
+    """Archives beyond these are refused (bombs, wrong files); defaults far above the real archives."""
+
+    max_total_bytes: int = Field(16 * 2**30, ge=1)
+    max_member_bytes: int = Field(8 * 2**30, ge=1)
+    max_ratio: float = Field(600, gt=0)  # unpacked/packed size of a large member; .mat volumes: 338
+    max_members: int = Field(200_000, ge=1)
+    max_link_bytes: int = Field(4096, ge=1)
+
+
 class DataConfig(Strict):
-    root: str = "data"  # downloads and generated data (shared by presets)
-    mirror: Optional[str] = None  # a local folder or URL prefix searched before the real URLs
+    # rules pass {input}/{output} under root unquoted: no spaces or shell characters
+    root: str = Field("data", pattern=r"^[A-Za-z0-9_./-]+$", description="letters, digits and _ . / - only")
+    mirror: Optional[str] = None  # a local folder or URL prefix searched before the real URLs (spaces are fine)
     retries: int = Field(4, ge=0)
+    timeout_s: float = Field(7200, gt=0, description="deadline of one download attempt, in total")
+    min_rate_bytes_per_s: float = Field(1024, ge=0, description="0: no minimum rate")
+    rate_window_s: float = Field(60, gt=0)
+    extract_limits: ExtractLimits = ExtractLimits()
 
 
 class LpipsConfig(Strict):

@@ -112,7 +112,7 @@ if enabled("image_ablation"):
             cells=settings_digest("image_ablation", "image"),  # rebuild after a failed cell (common.smk)
             dataset=ABL["dataset"],
         shell:
-            "iga ablation-collect --preset {PRESET} --dataset {params.dataset} --work-dir {WORK}"
+            "iga ablation-collect --preset {PRESET} --dataset {params.dataset:q} --work-dir {WORK}"
             " --out {output} {input} > {log} 2>&1"
 
     rule tables_image_ablation:
@@ -139,7 +139,7 @@ if enabled("image_ablation"):
             tables=",".join(ABL_TABLES),
             note=ABL_NOTE,
         shell:
-            "iga ablation-tables --long {input} --grids {params.grids:q} --dataset {params.dataset}"
+            "iga ablation-tables --long {input} --grids {params.grids:q} --dataset {params.dataset:q}"
             " --tables {params.tables} --out-dir {RESULTS}/tables --scale-note {params.note:q} > {log} 2>&1"
 
     COST_INPUTS += ABL_METRICS
@@ -164,8 +164,12 @@ if any(enabled(t) for t in config.get("tasks", {})):
         log:
             f"{LOGS}/report/cost_table.log",
         params:
+<<<<<<< HEAD
             cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
             datasets=" ".join(f"--dataset {t}={sec.get('dataset', '')}"
+=======
+            datasets=" ".join("--dataset " + shlex.quote(f"{t}={sec.get('dataset', '')}")
+>>>>>>> wt-data
                               for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:

@@ -3,6 +3,7 @@ import functools
 import hashlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,7 +28,18 @@ WORK = f"work/{PRESET}"
 RESULTS = f"results/{PRESET}"
 LOGS = f"logs/{PRESET}"
 SCALE_NOTE = config.get("scale_note", PRESET)
-MIRROR_FLAG = f"--mirror {config['data']['mirror']}" if config["data"].get("mirror") else ""
+# Config values reach shell commands quoted (a mirror folder may hold spaces or shell characters).
+MIRROR_FLAG = f"--mirror {shlex.quote(str(config['data']['mirror']))}" if config["data"].get("mirror") else ""
+# Download deadlines and extraction limits go into the shell strings ({DOWNLOAD_FLAGS}, {EXTRACT_FLAGS}),
+# not params: they never change the verified bytes, so editing them must not rerun finished downloads.
+DOWNLOAD_FLAGS = " ".join(
+    f"--{flag} {shlex.quote(str(config['data'][key]))}"
+    for flag, key in (("timeout", "timeout_s"), ("min-rate", "min_rate_bytes_per_s"), ("rate-window", "rate_window_s"))
+    if config["data"].get(key) is not None
+)
+EXTRACT_FLAGS = " ".join(
+    f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in sorted(config["data"].get("extract_limits", {}).items())
+)
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
 TARGETS = []  # each task's rules append their final outputs when the task is enabled
 COST_INPUTS = []  # each task appends its training cells' metrics.json (provenance.json beside it; benchmark {WORK}/benchmarks/<cell dir under WORK>.tsv); read by rule cost_table

@@ -1,4 +1,5 @@
 # Data: downloads (checksummed, retried, mirror first) and the embedded, generated default data.
+# Config values reach the shell quoted: MIRROR_FLAG, DOWNLOAD_FLAGS, EXTRACT_FLAGS (common.smk).
 
 
 rule download_kodak:
@@ -11,7 +12,7 @@ rule download_kodak:
         retries=config["data"].get("retries", 4),
     shell:
         "iga download --dataset kodak --item {wildcards.item} --out {output} {params.mirror}"
-        " --retries {params.retries} > {log} 2>&1"
+        " --retries {params.retries} {DOWNLOAD_FLAGS} > {log} 2>&1"
 
 
 rule make_embedded_image:
@@ -33,4 +34,5 @@ rule fetch_lpips_weights:
         mirror=MIRROR_FLAG,
         weights=f"{DATA}/weights/alexnet-owt-7be5be79.pth",
     shell:
-        "iga fetch-lpips-weights --out {params.weights} --status {output.status} {params.mirror} > {log} 2>&1"
+        "iga fetch-lpips-weights --out {params.weights} --status {output.status} {params.mirror}"
+        " {DOWNLOAD_FLAGS} > {log} 2>&1"

@@ -48,7 +48,7 @@ if enabled("image"):
             cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             dataset=IMAGE["dataset"],
         shell:
-            "iga collect --task image --dataset {params.dataset} --preset {PRESET}"
+            "iga collect --task image --dataset {params.dataset:q} --preset {PRESET}"
             " --metrics psnr,psnr_final,ssim,lpips --out {output} {input} > {log} 2>&1"
 
     rule tables_image:
@@ -96,12 +96,12 @@ if enabled("image"):
             gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
             crops_item=IMAGE.get("figures", {}).get("crops_item", IMAGE["items"][0]),
             crops_arch=IMAGE.get("figures", {}).get("crops_arch", "PE"),
-            visual_items=" ".join(IMAGE.get("figures", {}).get("visual_items", IMAGE["items"][:2])),
+            visual_items=" ".join(shlex.quote(str(i)) for i in IMAGE.get("figures", {}).get("visual_items", IMAGE["items"][:2])),
             archs=",".join(IMAGE["architectures"]),
             note=SCALE_NOTE,
         shell:
             "(iga figure-image --kind crops --gt {params.gt} --recons {input.recons}"
-            " --items {params.crops_item} --arch {params.crops_arch} --scale-note {params.note:q} --out {output.crops}"
+            " --items {params.crops_item:q} --arch {params.crops_arch:q} --scale-note {params.note:q} --out {output.crops}"
             " && iga figure-image --kind visual --gt {params.gt} --recons {input.recons}"
             " --items {params.visual_items} --archs {params.archs} --scale-note {params.note:q}"
             " --out {output.visual}) > {log} 2>&1"

@@ -23,7 +23,7 @@ if enabled("nerf"):
             retries=config["data"].get("retries", 4),
         shell:
             "iga download --dataset nerf_synthetic --item nerf_synthetic --out {output} {params.mirror}"
-            " --retries {params.retries} > {log} 2>&1"
+            " --retries {params.retries} {DOWNLOAD_FLAGS} > {log} 2>&1"
 
     rule extract_nerf_synthetic:
         input:
@@ -33,7 +33,7 @@ if enabled("nerf"):
         log:
             "logs/data/nerf_synthetic_extract.log",
         shell:
-            "iga extract --archive {input} --out {DATA} > {log} 2>&1"
+            "iga extract --archive {input} --out {DATA}/nerf_synthetic --subdir nerf_synthetic {EXTRACT_FLAGS} > {log} 2>&1"
 
     rule make_nerf_scene:
         output:
@@ -82,7 +82,7 @@ if enabled("nerf"):
             cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
             dataset=NERF["dataset"],
         shell:
-            "iga collect --task nerf --dataset {params.dataset} --preset {PRESET}"
+            "iga collect --task nerf --dataset {params.dataset:q} --preset {PRESET}"
             " --metrics psnr,ssim,lpips --out {output} {input} > {log} 2>&1"
 
     rule tables_nerf:
@@ -117,7 +117,7 @@ if enabled("nerf"):
             item=NERF.get("figure_item", NERF["items"][0]),
             note=NERF_NOTE,
         shell:
-            "iga figure-nerf --item {params.item} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+            "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
 
     TARGETS += rules.tables_nerf.output + rules.figure_nerf.output
     COST_INPUTS += cell_outputs("nerf", "metrics.json")

@@ -62,7 +62,7 @@ if enabled("occupancy"):
             retries=config["data"].get("retries", 4),
         shell:
             "iga download --dataset stanford --item {wildcards.item} --out {output} {params.mirror}"
-            " --retries {params.retries} --no-progress > {log} 2>&1"
+            " --retries {params.retries} --no-progress {DOWNLOAD_FLAGS} > {log} 2>&1"
 
     rule extract_stanford_scan:
         input:
@@ -72,7 +72,7 @@ if enabled("occupancy"):
         log:
             f"logs/data/stanford/{{item}}_extract.log",
         shell:
-            "iga extract --archive {input} --out {output} > {log} 2>&1"
+            "iga extract --archive {input} --out {output} {EXTRACT_FLAGS} > {log} 2>&1"
 
     rule voxelize_stanford_scan:
         input:
@@ -92,7 +92,7 @@ if enabled("occupancy"):
             mem_mb=8000,
             runtime=30,
         shell:
-            "iga voxelize --mesh {input} --member {params.member} --resolution {wildcards.res}"
+            "iga voxelize --mesh {input} --member {params.member:q} --resolution {wildcards.res}"
             " --method {wildcards.vmethod} --out {output} > {log} 2>&1"
 
     rule download_occupancy_mat:
@@ -107,7 +107,7 @@ if enabled("occupancy"):
             retries=config["data"].get("retries", 4),
         shell:
             "iga download --dataset occupancy --item {wildcards.matitem} --out {output} {params.mirror}"
-            " --retries {params.retries} --no-progress > {log} 2>&1"
+            " --retries {params.retries} --no-progress {DOWNLOAD_FLAGS} > {log} 2>&1"
 
     rule extract_occupancy_mat:
         input:
@@ -119,7 +119,7 @@ if enabled("occupancy"):
         log:
             f"logs/data/occupancy/{{matitem}}_extract.log",
         shell:
-            "iga extract --archive {input} --out {output} > {log} 2>&1"
+            "iga extract --archive {input} --out {output} {EXTRACT_FLAGS} > {log} 2>&1"
 
     rule occupancy_mat_to_volume:
         input:
@@ -209,7 +209,7 @@ if enabled("occupancy"):
             cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             dataset=OCC_LABEL,
         shell:
-            "iga collect --task occupancy --dataset {params.dataset} --preset {PRESET}"
+            "iga collect --task occupancy --dataset {params.dataset:q} --preset {PRESET}"
             " --metrics iou,iou_final,iou_running,iou_running_final --out {output} {input} > {log} 2>&1"
 
     rule tables_occupancy:
@@ -257,8 +257,8 @@ if enabled("occupancy"):
             view=OCC_FIG.get("view_axis", "auto"),
             note=OCC_NOTE,
         shell:
-            "iga figure-occupancy --volume {input.volume} --crop {params.crop} --preds {input.preds}"
-            " --item {params.item} --archs {params.archs} --view-axis {params.view}"
+            "iga figure-occupancy --volume {input.volume} --crop {params.crop:q} --preds {input.preds}"
+            " --item {params.item:q} --archs {params.archs:q} --view-axis {params.view:q}"
             " --scale-note {params.note:q} --out {output} > {log} 2>&1"
 
     TARGETS += rules.tables_occupancy.output + rules.figures_occupancy.output

@@ -50,7 +50,7 @@ if enabled("toy"):
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
-                "iga toy-tables --experiment exp1 --preset {PRESET} --dataset {params.dataset}"
+                "iga toy-tables --experiment exp1 --preset {PRESET} --dataset {params.dataset:q}"
                 " --scale-note {params.note:q} --out-dir {RESULTS}/tables {input.metrics} > {log} 2>&1"
 
         rule figures_toy_exp1:
@@ -73,7 +73,7 @@ if enabled("toy"):
                 note=TOY_NOTE,
             shell:
                 "iga toy-figures --experiment exp1 --out fig1={output.fig1} --out fig6={output.fig6}"
-                " --out width={output.width} --fig1-widths {params.widths:q} --fig1-end {params.end}"
+                " --out width={output.width} --fig1-widths {params.widths:q} --fig1-end {params.end:q}"
                 " --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
 
         TARGETS += rules.tables_toy_exp1.output + rules.figures_toy_exp1.output
@@ -105,7 +105,7 @@ if enabled("toy"):
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
-                "iga toy-tables --experiment exp2 --preset {PRESET} --dataset {params.dataset}"
+                "iga toy-tables --experiment exp2 --preset {PRESET} --dataset {params.dataset:q}"
                 " --scale-note {params.note:q} --out-dir {RESULTS}/tables {input.metrics} > {log} 2>&1"
 
         rule figures_toy_exp2:
@@ -124,8 +124,8 @@ if enabled("toy"):
                 component=TOY_FIG.get("fig3_component", 4),
                 note=TOY_NOTE,
             shell:
-                "iga toy-figures --experiment exp2 {params.outs} --fig2-group-size {params.group}"
-                " --fig3-component {params.component} --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
+                "iga toy-figures --experiment exp2 {params.outs} --fig2-group-size {params.group:q}"
+                " --fig3-component {params.component:q} --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
 
         TARGETS += rules.tables_toy_exp2.output + rules.figures_toy_exp2.output
 

@@ -1,7 +1,8 @@
 """`iga download`, `iga extract` and `iga fetch-lpips-weights`: the workflow's data rules.
 
-Failures print one ``iga <command>: error: ...`` message and return exit code 1 (2 for a
-bad dataset/item name), except ``fetch-lpips-weights``, which records the failure in its
+Failures print one ``iga <command>: error: ...`` message (one line for ``extract``; for
+``download`` one line per source tried, with its own reason) and return exit code 1 (2 for a
+bad dataset/item name or option value), except ``fetch-lpips-weights``, which records the failure in its
 status file and returns 0 so that LPIPS is reported as missing downstream, never as NaN.
 The mirror defaults to the ``IGA_DATA_MIRROR`` environment variable.
 """
@@ -23,7 +24,9 @@ def _err(command: str, exc: BaseException) -> None:
 
 def _fetch_kwargs(args) -> dict:
     return {"mirror": args.mirror or None, "retries": args.retries, "backoff": args.backoff,
-            "timeout": args.timeout, "progress": not args.no_progress}
+            "timeout": args.timeout, "min_rate": args.min_rate,
+            "rate_window": args.rate_window, "stall_timeout": args.stall_timeout,
+            "progress": not args.no_progress}
 
 
 def _download(args) -> int:
@@ -42,7 +45,7 @@ def _download(args) -> int:
     except ValueError as exc:
         _err("download", exc)
         return 2
-    except DownloadError as exc:
+    except (DownloadError, OSError) as exc:  # OSError: dest not writable, disk full
         _err("download", exc)
         return 1
     print(out)
@@ -50,11 +53,19 @@ def _download(args) -> int:
 
 
 def _extract(args) -> int:
-    from ..data.archives import UnsafeArchiveError, safe_extract
+    from ..data.archives import ArchiveError, CorruptArchiveError, ExtractLimits, safe_extract
     try:
-        files = safe_extract(Path(args.archive), Path(args.out))
-    except (UnsafeArchiveError, ValueError, OSError) as exc:
+        limits = ExtractLimits(**{k: getattr(args, k) for k in _LIMIT_FLAGS})
+    except ValueError as exc:
         _err("extract", exc)
+        return 2
+    try:
+        files = safe_extract(Path(args.archive), Path(args.out), limits, subdir=args.subdir)
+    except CorruptArchiveError as exc:  # a download that verified, damaged since: refetch
+        _err("extract", f"{exc}; delete {args.archive} so that the next run downloads it again")
+        return 1
+    except (ArchiveError, ValueError, OSError) as exc:
+        _err("extract", " ".join(str(exc).split()))
         return 1
     print(f"extracted {len(files)} files into {args.out}")
     return 0
@@ -95,6 +106,11 @@ def _fetch_lpips(args) -> int:
     return 0
 
 
+# `iga extract` flags -> ExtractLimits fields (config: data.extract_limits, same names)
+_LIMIT_FLAGS = ("max_total_bytes", "max_member_bytes", "max_ratio", "max_members",
+                "max_link_bytes")
+
+
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mirror", default=os.environ.get(MIRROR_ENV),
                    help="local folder, file:// or http(s):// prefix searched first, as "
@@ -102,7 +118,17 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=4, help="retries per URL (default 4)")
     p.add_argument("--backoff", type=float, default=1.0,
                    help="first retry delay in seconds, doubled each retry (default 1)")
-    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds")
+    p.add_argument("--timeout", type=float, default=7200.0,
+                   help="deadline of one attempt in seconds, in total (default 7200; "
+                        "config data.timeout_s)")
+    p.add_argument("--min-rate", type=float, default=1024.0,
+                   help="abort an attempt slower than this many bytes/s over --rate-window "
+                        "(default 1024, 0: off; config data.min_rate_bytes_per_s)")
+    p.add_argument("--rate-window", type=float, default=60.0,
+                   help="seconds over which --min-rate is averaged (default 60; config "
+                        "data.rate_window_s)")
+    p.add_argument("--stall-timeout", type=float, default=60.0,
+                   help="socket timeout: longest wait for one read, in seconds (default 60)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -121,6 +147,13 @@ def register(sub) -> None:
     p = sub.add_parser("extract", help="safely extract a .zip/.tar(.gz)/.tgz/.gz archive")
     p.add_argument("--archive", required=True)
     p.add_argument("--out", required=True, help="target folder (replaced atomically)")
+    p.add_argument("--subdir", help="keep only this top-level folder of the archive as --out")
+    from ..data.archives import ExtractLimits  # stdlib only: cheap at CLI start-up
+    defaults = ExtractLimits()
+    for name in _LIMIT_FLAGS:
+        kind = float if name == "max_ratio" else int
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name),
+                       help=f"extraction limit (default {getattr(defaults, name)})")
     p.set_defaults(func=_extract)
 
     p = sub.add_parser("fetch-lpips-weights",

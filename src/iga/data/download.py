@@ -14,13 +14,18 @@ Lookup order (explicit, because a local mirror must win over the network):
 2. then each URL of ``urls``, in order.
 
 Per candidate: transient failures (unreachable host, timeout, 5xx/408/429, a body shorter
-than its Content-Length or a dropped connection) are retried ``retries`` times with
+than its Content-Length, a dropped connection, an attempt past its deadline or slower than
+the minimum rate) are retried ``retries`` times with
 exponential backoff ``backoff * 2**k`` seconds; the partial ``.part`` file is kept and the
 next attempt resumes it with an HTTP ``Range`` request (restarting when the server answers
 200).  Permanent failures (404 and other 4xx, a wrong size or checksum, an HTML page where a
-binary was expected) move on to the next candidate at once: retrying a 404 only wastes time,
-and a mirror holding a corrupt copy should not hide a good upstream.  When every candidate
-failed, :class:`DownloadError` names each one tried with its error.
+binary was expected, a failed format check) move on to the next candidate at once: retrying
+a 404 only wastes time, and a mirror holding a corrupt copy should not hide a good upstream.
+When every candidate failed, :class:`DownloadError` names each one tried with its own error.
+
+Time bounds per attempt (a socket timeout alone lets a server trickling 1 KiB every 2 s hang
+forever): ``timeout`` seconds in total, and at least ``min_rate`` bytes/s averaged over each
+``rate_window`` seconds; ``stall_timeout`` bounds a single silent socket read.
 """
 from __future__ import annotations
 
@@ -31,11 +36,14 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Sequence
+
+from .formats import check_format
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +82,12 @@ def sha256_file(path: Path) -> str:
 
 
 def verify(path: Path, sha256: str | None = None, size: int | None = None,
-           sha256_prefix: str | None = None, name: str | None = None) -> str | None:
+           sha256_prefix: str | None = None, name: str | None = None,
+           min_size: int | None = None, fmt: str | None = None) -> str | None:
     """Return None when ``path`` matches every given expectation, else why not.
 
-    ``name`` is the file name used in the message (the final name, not ``.part``).
+    ``name`` is the file name used in the message (the final name, not ``.part``);
+    ``min_size`` and ``fmt`` (see :mod:`iga.data.formats`) stand in for a missing hash.
     """
     path = Path(path)
     name = name or path.name
@@ -86,6 +96,13 @@ def verify(path: Path, sha256: str | None = None, size: int | None = None,
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
         return f"size mismatch for {name}: expected {size} bytes, got {actual_size}"
+    if min_size is not None and actual_size < min_size:
+        return (f"size check failed for {name}: {actual_size} bytes, expected at least "
+                f"{min_size} (an error page?)")
+    if fmt is not None:
+        problem = check_format(path, fmt, name)
+        if problem is not None:
+            return problem
     if sha256 is None and sha256_prefix is None:
         return None
     digest = sha256_file(path)
@@ -131,8 +148,52 @@ def _copy_local(src: Path, part: Path, progress: bool) -> None:
         os.fsync(fo.fileno())
 
 
-def _http_get(url: str, part: Path, size: int | None, timeout: float, progress: bool) -> bool:
+@dataclass(frozen=True)
+class Pace:
+    """Time bounds of one attempt: total seconds, minimum bytes/s over a window, stall."""
+    timeout: float = 7200.0
+    min_rate: float = 1024.0
+    rate_window: float = 60.0
+    stall_timeout: float = 60.0
+
+    def __post_init__(self):
+        for name in ("timeout", "rate_window", "stall_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r}; allowed: seconds > 0")
+        if not self.min_rate >= 0:
+            raise ValueError(f"min_rate={self.min_rate!r}; allowed: bytes/s >= 0 (0: off)")
+
+    def socket_timeout(self) -> float:
+        # no byte for a whole rate window already means a rate of 0
+        window = self.rate_window if self.min_rate > 0 else self.stall_timeout
+        return min(self.stall_timeout, self.timeout, window)
+
+
+class _Clock:
+    """Raises _Transient when an attempt runs past its deadline or below its minimum rate."""
+
+    def __init__(self, pace: Pace):
+        self.pace = pace
+        self.start = self.window_start = time.monotonic()
+        self.window_bytes = 0
+
+    def check(self, received: int) -> None:
+        now, p = time.monotonic(), self.pace
+        if now - self.start > p.timeout:
+            raise _Transient(f"attempt exceeded its deadline of {p.timeout:g} s after "
+                             f"{received} bytes (data.timeout_s)")
+        if p.min_rate > 0 and now - self.window_start >= p.rate_window:
+            rate = (received - self.window_bytes) / (now - self.window_start)
+            if rate < p.min_rate:
+                raise _Transient(f"too slow: {rate:.0f} bytes/s over the last "
+                                 f"{now - self.window_start:.1f} s, below the minimum "
+                                 f"{p.min_rate:g} bytes/s (data.min_rate_bytes_per_s)")
+            self.window_start, self.window_bytes = now, received
+
+
+def _http_get(url: str, part: Path, size: int | None, pace: Pace, progress: bool) -> bool:
     """Stream ``url`` into ``part``, resuming it when possible; True when it resumed."""
+    clock = _Clock(pace)
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         part.unlink()
@@ -142,7 +203,7 @@ def _http_get(url: str, part: Path, size: int | None, timeout: float, progress: 
         headers["Range"] = f"bytes={offset}-"
     req = urllib.request.Request(url, headers=headers)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        resp = urllib.request.urlopen(req, timeout=pace.socket_timeout())
     except urllib.error.HTTPError as exc:
         if exc.code == 416:  # our .part is stale or already complete: start over
             part.unlink(missing_ok=True)
@@ -181,12 +242,16 @@ def _http_get(url: str, part: Path, size: int | None, timeout: float, progress: 
             with open(part, "ab" if resumed else "wb") as fo, \
                     _progress_bar(expected_total or size, offset, name, progress) as bar:
                 while True:
-                    block = resp.read(CHUNK)
+                    # read1: return what arrived, so the clock is checked between trickles
+                    block = resp.read1(CHUNK)
                     if not block:
                         break
                     fo.write(block)
                     received += len(block)
                     bar.update(len(block))
+                    clock.check(received)
+                    if size is not None and received > size:
+                        raise _Permanent(f"size mismatch: server sent more than {size} bytes")
                 fo.flush()
                 os.fsync(fo.fileno())
         except (http.client.HTTPException, OSError) as exc:
@@ -197,8 +262,8 @@ def _http_get(url: str, part: Path, size: int | None, timeout: float, progress: 
         return resumed
 
 
-def _try_source(source: str, is_local: bool, part: Path, *, sha256, size, sha256_prefix,
-                retries: int, backoff: float, timeout: float, progress: bool) -> None:
+def _try_source(source: str, is_local: bool, part: Path, *, checks: dict, size: int | None,
+                retries: int, backoff: float, pace: Pace, progress: bool) -> None:
     """Fetch one candidate into ``part`` and verify it, retrying transient errors."""
     attempt = 0
     while True:
@@ -210,9 +275,8 @@ def _try_source(source: str, is_local: bool, part: Path, *, sha256, size, sha256
                     raise _Permanent(f"{type(exc).__name__}: {exc}") from exc
                 resumed = False
             else:
-                resumed = _http_get(source, part, size, timeout, progress)
-            problem = verify(part, sha256, size, sha256_prefix,
-                             name=part.name[: -len(".part")])
+                resumed = _http_get(source, part, size, pace, progress)
+            problem = verify(part, size=size, name=part.name[: -len(".part")], **checks)
             if problem is None:
                 return
             part.unlink(missing_ok=True)
@@ -230,20 +294,26 @@ def _try_source(source: str, is_local: bool, part: Path, *, sha256, size, sha256
 
 def fetch(urls: Sequence[str], dest: Path, sha256: str | None, size: int | None = None,
           sha256_prefix: str | None = None, mirror: str | os.PathLike | None = None,
-          retries: int = 4, backoff: float = 1.0, timeout: float = 60,
-          progress: bool = True, mirror_paths: Sequence[str] | None = None) -> Path:
+          retries: int = 4, backoff: float = 1.0, timeout: float = 7200.0,
+          progress: bool = True, mirror_paths: Sequence[str] | None = None,
+          min_size: int | None = None, fmt: str | None = None, min_rate: float = 1024.0,
+          rate_window: float = 60.0, stall_timeout: float = 60.0) -> Path:
     """Make ``dest`` hold the verified file; return ``dest``.
 
-    ``sha256``/``size``/``sha256_prefix`` are checked when not None (the prefix is
-    torchvision's convention, e.g. ``alexnet-owt-7be5be79.pth``).  ``mirror`` is searched
-    first, at each relative path of ``mirror_paths`` (default ``[dest.name]``), then ``urls``
-    in order.  An existing ``dest`` that verifies is kept untouched.  Bytes stream into
-    ``dest + '.part'`` and reach ``dest`` only by ``os.replace`` after verification, so
-    ``dest`` never holds a partial or wrong file.  Raises :class:`DownloadError`.
+    ``sha256``/``size``/``sha256_prefix``/``min_size``/``fmt`` are checked when not None
+    (the prefix is torchvision's convention, e.g. ``alexnet-owt-7be5be79.pth``; ``fmt`` one
+    of :data:`iga.data.formats.FORMATS`).  ``timeout`` (total s), ``min_rate`` (bytes/s over
+    ``rate_window`` s, 0: off) and ``stall_timeout`` (one silent read) bound each attempt.
+    ``mirror`` is searched first, at each relative path of ``mirror_paths`` (default
+    ``[dest.name]``), then ``urls`` in order.  An existing ``dest`` that verifies is kept
+    untouched.  Bytes stream into ``dest + '.part'`` and reach ``dest`` only by ``os.replace``
+    after verification, so ``dest`` never holds a partial or wrong file.  Raises :class:`DownloadError`.
     """
     dest = Path(dest)
+    pace = Pace(timeout, min_rate, rate_window, stall_timeout)
+    checks = dict(sha256=sha256, sha256_prefix=sha256_prefix, min_size=min_size, fmt=fmt)
     if dest.exists():
-        problem = verify(dest, sha256, size, sha256_prefix)
+        problem = verify(dest, size=size, **checks)
         if problem is None:
             log.info("%s already present and verified", dest)
             return dest
@@ -263,9 +333,8 @@ def fetch(urls: Sequence[str], dest: Path, sha256: str | None, size: int | None 
     attempts: list[tuple[str, str]] = []
     for source, is_local in candidates:
         try:
-            _try_source(source, is_local, part, sha256=sha256, size=size,
-                        sha256_prefix=sha256_prefix, retries=retries, backoff=backoff,
-                        timeout=timeout, progress=progress)
+            _try_source(source, is_local, part, checks=checks, size=size, retries=retries,
+                        backoff=backoff, pace=pace, progress=progress)
         except (_Transient, _Permanent) as exc:
             attempts.append((source, str(exc)))
             if is_local and not isinstance(exc, _NotInMirror):
@@ -278,6 +347,8 @@ def fetch(urls: Sequence[str], dest: Path, sha256: str | None, size: int | None 
 
     # A .part left now holds only the bytes of an interrupted transfer (failed checks delete
     # it), so it is kept for the next run to resume; it is never mistaken for ``dest``.
+    # Every source with its own reason: the last one tried (often the real URL, unreachable
+    # offline) is rarely the cause (e.g. a corrupt copy in the mirror).
     tried = "\n".join(f"  - {s}: {e}" for s, e in attempts)
     raise DownloadError(f"could not fetch {dest.name} into {dest}; tried {len(attempts)} "
-                        f"source(s):\n{tried}\nlast error: {attempts[-1][1]}", attempts)
+                        f"source(s), each failed:\n{tried}", attempts)

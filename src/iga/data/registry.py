@@ -3,6 +3,15 @@
 Why a registry: URLs and hashes live in one reviewed place instead of being scattered
 through workflow rules, and :func:`resolve` turns a typo into an error listing what exists.
 
+How each source is verified (a file that fails is never taken as a finished download):
+
+- SHA-256 (+ size): Kodak kodim01-08, the occupancy ``.mat.zip`` volumes, nerf_synthetic.zip;
+- SHA-256 prefix: the LPIPS AlexNet weights (torchvision's file-name convention);
+- size + format only (no hash is published): the Stanford scans.  The Thai statue's exact
+  size is known (106,051,627 bytes); bunny, dragon, armadillo and lucy get a conservative
+  minimum size (well below the real file, far above any error page) and a full format check
+  (the gzip stream decompresses intact, with a tar or PLY header inside).
+
 Mirror layout: a mirror holds ``<dataset>/<filename>`` (e.g. ``kodak/kodim01.png``) or just
 ``<filename>``; :meth:`Source.fetch` tries them in that order, before the public URLs.
 """
@@ -27,7 +36,19 @@ class Source:
     size: int | None = None
     sha256_prefix: str | None = None
     note: str = ""
+    min_size: int | None = None   # lower bound when the exact size is not known
+    fmt: str | None = None        # iga.data.formats check, where no hash is published
     mirror_dir: str = field(default="")
+
+    @property
+    def checks(self) -> str:
+        """How a download of this source is verified, in words."""
+        parts = ([f"sha256 {self.sha256}"] if self.sha256 else []) + (
+            [f"sha256 prefix {self.sha256_prefix}"] if self.sha256_prefix else []) + (
+            [f"size {self.size}"] if self.size is not None else []) + (
+            [f"size >= {self.min_size}"] if self.min_size is not None else []) + (
+            [f"format {self.fmt}"] if self.fmt else [])
+        return ", ".join(parts) or "none"
 
     @property
     def mirror_paths(self) -> tuple[str, ...]:
@@ -47,7 +68,8 @@ class Source:
                                 f"{self.filename}.")
         try:
             return fetch(list(self.urls), dest, self.sha256, size=self.size,
-                         sha256_prefix=self.sha256_prefix, mirror=mirror,
+                         sha256_prefix=self.sha256_prefix, min_size=self.min_size,
+                         fmt=self.fmt, mirror=mirror,
                          mirror_paths=paths, **kwargs)
         except DownloadError as exc:
             if self.urls:
@@ -74,23 +96,31 @@ def _kodak() -> dict[str, Source]:
 
 
 _STANFORD_NOTE = ("The Stanford 3D Scanning Repository publishes no checksums, so none is "
-                  "recorded (sha256=None); only the size is checked where known.")
+                  "recorded (sha256=None); the exact size (thai) or a minimum size and a "
+                  "format check (gzip stream intact, tar/PLY header) stand in.")
 
 
 def _stanford() -> dict[str, Source]:
     base = "http://graphics.stanford.edu"
-    rows = [  # item, filename, url, size (None: not published / not recorded)
-        ("bunny", "bunny.tar.gz", f"{base}/pub/3Dscanrep/bunny.tar.gz", None),
+    # item, filename, url, exact size (None: not recorded), minimum size, format.
+    # Minimums are conservative floors, not measured sizes (no copy was at hand; only lucy's
+    # ~322 MB is documented): meshes of 35k-14M vertices cannot compress below them.  They
+    # reject error pages and stubs; the format check rejects anything else that is not a scan.
+    rows = [
+        ("bunny", "bunny.tar.gz", f"{base}/pub/3Dscanrep/bunny.tar.gz", None, 500_000,
+         "tar.gz"),
         ("dragon", "dragon_recon.tar.gz", f"{base}/pub/3Dscanrep/dragon/dragon_recon.tar.gz",
-         None),
+         None, 2_000_000, "tar.gz"),
         ("armadillo", "Armadillo.ply.gz", f"{base}/pub/3Dscanrep/armadillo/Armadillo.ply.gz",
-         None),
-        ("lucy", "lucy.tar.gz", f"{base}/data/3Dscanrep/lucy.tar.gz", None),
+         None, 1_000_000, "ply.gz"),
+        ("lucy", "lucy.tar.gz", f"{base}/data/3Dscanrep/lucy.tar.gz", None, 200_000_000,
+         "tar.gz"),
         ("thai", "xyzrgb_statuette.ply.gz",
-         f"{base}/data/3Dscanrep/xyzrgb/xyzrgb_statuette.ply.gz", 106051627),
+         f"{base}/data/3Dscanrep/xyzrgb/xyzrgb_statuette.ply.gz", 106051627, None, "ply.gz"),
     ]
-    return {item: Source("stanford", item, fn, (url,), None, size, note=_STANFORD_NOTE)
-            for item, fn, url, size in rows}
+    return {item: Source("stanford", item, fn, (url,), None, size, note=_STANFORD_NOTE,
+                         min_size=min_size, fmt=fmt)
+            for item, fn, url, size, min_size, fmt in rows}
 
 
 _OCCUPANCY_NOTE = ("the precomputed occupancy volumes (WIRE / FR-INR .mat, key 'hypercube') "
