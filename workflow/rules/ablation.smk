@@ -164,12 +164,8 @@ if any(enabled(t) for t in config.get("tasks", {})):
         log:
             f"{LOGS}/report/cost_table.log",
         params:
-<<<<<<< HEAD
             cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
-            datasets=" ".join(f"--dataset {t}={sec.get('dataset', '')}"
-=======
             datasets=" ".join("--dataset " + shlex.quote(f"{t}={sec.get('dataset', '')}")
->>>>>>> wt-data
                               for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:
