@@ -25,7 +25,7 @@ def overlay(workdir: Path, data: dict, name: str = "overlay.yaml") -> str:
 
 
 @pytest.mark.parametrize("bad,expected", [
-    ({"tasks": {"image": {"architectures": ["ReLU", "Tanh"]}}}, ["model.architecture='Tanh'", "ReLU", "SIREN"]),
+    ({"tasks": {"image": {"architectures": ["ReLU", "Tanh"]}}}, ["tasks.image: architectures ['Tanh']", "ReLU", "SIREN"]),
     ({"tasks": {"image": {"methods": ["vanilla", "SGD"]}}}, ["method='SGD'", "vanilla"]),
     ({"tasks": {"audio": {"enabled": True}}}, ["unknown key 'tasks.audio'", "image"]),
     ({"tasks": {"image": {"items": ["kodim01", "../etc/passwd"]}}}, ["tasks.image.items", "../etc/passwd"]),

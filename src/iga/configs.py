@@ -76,7 +76,12 @@ def _describe(cls: Any, err: dict, prefix: str) -> str:
         allowed = sorted(parent.model_fields) if isinstance(parent, type) else []
         return f"unknown key {path!r}; allowed: {allowed}"
     msg = err["msg"].removeprefix("Value error, ")
-    text = f"{path}={value!r}: {msg}" if path else msg
+    if not path:
+        text = msg
+    elif isinstance(value, (dict, list)) and err["type"] == "value_error":  # a rule over a whole section
+        text = f"{path}: {msg}"
+    else:
+        text = f"{path}={value!r}: {msg}"
     if isinstance(value, str) and err["type"] in ("float_type", "int_type", "float_parsing", "int_parsing"):
         try:
             float(value)

@@ -5,7 +5,7 @@ from typing import List, Literal, Optional
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from ..configs import CellSettings, Strict, TaskSection, register_task, validate
+from ..configs import ARCHITECTURES, CellSettings, Strict, TaskSection, register_task, validate
 
 KODAK_SIZE = (768, 512)  # width, height (portrait images are 512x768: the same groups)
 KODAK_ITEMS = [f"kodim{i:02d}" for i in range(1, 25)]
@@ -63,6 +63,9 @@ class ImageSection(TaskSection):
 
     @model_validator(mode="after")
     def _items_and_figures(self):
+        bad = [a for a in self.architectures if a not in ARCHITECTURES]
+        if bad:
+            raise ValueError(f"architectures {bad} are not image architectures; allowed: {list(ARCHITECTURES)}")
         known = KODAK_ITEMS if self.dataset == "kodak" else EMBEDDED_ITEMS
         bad = [i for i in self.items if i not in known]
         if bad:
