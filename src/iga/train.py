@@ -287,8 +287,8 @@ class Trainer:
         logf = open(self.log_path, "a") if self.log_path else None
         bar = tqdm(total=self.cfg.iterations, initial=self.step, disable=not self.cfg.progress,
                    mininterval=1.0, dynamic_ncols=True, desc=getattr(self.task, "name", "train"))
-        t_start = time.perf_counter()
-        t0 = t_start - self.elapsed
+        elapsed_before = self.elapsed  # training time of earlier invocations (0 unless resumed)
+        t0 = time.perf_counter() - self.elapsed
         self.model.train()
         try:
             while self.step < self.cfg.iterations:
@@ -336,4 +336,4 @@ class Trainer:
         return TrainResult(self.best_score, self.best_step, dict(self.last_metrics),
                            self.best_state or self._snapshot(), self.elapsed, str(self.device), self.step,
                            resumed_from_step=self.resumed_from,
-                           train_time_this_run_s=time.perf_counter() - t_start)
+                           train_time_this_run_s=self.elapsed - elapsed_before)
