@@ -379,3 +379,31 @@ def test_item9_truncated_png_is_a_clear_error(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ConfigError, match=re.escape(str(tmp_path / name))):
             load_image(tmp_path / name)
+
+
+# --- items 3 and 4 for NeRF runs (nerfstudio's own checkpoints) ------------------------------------------
+def _nerf_ckpt(folder: Path, step: int, data: bytes | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{step:09d}.ckpt"
+    if data is None:
+        torch.save({"step": step, "pipeline": {}}, path)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def test_item3_nerf_corrupt_latest_checkpoint_is_moved_aside_and_an_older_one_resumed(tmp_path):
+    from iga.nerf.run import resumable_checkpoint
+    older = _nerf_ckpt(tmp_path, 99)
+    bad = _nerf_ckpt(tmp_path, 199, b"PK\x03\x04 truncated")
+    assert resumable_checkpoint(tmp_path, iterations=1000) == 99
+    assert not bad.exists() and len(list(tmp_path.glob(f"{bad.name}.corrupt-*"))) == 1 and older.exists()
+
+
+def test_item4_nerf_finished_checkpoint_is_not_resumed(tmp_path):
+    from iga.nerf.run import resumable_checkpoint
+    _nerf_ckpt(tmp_path, 999)
+    assert resumable_checkpoint(tmp_path, iterations=1000) is None
+    assert not list(tmp_path.glob("*.ckpt"))
+    _nerf_ckpt(tmp_path, 499)
+    assert resumable_checkpoint(tmp_path, iterations=1000) == 499  # unfinished: resumed
