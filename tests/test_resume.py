@@ -224,4 +224,7 @@ def test_killed_workflow_is_not_finished_and_the_rerun_resumes(wf, reference):
     assert "rule train_image:" in out, out[-3000:]  # the killed cell was not taken as finished
     assert (cell_dir(wf) / "checkpoint.pt").exists()  # never a declared output: never deleted
     assert killed_at <= first_progress_step(wf) < ITERATIONS
+    prov = json.loads((cell_dir(wf) / "provenance.json").read_text())
+    assert prov["resumed_from_step"] == first_progress_step(wf)  # the record says it resumed, and where
+    assert 0 < prov["train_time_this_run_s"] < prov["train_time_total_s"]
     check_same_as_uninterrupted(wf, reference)

@@ -209,7 +209,7 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
     assert not np.allclose(ntk["residual"][-1], van["residual"][-1])  # the adjustment changes the dynamics
     assert np.array_equal(ntk["residual"][0], van["residual"][0])      # from the same initialisation
 
-    # a finished cell rerun resumes from its last checkpoint with the same evaluation history
+    # a finished cell rerun (forced: metrics.json gone) retrains from scratch to the same evaluation history
     out = outs["exp1_w64_s16/TwoLayer-IGA-e3"]
     before = dict(np.load(out / "curve.npz"))
     (out / "metrics.json").unlink()

@@ -7,10 +7,12 @@ import json
 import os
 import platform
 import resource
+import secrets
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict
+from typing import IO, Any, Dict, Iterator
 
 import iga
 
@@ -85,10 +87,44 @@ def record(settings: dict, cell_id: str, device: str, wall_time_s: float, **extr
     return rec
 
 
-def write_json(obj: Any, path: Path) -> None:
-    """Atomic JSON write: a reader never sees a half-written file."""
+@contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temp file beside ``path``; on success it replaces ``path`` atomically and durably.
+
+    The temp name is unique per process (pid + random suffix), so two writers never share one;
+    data and directory are fsync'ed, so after a crash ``path`` is either the old or the new file.
+    On an exception the temp file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Atomic JSON write: a reader never sees a half-written file."""
+    with atomic_file(path) as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

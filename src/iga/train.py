@@ -3,11 +3,24 @@
 A task supplies grouped batches and metrics; the loop does the rest: optimiser and lr
 schedule, the gradient adjuster, best-state tracking, a per-step JSONL log, a progress
 bar, and checkpoints from which an interrupted run resumes to the same result.
+
+What a job does with the ``checkpoint.pt`` it finds (decided when the Trainer is made, before a
+task sets up state that follows the checkpoint):
+
+* unfinished, same settings fingerprint: resumed; the step log is cut back to the checkpoint's step;
+* finished (its step is the last iteration): removed and the cell retrains from scratch. The final
+  checkpoint only outlives a run whose outputs were written, so a job that runs again was forced
+  (``--forcerun``) or its inputs changed;
+* unreadable (truncated, garbage, not a checkpoint of this model): moved aside to
+  ``checkpoint.pt.corrupt-<UTC time>`` with a warning naming it, and the cell trains from scratch;
+* of other settings: ignored (training starts afresh and overwrites it).
 """
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import json
+import logging
 import math
 import os
 import time
@@ -20,6 +33,11 @@ from torch import nn
 
 from .adjust import GradientAdjuster, VanillaAdjuster, mse
 from .configs import OptimConfig, TrainConfig
+from .provenance import atomic_file
+
+log = logging.getLogger(__name__)
+_STATE_KEYS = ("step", "model", "optimizer", "adjuster", "generator", "torch_rng", "best_score", "best_step",
+               "best_state", "last_metrics", "elapsed")
 
 
 @dataclass
@@ -83,12 +101,35 @@ class TrainResult:
     device: str
     steps: int
     history: list = field(default_factory=list)
+    resumed_from_step: Optional[int] = None  # None: this invocation trained from step 0
+    train_time_this_run_s: float = 0.0      # training-loop time of this invocation (wall_time_s: all of them)
+
+    def resume_record(self) -> Dict[str, Any]:
+        """What provenance.json says about resuming: from which step, and this invocation's share of time."""
+        return {"resumed_from_step": self.resumed_from_step,
+                "train_time_this_run_s": round(self.train_time_this_run_s, 3),
+                "train_time_total_s": round(self.wall_time_s, 3)}
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def move_aside_corrupt(path: Path, problem: str) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.corrupt-<UTC time>`` and say so (never deletes it)."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, aside)
+    log.warning("%s cannot be resumed (%s); moved it to %s and training this cell from scratch",
+                path, problem[:200], aside)
+    return aside
+
+
+def load_problem(exc: BaseException) -> str:
+    """One line saying why torch.load failed (its messages run over several lines)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 class Trainer:
@@ -117,6 +158,8 @@ class Trainer:
         self.best_state: Dict[str, torch.Tensor] = {}
         self.last_metrics: Dict[str, float] = {}
         self.elapsed = 0.0
+        self.resumed_from: Optional[int] = None
+        self._found = self._vet_checkpoint()  # a resumable checkpoint's state, or None
 
     # --- checkpoints ---------------------------------------------------------------
     @property
@@ -143,14 +186,48 @@ class Trainer:
         if self.on_checkpoint:
             self.on_checkpoint(self.step)
 
-    def try_resume(self) -> bool:
-        if self.ckpt_path is None or not self.ckpt_path.exists():
-            return False
-        st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+    def _vet_checkpoint(self) -> Optional[dict]:
+        """Read the checkpoint once; move aside an unreadable one, remove a finished one (module doc)."""
+        path = self.ckpt_path
+        if path is None or not path.exists():
+            return None
+        try:
+            st = torch.load(path, map_location=self.device, weights_only=False)
+            problem = self._checkpoint_problem(st)
+        except Exception as exc:  # truncated zip, pickle garbage, a torch format error: all mean unreadable
+            problem = load_problem(exc)
+        if problem:
+            move_aside_corrupt(path, problem)
+            return None
         if st.get("fingerprint", "") != self.fingerprint:
-            import logging
-            logging.getLogger(__name__).warning(
-                "%s belongs to other settings; starting afresh", self.ckpt_path)
+            log.warning("%s belongs to other settings; starting afresh", path)
+            return None
+        if st["step"] >= self.cfg.iterations:
+            path.unlink()
+            log.info("%s is of a finished run (step %d of %d): the job was forced or its inputs changed; "
+                     "retraining from scratch", path, st["step"], self.cfg.iterations)
+            return None
+        return st
+
+    def _checkpoint_problem(self, st: Any) -> str:
+        """Why ``st`` is not a checkpoint this trainer can load ('' if it is)."""
+        if not isinstance(st, dict):
+            return f"not a checkpoint dict but {type(st).__name__}"
+        missing = [k for k in _STATE_KEYS if k not in st]
+        if missing:
+            return f"missing {missing}"
+        own = self.model.state_dict()
+        theirs = st["model"]
+        if not isinstance(theirs, dict) or set(theirs) != set(own) or any(
+                getattr(theirs[k], "shape", None) != own[k].shape for k in own):
+            return "its model state does not fit this model"
+        if not isinstance(st["step"], int) or st["step"] < 0:
+            return f"step={st['step']!r}"
+        return ""
+
+    def try_resume(self) -> bool:
+        st, self._found = self._found, None
+        if st is None:
             return False
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
@@ -159,15 +236,27 @@ class Trainer:
         torch.set_rng_state(st["torch_rng"])
         self.step, self.best_score, self.best_step = st["step"], st["best_score"], st["best_step"]
         self.best_state, self.last_metrics, self.elapsed = st["best_state"], st["last_metrics"], st["elapsed"]
+        self.resumed_from = self.step
+        log.info("resuming %s at step %d of %d", self.ckpt_path, self.step, self.cfg.iterations)
         self._truncate_log(self.step)
         return True
 
     def _truncate_log(self, step: int) -> None:
-        """Drop log lines written after the checkpoint, so a resumed log has no duplicates."""
+        """Keep only the log rows of steps before the checkpoint's (rows a killed run wrote after it, or a
+        half-written last line, are dropped), so the resumed log has each step once, in order."""
         if self.log_path is None or not self.log_path.exists():
             return
-        keep = [ln for ln in self.log_path.read_text().splitlines() if ln and json.loads(ln)["step"] < step]
-        self.log_path.write_text("".join(ln + "\n" for ln in keep))
+        keep = []
+        for ln in self.log_path.read_text().splitlines():
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] < step \
+                    and (not keep or rec["step"] > keep[-1]["step"]):
+                keep.append(rec)
+        with atomic_file(self.log_path) as f:
+            f.writelines(json.dumps(rec) + "\n" for rec in keep)
 
     # --- the loop ------------------------------------------------------------------
     def _set_lr(self) -> float:
@@ -198,6 +287,7 @@ class Trainer:
         logf = open(self.log_path, "a") if self.log_path else None
         bar = tqdm(total=self.cfg.iterations, initial=self.step, disable=not self.cfg.progress,
                    mininterval=1.0, dynamic_ncols=True, desc=getattr(self.task, "name", "train"))
+        elapsed_before = self.elapsed  # training time of earlier invocations (0 unless resumed)
         t0 = time.perf_counter() - self.elapsed
         self.model.train()
         try:
@@ -235,12 +325,15 @@ class Trainer:
                                 **({self.task.score_name: f"{score:.4g}"} if score is not None else {}))
                 bar.update(1)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
-                    if logf:
+                    if logf:  # the log reaches the disk before the checkpoint that vouches for it
                         logf.flush()
+                        os.fsync(logf.fileno())
                     self.save_checkpoint()
         finally:
             bar.close()
             if logf:
                 logf.close()
         return TrainResult(self.best_score, self.best_step, dict(self.last_metrics),
-                           self.best_state or self._snapshot(), self.elapsed, str(self.device), self.step)
+                           self.best_state or self._snapshot(), self.elapsed, str(self.device), self.step,
+                           resumed_from_step=self.resumed_from,
+                           train_time_this_run_s=self.elapsed - elapsed_before)

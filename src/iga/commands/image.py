@@ -14,11 +14,13 @@ def _make_image(args) -> int:
 
 
 def _train_image(args) -> int:
+    from ..cell_lock import cell_lock
     from ..tasks.image import run_cell
-    metrics = run_cell(cell_settings(args), Path(args.image), Path(args.out), args.cell,
-                       lpips_status=Path(args.lpips_status) if args.lpips_status else None,
-                       lpips_disabled_reason=args.no_lpips,
-                       device=args.device, resume=not args.no_resume)
+    with cell_lock(Path(args.out), args.cell):
+        metrics = run_cell(cell_settings(args), Path(args.image), Path(args.out), args.cell,
+                           lpips_status=Path(args.lpips_status) if args.lpips_status else None,
+                           lpips_disabled_reason=args.no_lpips,
+                           device=args.device, resume=not args.no_resume)
     print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
     return 0
 

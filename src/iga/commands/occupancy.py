@@ -76,9 +76,11 @@ def _downsample_volume(args) -> int:
 
 
 def _train(args) -> int:
+    from ..cell_lock import cell_lock
     from ..tasks.occupancy import run_cell
-    m = run_cell(cell_settings(args), Path(args.volume), Path(args.out), args.cell, device=args.device,
-                 resume=not args.no_resume)
+    with cell_lock(Path(args.out), args.cell):
+        m = run_cell(cell_settings(args), Path(args.volume), Path(args.out), args.cell, device=args.device,
+                     resume=not args.no_resume)
     print(json.dumps({k: m[k] for k in ("iou", "iou_final", "iou_running", "best_epoch")}))
     return 0
 

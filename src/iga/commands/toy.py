@@ -8,8 +8,10 @@ from .cell_args import add_cell_arguments, cell_settings
 
 
 def _train(args) -> int:
+    from ..cell_lock import cell_lock
     from ..tasks.toy import run_cell
-    m = run_cell(cell_settings(args), Path(args.out), args.cell, device=args.device, resume=not args.no_resume)
+    with cell_lock(Path(args.out), args.cell):
+        m = run_cell(cell_settings(args), Path(args.out), args.cell, device=args.device, resume=not args.no_resume)
     keys = ["mse_final"] + sorted(k for k in m if k.startswith("delta_f") and k.endswith("_final"))
     print(json.dumps({k: m[k] for k in keys}))
     return 0

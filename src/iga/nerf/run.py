@@ -193,8 +193,40 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: Optional[str] = Non
                             "ssim": "scikit-image on uint8, channel_axis=-1", "lpips": "alex on uint8/255"}}
 
 
+def resumable_checkpoint(checkpoint_dir: Path, iterations: int) -> Optional[int]:
+    """Step of the checkpoint to resume, or None to train from scratch (as :mod:`iga.train` decides):
+    a finished run's checkpoints are removed (the job was forced or its inputs changed), an unreadable
+    one is moved aside to ``*.corrupt-<UTC time>`` and the next older one is tried."""
+    import torch
+
+    from ..train import load_problem, move_aside_corrupt
+    while (last := latest_checkpoint(checkpoint_dir)) is not None:
+        path = checkpoint_dir / f"step-{last:09d}.ckpt"
+        if last + 1 >= iterations:
+            for f in checkpoint_dir.glob("step-*.ckpt"):
+                f.unlink()
+            log.info("%s is of a finished run (%d iterations): retraining from scratch", path, iterations)
+            return None
+        try:
+            st = torch.load(path, map_location="cpu", weights_only=False)
+            problem = "" if isinstance(st, dict) and "pipeline" in st else "not a nerfstudio checkpoint"
+        except Exception as exc:
+            problem = load_problem(exc)
+        if not problem:
+            return last
+        move_aside_corrupt(path, problem)
+    return None
+
+
 def run(s: NeRFRunSettings) -> dict:
+    """Train and evaluate one run, holding the run folder's lock (one trainer per folder)."""
     s.validate()
+    from ..cell_lock import cell_lock
+    with cell_lock(Path(s.out), s.cell):
+        return _run(s)
+
+
+def _run(s: NeRFRunSettings) -> dict:
     import torch
     from nerfstudio.scripts.train import _set_random_seed
 
@@ -203,7 +235,7 @@ def run(s: NeRFRunSettings) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     config = build_config(s, device)
     ckpt_dir = config.get_checkpoint_dir()
-    last = latest_checkpoint(ckpt_dir)
+    last = resumable_checkpoint(ckpt_dir, s.iterations)
     done = 0 if last is None else last + 1
     if last is not None:
         config.load_dir = ckpt_dir

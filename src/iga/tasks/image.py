@@ -6,6 +6,7 @@ official code logs it); SSIM and LPIPS come from the clipped uint8 rendering of 
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
@@ -24,16 +25,66 @@ from .image_config import ImageCellSettings
 
 
 def load_image(path: Path, downsample: int = 1) -> np.ndarray:
-    """H×W×3 float64 in [0, 1]; optional anti-aliased integer downsampling (keeps orientation)."""
-    from skimage import io, transform
-    img = io.imread(path)
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    img = img[..., :3].astype(np.float64) / 255.0
+    """H×W×3 float64 in [0, 1]; optional anti-aliased integer downsampling (keeps orientation).
+
+    8-bit samples are divided by 255, 16-bit ones by 65535. Gray (1/2/4/8/16-bit) is replicated to
+    three channels; a palette expands to its colours. Alpha (RGBA, gray+alpha, palette transparency)
+    is dropped: the colour channels are fitted as stored, as the official code does (``img[..., :3]``),
+    never composited. Anything else (not an image, unreadable, float or multi-frame) raises a
+    one-line ConfigError naming the file, before any training.
+    """
+    path = Path(path)
+    img = _read_rgb(path)
     if downsample > 1:
+        from skimage import transform
         h, w = img.shape[0] // downsample, img.shape[1] // downsample
+        if h < 1 or w < 1:
+            raise ConfigError(f"{path}: {img.shape[1]}x{img.shape[0]} pixels is smaller than "
+                              f"task.downsample={downsample}")
         img = transform.resize(img, (h, w), anti_aliasing=True, order=1)
     return img
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    from ..data.png16 import png_header, read_png16
+    try:
+        hdr = png_header(path)
+        if hdr is not None and hdr.bit_depth == 16 and hdr.colour_type in (2, 4, 6) and hdr.interlace == 0:
+            raw = read_png16(path)  # Pillow would keep only the high byte of these
+            return _to_rgb(raw[..., :1] if raw.shape[-1] == 2 else raw[..., :3], 65535.0)
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                raise ConfigError(f"{path}: has {im.n_frames} frames; expected a single picture")
+            im.load()
+            return _pil_to_rgb(im, path)
+    except (OSError, UnidentifiedImageError, ValueError, EOFError, zlib.error) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not a readable image ({reason}); expected a PNG/JPEG picture "
+                          "(8/16-bit gray, gray+alpha, RGB, RGBA or palette)") from None
+
+
+def _pil_to_rgb(im, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return _to_rgb(np.asarray(im).astype(np.uint16)[..., None], 65535.0)
+    if mode == "I" and im.format == "PNG":  # older Pillow opens 16-bit gray PNGs as 32-bit "I"
+        return _to_rgb(np.asarray(im)[..., None], 65535.0)
+    if mode in ("1", "L", "LA", "La"):
+        return _to_rgb(np.asarray(im.convert("L"))[..., None], 255.0)
+    if mode in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        return _to_rgb(np.asarray(im.convert("RGB")), 255.0)  # RGB: the stored values as they are
+    raise ConfigError(f"{path}: image mode {mode!r} is not supported; expected 8/16-bit gray, gray+alpha, "
+                      "RGB, RGBA or palette")
+
+
+def _to_rgb(samples: np.ndarray, full_scale: float) -> np.ndarray:
+    """H×W×1 or H×W×3 integer samples → H×W×3 float64 in [0, 1]."""
+    img = samples.astype(np.float64) / full_scale
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
 
 
 def coordinate_grid(h: int, w: int) -> torch.Tensor:
@@ -115,7 +166,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
     log_times = [rec for rec in _read_times(out_dir / "train_log.jsonl")]
     prov = record(settings, cell_id, result.device, result.wall_time_s,
                   time_per_iteration_s=_median_step_time(log_times),
-                  process_time_s=round(time.perf_counter() - t0, 3))
+                  process_time_s=round(time.perf_counter() - t0, 3), **result.resume_record())
     write_json(prov, out_dir / "provenance.json")
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics

@@ -308,7 +308,7 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
     }
     prov = record(settings, cell_id, result.device, result.wall_time_s,
                   time_per_iteration_s=result.wall_time_s / max(result.steps, 1),
-                  process_time_s=round(time.perf_counter() - t0, 3))
+                  process_time_s=round(time.perf_counter() - t0, 3), **result.resume_record())
     write_json(prov, out_dir / "provenance.json")
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics

@@ -297,7 +297,7 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
     metrics["process_cpu_s"] = round(time.process_time(), 3)
     prov = record(settings, cell_id, result.device, result.wall_time_s,
                   time_per_iteration_s=metrics["time_per_iteration_s"],
-                  process_time_s=round(time.perf_counter() - t0, 3))
+                  process_time_s=round(time.perf_counter() - t0, 3), **result.resume_record())
     write_json(prov, out_dir / "provenance.json")
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics
