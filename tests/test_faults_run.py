@@ -157,15 +157,16 @@ def test_item2_resume_after_kill_rewrites_a_mangled_log_consistently(picture, re
 
 def _checkpoint_at(settings: dict, picture: Path, out: Path, step: int) -> Path:
     """A real unfinished checkpoint at ``step``: the same run stopped there, as a kill would leave it."""
-    from iga.cells import typed
+    from iga.configs import validate
     from iga.models import build_model
     from iga.adjust import build_adjuster
     from iga.provenance import settings_fingerprint
-    from iga.tasks.image import ImageFittingTask, load_image, task_config
+    from iga.tasks.image import ImageCellSettings, ImageFittingTask, load_image
     from iga.train import Trainer, seed_everything
-    model_cfg, adj_cfg, optim_cfg, train_cfg, task_raw = typed(settings)
+    cell = validate(ImageCellSettings, settings)
+    model_cfg, adj_cfg, optim_cfg, train_cfg = cell.model, cell.adjuster, cell.optim, cell.train
     seed_everything(train_cfg.seed)
-    task = ImageFittingTask(load_image(picture), task_config(task_raw).patch_size)
+    task = ImageFittingTask(load_image(picture), cell.task.patch_size)
     model = build_model(model_cfg)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     train_cfg.progress = False
