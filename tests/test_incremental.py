@@ -240,7 +240,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     assert not (finished_copy / f"work/tiny/{cell}/metrics.json").exists()
 
     # the same command again: the cell is planned (not "Nothing to be done"), then the table has its number
-    again = [*args[3:]]
+    again = args[4:]  # the same config files
     jobs = planned(snakemake(finished_copy, "-n", "--configfile", *again))
     assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
     assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
