@@ -278,13 +278,13 @@ def test_short_offline_run_checkpoints_resumes_and_reports(tmp_path, monkeypatch
     assert sorted(p.name for p in (out / "renders").iterdir()) == ["test_000.png", "test_001.png"]
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["seed"] == 4096 and prov["device"].startswith("cpu") and prov["resumed_from_step"] is None
-    assert prov["nerfstudio_method"] == "iga-nerf" and prov["iterations_run_now"] == 3
+    assert prov["nerfstudio_method"] == "iga-nerf" and prov["steps_this_run"] == 3
     assert metrics["psnr"] == m["psnr"]
 
     s.iterations = 5  # resume: two more steps from step 2
     run(s)
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["resumed_from_step"] == 2 and prov["iterations_run_now"] == 2
+    assert prov["resumed_from_step"] == 2 and prov["steps_this_run"] == 2
     assert latest_checkpoint(ckpt_dirs[0]) == 4
 
     s.end = 40  # end >= rays per batch is refused before any work

@@ -1,7 +1,8 @@
-"""Provenance records: every number in results/ points back to the run that made it."""
+"""Provenance helpers: git commit, code hash, settings fingerprint, peak memory, device, atomic writes.
+
+The result record built from them is :mod:`iga.result_record`."""
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -9,7 +10,6 @@ import platform
 import resource
 import secrets
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator
@@ -62,29 +62,6 @@ def device_description(device: str) -> str:
         import torch
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def record(settings: dict, cell_id: str, device: str, wall_time_s: float, **extra) -> Dict[str, Any]:
-    import torch
-    rec = {
-        "cell": cell_id,
-        "settings": settings,
-        "seed": settings.get("train", {}).get("seed"),
-        "git": git_commit(),
-        "code_hash": code_hash(),
-        "iga_version": iga.__version__,
-        "results_version": iga.__results_version__,
-        "torch": torch.__version__,
-        "python": sys.version.split()[0],
-        "host": platform.node(),
-        "device": device_description(device),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "wall_time_s": round(wall_time_s, 3),
-        "torch_threads": torch.get_num_threads(),
-    }
-    rec.update(peak_memory())
-    rec.update(extra)
-    return rec
 
 
 @contextmanager

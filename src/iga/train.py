@@ -17,7 +17,6 @@ task sets up state that follows the checkpoint):
 """
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import json
 import logging
@@ -34,6 +33,7 @@ from torch import nn
 from .adjust import GradientAdjuster, VanillaAdjuster, mse
 from .configs import OptimConfig, TrainConfig
 from .provenance import atomic_file
+from .result_record import StepTimer, Training
 
 log = logging.getLogger(__name__)
 _STATE_KEYS = ("step", "model", "optimizer", "adjuster", "generator", "torch_rng", "best_score", "best_step",
@@ -103,12 +103,12 @@ class TrainResult:
     history: list = field(default_factory=list)
     resumed_from_step: Optional[int] = None  # None: this invocation trained from step 0
     train_time_this_run_s: float = 0.0      # training-loop time of this invocation (wall_time_s: all of them)
+    timer: StepTimer = field(default_factory=StepTimer)  # this invocation's optimisation steps
 
-    def resume_record(self) -> Dict[str, Any]:
-        """What provenance.json says about resuming: from which step, and this invocation's share of time."""
-        return {"resumed_from_step": self.resumed_from_step,
-                "train_time_this_run_s": round(self.train_time_this_run_s, 3),
-                "train_time_total_s": round(self.wall_time_s, 3)}
+    def training(self) -> Training:
+        """What the result record says about this invocation's training (iga.result_record)."""
+        return Training.from_timer(self.timer, self.steps, self.train_time_this_run_s, self.wall_time_s,
+                                   self.resumed_from_step)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -288,10 +288,12 @@ class Trainer:
         bar = tqdm(total=self.cfg.iterations, initial=self.step, disable=not self.cfg.progress,
                    mininterval=1.0, dynamic_ncols=True, desc=getattr(self.task, "name", "train"))
         elapsed_before = self.elapsed  # training time of earlier invocations (0 unless resumed)
+        timer = StepTimer(synchronize=self.device.type == "cuda")
         t0 = time.perf_counter() - self.elapsed
         self.model.train()
         try:
             while self.step < self.cfg.iterations:
+                timer.start()  # one step: batch → update (evaluation, log and checkpoint are not timed)
                 lr = self._set_lr()
                 batch = self.task.batch(self.step, self.generator)
                 inputs = batch.inputs.to(self.device)
@@ -307,6 +309,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                timer.stop()
                 self.step += 1
                 if self.evaluate_every and (self.step % self.evaluate_every == 0 or self.step == self.cfg.iterations):
                     self.model.eval()
@@ -336,4 +339,4 @@ class Trainer:
         return TrainResult(self.best_score, self.best_step, dict(self.last_metrics),
                            self.best_state or self._snapshot(), self.elapsed, str(self.device), self.step,
                            resumed_from_step=self.resumed_from,
-                           train_time_this_run_s=self.elapsed - elapsed_before)
+                           train_time_this_run_s=self.elapsed - elapsed_before, timer=timer)

@@ -5,7 +5,7 @@ Layout of ``out``::
     out/nerfstudio/run/<method>/<settings fingerprint>/{config.yml, nerfstudio_models/step-*.ckpt, events.*}
     out/renders/test_000.png …     fine-network renders of the (testskip-ed) test views
     out/metrics.json               {"psnr", "ssim", "lpips", "per_view": [...], ...}
-    out/provenance.json            settings, seed, device, versions, wall times
+    out/provenance.json            the result record (iga.result_record): settings, seed, device, times, memory
 
 Training resumes from the latest checkpoint under ``out`` (nerfstudio restores the model and the
 optimizer; Python/torch RNG streams restart from the seed, so a resumed run is not bit-identical
@@ -18,6 +18,7 @@ renders; ground truth = the test image composited on white, at the training reso
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import time
@@ -29,7 +30,8 @@ import numpy as np
 
 from ..configs import ConfigError
 from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
-from ..provenance import record, write_json
+from ..provenance import write_json
+from ..result_record import StepTimer, Training, take_job_start, write_record
 from . import DEFAULT_END, METHOD_NAMES
 
 log = logging.getLogger(__name__)
@@ -220,14 +222,45 @@ def resumable_checkpoint(checkpoint_dir: Path, iterations: int) -> Optional[int]
 
 def run(s: NeRFRunSettings) -> dict:
     """Train and evaluate one run, holding the run folder's lock (one trainer per folder)."""
+    job_start = take_job_start()
     s.validate()
     from ..cell_lock import cell_lock
     with cell_lock(Path(s.out), s.cell):
-        return _run(s)
+        return _run(s, job_start)
 
 
-def _run(s: NeRFRunSettings) -> dict:
-    import torch
+class _TrainingClock:
+    """Times nerfstudio's optimisation steps (:class:`StepTimer`) and keeps the training-loop time at each
+    checkpoint in ``train_time.json`` beside it, so a resumed run knows the time of the jobs before it."""
+
+    def __init__(self, ckpt_dir: Path, every: int, resumed_from: Optional[int], synchronize: bool):
+        self.timer = StepTimer(synchronize)
+        self.path, self.every = ckpt_dir / "train_time.json", every
+        seen = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.before = float(seen.get(str(resumed_from), 0.0)) if resumed_from is not None else 0.0
+        self.unknown_before = resumed_from is not None and str(resumed_from) not in seen
+        self.t0 = time.perf_counter()
+
+    def attach(self, trainer) -> None:
+        from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation as At
+        # first before and last after the step, so the step's own callbacks are inside the timed span
+        trainer.callbacks.insert(0, TrainingCallback([At.BEFORE_TRAIN_ITERATION], lambda step: self.timer.start()))
+        trainer.callbacks.append(TrainingCallback([At.AFTER_TRAIN_ITERATION], self._after))
+        trainer.callbacks.append(TrainingCallback([At.AFTER_TRAIN], self._remember))  # the final checkpoint
+        self.t0 = time.perf_counter()
+
+    def _after(self, step: int) -> None:
+        self.timer.stop()
+        if step % self.every == 0:  # nerfstudio saves checkpoint `step` right after this
+            self._remember(step)
+
+    def _remember(self, step: int) -> None:
+        seen = json.loads(self.path.read_text()) if self.path.exists() else {}
+        seen[str(step)] = self.before + time.perf_counter() - self.t0
+        write_json(seen, self.path)
+
+
+def _run(s: NeRFRunSettings, job_start: float) -> dict:
     from nerfstudio.scripts.train import _set_random_seed
 
     device = resolve_device(s.device)
@@ -244,31 +277,29 @@ def _run(s: NeRFRunSettings) -> dict:
     config.save_config()
     _set_random_seed(s.seed + done)
 
-    t0 = time.time()
+    t0 = time.perf_counter()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
-    t_setup = time.time() - t0
-    t1 = time.time()
+    clock = _TrainingClock(ckpt_dir, s.checkpoint_every, last, synchronize=device == "cuda")
+    clock.attach(trainer)
+    t_setup = time.perf_counter() - t0
+    t1 = time.perf_counter()
     if config.max_num_iterations > 0:
         trainer.train()
-    t_train = time.time() - t1
-    t2 = time.time()
+    t_train = time.perf_counter() - t1
+    t2 = time.perf_counter()
     metrics = evaluate(trainer.pipeline, config, out, s.lpips_status_file)
-    t_eval = time.time() - t2
+    t_eval = time.perf_counter() - t2
     final = latest_checkpoint(ckpt_dir)
 
     metrics.update({"method": s.method, "nerfstudio_method": config.method_name, "iterations": s.iterations})
-    iters_run = config.max_num_iterations
-    settings = asdict(s)
-    prov = record(settings, s.cell or f"nerf/{Path(s.data).name}/{s.method}", device, time.time() - t0,
-                  seed=s.seed, nerfstudio_method=config.method_name,
-                  nerfstudio_version=_dist_version("nerfstudio"),
-                  settings_fingerprint=s.fingerprint(),
-                  resumed_from_step=last, iterations_run_now=iters_run, final_checkpoint_step=final,
-                  checkpoint_dir=str(ckpt_dir),
-                  wall_seconds={"setup": t_setup, "train": t_train, "eval": t_eval},
-                  seconds_per_iteration=(t_train / iters_run) if iters_run else None)
-    write_json(prov, out / "provenance.json")
+    training = Training.from_timer(clock.timer, s.iterations, t_train, clock.before + t_train, last)
+    if clock.unknown_before:
+        training.extra["train_time_total_note"] = f"time of the jobs before step {last} not recorded: this job's only"
+    write_record(out, s.cell or f"nerf/{Path(s.data).name}/{s.method}", asdict(s), s.seed, device, job_start,
+                 training, nerfstudio_method=config.method_name, nerfstudio_version=_dist_version("nerfstudio"),
+                 settings_fingerprint=s.fingerprint(), final_checkpoint_step=final, checkpoint_dir=str(ckpt_dir),
+                 wall_seconds={"setup": t_setup, "train": t_train, "eval": t_eval})
     write_json(metrics, out / "metrics.json")  # last: its presence means the cell is complete
     return metrics
 

@@ -5,9 +5,7 @@ official code logs it); SSIM and LPIPS come from the clipped uint8 rendering of 
 """
 from __future__ import annotations
 
-import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -19,7 +17,8 @@ from ..configs import ConfigError, validate
 from ..grouping import patch_groups
 from ..metrics import LPIPS, metric_to_json, psnr, psnr_from_mse, ssim, to_uint8
 from ..models import build_model
-from ..provenance import record, settings_fingerprint, write_json
+from ..provenance import settings_fingerprint, write_json
+from ..result_record import take_job_start, write_record
 from ..train import Batch, Trainer, seed_everything
 from .image_config import ImageCellSettings
 
@@ -128,6 +127,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
              lpips_status: Optional[Path] = None, device: str | None = None, resume: bool = True,
              lpips_disabled_reason: Optional[str] = None) -> dict:
     """Train one image cell and write metrics.json, recon.png, train_log.jsonl, provenance.json."""
+    job_start = take_job_start()
     from skimage import io
     cell = validate(ImageCellSettings, settings)
     model_cfg, adj_cfg, optim_cfg, train_cfg, task_cfg = cell.model, cell.adjuster, cell.optim, cell.train, cell.task
@@ -143,7 +143,6 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
     adjuster = build_adjuster(adj_cfg, generator)
     trainer = Trainer(model, task, adjuster, optim_cfg, train_cfg, out_dir, generator=generator,
                       fingerprint=settings_fingerprint(settings))
-    t0 = time.perf_counter()
     result = trainer.fit(resume=resume)
 
     final_psnr = trainer.last_metrics.get("psnr")
@@ -163,25 +162,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
         "image_size": list(image.shape[:2]),
         "groups": int(task.groups.shape[0]),
     }
-    log_times = [rec for rec in _read_times(out_dir / "train_log.jsonl")]
-    prov = record(settings, cell_id, result.device, result.wall_time_s,
-                  time_per_iteration_s=_median_step_time(log_times),
-                  process_time_s=round(time.perf_counter() - t0, 3), **result.resume_record())
-    write_json(prov, out_dir / "provenance.json")
+    write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, result.training())
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics
 
-
-def _read_times(log: Path):
-    import json
-    if not log.exists():
-        return []
-    return [json.loads(ln)["time_s"] for ln in log.read_text().splitlines() if ln.strip()]
-
-
-def _median_step_time(times, skip: int = 5) -> Optional[float]:
-    """Median seconds per iteration, ignoring the first ``skip`` (warm-up) iterations."""
-    if len(times) < skip + 2:
-        return None
-    d = np.diff(np.asarray(times[skip:]))
-    return float(np.median(d)) if len(d) else None

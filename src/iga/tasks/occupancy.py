@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -40,7 +38,8 @@ from ..configs import ConfigError, validate
 from ..grouping import chunk_groups
 from ..metrics import iou
 from ..models import build_model
-from ..provenance import record, settings_fingerprint, write_json
+from ..provenance import settings_fingerprint, write_json
+from ..result_record import take_job_start, write_record
 from ..train import Batch, Trainer, resolve_device, seed_everything
 
 from .occupancy_config import CROPS, OccupancyCellSettings, OccupancyTaskConfig
@@ -239,6 +238,7 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
              resume: bool = True) -> dict:
     """Train one occupancy cell; writes metrics.json (last), provenance.json, train_log.jsonl,
     epochs.jsonl, pred_occupancy.npz (best state on the cropped grid) and mesh.ply."""
+    job_start = take_job_start()
     from ..data.voxelize import load_volume, save_volume
     cell = validate(OccupancyCellSettings, settings)
     model_cfg, adj_cfg, optim_cfg, train_cfg, task_cfg = cell.model, cell.adjuster, cell.optim, cell.train, cell.task
@@ -269,7 +269,6 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
                       fingerprint=fingerprint)
     if not (resume and trainer.ckpt_path.exists()) and epoch_log.exists():
         epoch_log.unlink()
-    t0 = time.perf_counter()
     result = trainer.fit(resume=resume)
 
     epochs = read_epoch_log(epoch_log, task_cfg.epochs, fingerprint)
@@ -306,9 +305,6 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
         "mesh_grid": list(mesh_shape),
         "volume_source": {k: v for k, v in meta.items() if k in ("source", "method", "layout", "resolution")},
     }
-    prov = record(settings, cell_id, result.device, result.wall_time_s,
-                  time_per_iteration_s=result.wall_time_s / max(result.steps, 1),
-                  process_time_s=round(time.perf_counter() - t0, 3), **result.resume_record())
-    write_json(prov, out_dir / "provenance.json")
+    write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, result.training())
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics

@@ -19,11 +19,9 @@ Outputs per cell: ``curve.npz`` (the evaluations), ``train_log.jsonl``, ``proven
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -37,7 +35,8 @@ from ..grouping import interval_groups
 from ..metrics import relative_spectral_error
 from ..models import build_model
 from ..ntk import analytic_relu_ntk, entk, transformation_matrix
-from ..provenance import record, settings_fingerprint, write_json
+from ..provenance import settings_fingerprint, write_json
+from ..result_record import take_job_start, write_record
 from ..train import Batch, Trainer, resolve_device, seed_everything
 from .toy_config import TwoLayerConfig, balanced_eigenvalues, validate_cell
 
@@ -250,6 +249,7 @@ def build_cell(settings: dict, device: Optional[str] = None):
 def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] = None,
              resume: bool = True) -> dict:
     """Train one toy cell; write curve.npz, provenance.json and (last) metrics.json."""
+    job_start = take_job_start()
     model, task, adjuster, optim_cfg, train_cfg, tcfg, generator, info = build_cell(settings, device)
     task.name = cell_id
     out_dir = Path(out_dir)
@@ -271,7 +271,6 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
         model.eval()
         task.evaluate(trainer.model, 0)  # the state at initialisation
         model.train()
-    t0 = time.perf_counter()
     init_stats = _init_statistics(task, tcfg.init_samples, train_cfg.seed, trainer.device) if task.monitor is not None else {}
     result = trainer.fit(resume=resume and restored is not None)
     curve = task.curve()
@@ -293,12 +292,9 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
             metrics[f"{key}_final"] = float(curve[key][-1])
             metrics[f"{key}_max"] = float(np.max(curve[key]))
     metrics.update(init_stats)
-    metrics["time_per_iteration_s"] = _time_per_iteration(out_dir / "train_log.jsonl")
-    metrics["process_cpu_s"] = round(time.process_time(), 3)
-    prov = record(settings, cell_id, result.device, result.wall_time_s,
-                  time_per_iteration_s=metrics["time_per_iteration_s"],
-                  process_time_s=round(time.perf_counter() - t0, 3), **result.resume_record())
-    write_json(prov, out_dir / "provenance.json")
+    training = result.training()
+    metrics["time_per_iteration_s"] = training.time_per_iteration_s  # the toy tables show it (one definition)
+    write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, training)
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics
 
@@ -320,13 +316,3 @@ def _init_statistics(task: ToyTask, samples: int, seed: int, device) -> Dict[str
         out[f"{key}_init_mc_std"] = float(v.std(ddof=1)) if samples > 1 else 0.0
     return out
 
-
-def _time_per_iteration(path: Path) -> Optional[float]:
-    """Seconds per training step from the JSONL log, skipping the first logged interval (warm-up)."""
-    if not path.exists():
-        return None
-    recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    if len(recs) < 3:
-        return None
-    a, b = recs[1], recs[-1]
-    return (b["time_s"] - a["time_s"]) / max(b["step"] - a["step"], 1)
