@@ -1,83 +1,167 @@
-"""The cost table: measured values from benchmark TSVs and provenance, the device per cell, a missing
-benchmark said as such; and the workflow wiring (the cost rule depends on the image + ablation cells)."""
+"""The result record and the cost table built on it: each task's real writer on a tiny cell, fed into the
+real reader; job wall time encloses the training loop; a re-evaluated cell is marked and kept apart; and
+the workflow wiring (the cost rule depends on the image + ablation cells)."""
 import csv
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from iga.report.cost import benchmark_path, cost_rows, read_benchmark, read_cell, write_cost
-from iga.report.tables import TABLE_ROW_KEYS
+from iga.cli import main
+from iga.report.cost import REEVALUATED, read_cell, write_cost
+from iga.result_record import TIME_PER_ITERATION, WARMUP_STEPS, StepTimer, Training, build_record, write_record
 from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
-TSV_HEAD = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+pytestmark = pytest.mark.timeout(600)
 
 
-def make_cell(work: Path, rel: str, device="cpu (x86_64, 2 cores)", tpi=0.02, gpu=None, bench=(12.5, 900.0, 4.0),
-              iterations=100):
-    d = work / rel
-    d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps({"psnr": 30.0, "iterations": iterations}))
-    prov = {"cell": rel, "device": device, "time_per_iteration_s": tpi, "wall_time_s": 2.0, "peak_rss_mb": 950.0,
-            "settings": {"train": {"iterations": iterations}}}
-    if gpu is not None:
-        prov["peak_gpu_mb"] = gpu
-    (d / "provenance.json").write_text(json.dumps(prov))
-    if bench is not None:
-        b = work / "benchmarks" / f"{rel}.tsv"
-        b.parent.mkdir(parents=True, exist_ok=True)
-        s, rss, cpu = bench
-        b.write_text(TSV_HEAD + f"{s}\t0:00:12\t{rss}\t3000\t600\t700\t0\t1\t40\t{cpu}\n")
-    return d / "metrics.json"
+# --- each task's real writer on a tiny cell ------------------------------------------------------
+def image_settings() -> dict:
+    from iga.cells import Cell, deep_merge, resolve_settings
+    config = deep_merge(yaml.safe_load((ROOT / "config.yaml").read_text()),
+                        yaml.safe_load((ROOT / "tests" / "presets" / "tiny.yaml").read_text()))
+    s = resolve_settings(config, Cell("image", "astronaut", "PE", "IGA"))
+    s["train"].update(iterations=12, checkpoint_every=0, progress=False)
+    return s
 
 
-def test_benchmark_tsv_parsing_and_path_convention(tmp_path):
-    work = tmp_path / "work" / "p"
-    cell = work / "image_ablation" / "kodim01" / "PE-IGA-RSI"
-    assert benchmark_path(cell, work) == work / "benchmarks" / "image_ablation" / "kodim01" / "PE-IGA-RSI.tsv"
-    tsv = tmp_path / "b.tsv"
-    tsv.write_text(TSV_HEAD + "10\t0\tNA\t0\t0\t0\t0\t0\t0\t3\n" + "14\t0\t800\t0\t0\t0\t0\t0\t0\t5\n")
-    b = read_benchmark(tsv)
-    assert b["s"] == 12 and b["cpu_time"] == 4 and b["max_rss"] == 800 and b["repeats"] == 2
-    assert read_benchmark(tmp_path / "absent.tsv") is None
+def train_image(work: Path) -> Path:
+    pic = work / "astronaut.png"
+    assert main(["make-image", "--name", "astronaut", "--width", "16", "--height", "16", "--out", str(pic)]) == 0
+    out = work / "image" / "astronaut" / "PE-IGA"
+    assert main(["train-image", "--settings", json.dumps(image_settings()), "--image", str(pic), "--no-lpips",
+                 "--out", str(out), "--cell", "image/astronaut/PE-IGA", "--threads", "1"]) == 0
+    return out / "metrics.json"
 
 
-def test_cost_rows_are_measured_values_with_the_device(tmp_path):
-    work = tmp_path / "work" / "p"
-    files = [make_cell(work, "image/kodim01/PE-IGA"),
-             make_cell(work, "image_ablation/kodim01/SIREN-IGA-P16", device="cuda (NVIDIA H200)", tpi=0.004, gpu=2048.0),
-             make_cell(work, "toy/exp1_w256_s16/TwoLayer-IGA-e15", bench=None)]
-    cells = [read_cell(f, work) for f in files]
-    rows = cost_rows(cells, {"image": "kodak", "image_ablation": "kodak", "toy": "synthetic"})
-    assert all(list(r) == TABLE_ROW_KEYS and r["table"] == "cost" and r["paper_value"] == "" for r in rows)
-    got = {(r["task"], r["item"], r["architecture"], r["method"], r["metric"]): r for r in rows}
-    r = got[("image", "kodim01", "PE", "IGA", "job_wall_time_s")]
-    assert r["value"] == 12.5 and r["dataset"] == "kodak" and "device: cpu (x86_64, 2 cores)" in r["note"]
-    assert got[("image", "kodim01", "PE", "IGA", "time_per_iteration_s")]["value"] == 0.02
-    assert got[("image", "kodim01", "PE", "IGA", "job_max_rss_mb")]["value"] == 900.0
-    assert ("image", "kodim01", "PE", "IGA", "peak_gpu_mb") not in got  # a CPU cell: no GPU row
-    g = got[("image_ablation", "kodim01", "SIREN", "IGA-P16", "peak_gpu_mb")]
-    assert g["value"] == 2048.0 and "cuda (NVIDIA H200)" in g["note"]
-    t = got[("toy", "exp1_w256_s16", "TwoLayer", "IGA-e15", "job_wall_time_s")]
-    assert t["value"] == "" and "no benchmark TSV" in t["note"]  # missing is said, never invented
-    assert got[("toy", "exp1_w256_s16", "TwoLayer", "IGA-e15", "time_per_iteration_s")]["value"] == 0.02
+def train_occupancy(work: Path) -> Path:
+    from test_occupancy import tiny_settings
+    assert main(["make-shape", "--name", "sphere", "--sdf-resolution", "32", "--out", str(work / "s.ply")]) == 0
+    assert main(["voxelize", "--mesh", str(work / "s.ply"), "--resolution", "16", "--out", str(work / "s.npz")]) == 0
+    out = work / "occupancy" / "sphere" / "PE-IGA"
+    assert main(["train-occupancy", "--settings", json.dumps(tiny_settings("IGA")), "--volume", str(work / "s.npz"),
+                 "--out", str(out), "--cell", "occupancy/sphere/PE-IGA", "--threads", "1"]) == 0
+    return out / "metrics.json"
 
 
-def test_write_cost_writes_csv_markdown_and_figure(tmp_path):
-    work = tmp_path / "work" / "p"
-    files = [make_cell(work, f"image/kodim0{i}/{a}-{m}") for i in (1, 2) for a in ("ReLU", "PE") for m in ("vanilla", "IGA")]
+def train_toy(work: Path) -> Path:
+    from test_toy import exp2_settings
+    out = work / "toy" / "exp2_s16" / "ReLU-IGA-g4e2"
+    assert main(["toy-train", "--settings", json.dumps(exp2_settings(its=12)), "--out", str(out),
+                 "--cell", "toy/exp2_s16/ReLU-IGA-g4e2", "--threads", "1"]) == 0
+    return out / "metrics.json"
+
+
+def train_nerf(work: Path) -> Path:
+    pytest.importorskip("nerfstudio")
+    from iga.nerf.procedural_scene import SceneSpec, generate_scene
+    scene = work / "scene"
+    generate_scene(scene, SceneSpec(size=16, n_train=4, n_val=1, n_test=1, samples_per_ray=32, supersample=1))
+    out = work / "nerf" / "scene" / "NeRF-IGA"
+    assert main(["nerf-train", "--method", "iga-nerf", "--data", str(scene), "--out", str(out), "--iterations", "8",
+                 "--end", "4", "--device", "cpu", "--downscale", "1", "--testskip", "1", "--num-rays", "32",
+                 "--coarse-samples", "4", "--fine-samples", "4", "--net-width", "16",
+                 "--checkpoint-every", "100", "--cell", "nerf/scene/NeRF-IGA", "--threads", "1"]) == 0
+    return out / "metrics.json"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """metrics.json of one tiny cell per task, each written by its task's own `iga` command."""
+    import os
+    work = tmp_path_factory.mktemp("work")
+    os.environ.setdefault("TORCH_HOME", str(work / "torch"))  # offline: no AlexNet download attempt
+    return {"image": train_image(work), "occupancy": train_occupancy(work), "toy": train_toy(work),
+            "nerf": train_nerf(work)}
+
+
+def test_every_task_writes_the_one_record(trained):
+    for task, metrics in trained.items():
+        rec = json.loads((metrics.parent / "provenance.json").read_text())
+        assert rec["cell"].startswith(task + "/") and rec["settings"] and rec["seed"] is not None, task
+        assert rec["device"].startswith("cpu") and rec["code_hash"] and "commit" in rec["git"], task
+        assert rec["time_per_iteration_definition"] == TIME_PER_ITERATION, task
+        assert rec["trained_this_run"] and rec["steps_this_run"] == rec["iterations"] > WARMUP_STEPS, task
+        assert 0 < rec["time_per_iteration_s"] < rec["train_time_this_run_s"] <= rec["job_wall_time_s"], task
+        assert rec["train_time_total_s"] == rec["train_time_this_run_s"] and rec["resumed_from_step"] is None, task
+        assert rec["peak_rss_mb"] > 0 and rec["peak_gpu_mb"] is None and rec["extra"] == {}, task
+    toy = json.loads(trained["toy"].read_text())  # the toy tables show the record's number
+    assert toy["time_per_iteration_s"] == json.loads((trained["toy"].parent / "provenance.json").read_text())[
+        "time_per_iteration_s"]
+
+
+def test_cost_table_of_the_real_records(trained, tmp_path):
     out = tmp_path / "results"
-    write_cost(files, work, {"image": "kodak"}, out / "cost.csv", out / "cost.md", out / "cost.png", "TEST scale")
+    datasets = {"image": "embedded", "occupancy": "embedded", "toy": "synthetic", "nerf": "embedded"}
+    write_cost(list(trained.values()), datasets, out / "cost.csv", out / "cost.md", out / "cost.png", "TEST scale")
     rows = list(csv.DictReader(open(out / "cost.csv")))
-    assert len({(r["item"], r["architecture"], r["method"]) for r in rows}) == 8
+    got = {(r["task"], r["metric"]): r for r in rows}
+    for task in trained:
+        tpi, wall = got[(task, "time_per_iteration_s")], got[(task, "job_wall_time_s")]
+        assert float(tpi["value"]) > 0 and TIME_PER_ITERATION in tpi["note"], task
+        assert float(wall["value"]) >= float(got[(task, "train_time_s")]["value"]) > 0, task
+        assert "measured by job " in wall["note"] and "trained from scratch" in wall["note"], task
+        assert (task, "peak_gpu_mb") not in got  # CPU cells: no GPU row
+        assert got[(task, "iterations")]["dataset"] == datasets[task] and wall["scale"] == "TEST scale"
+    assert {r["architecture"] + "-" + r["method"] for r in rows} == {"PE-IGA", "ReLU-IGA-g4e2", "NeRF-IGA"}
     md = (out / "cost.md").read_text()
-    assert "TEST scale" in md and "| image | 8 | 100.0 s |" in md and "cpu (x86_64, 2 cores)" in md
+    assert "TEST scale" in md and TIME_PER_ITERATION in md and "| nerf | 1 | 0 |" in md and "## Per cell" in md
+    assert "nerf/scene/NeRF-IGA" in md
     assert (out / "cost.png").stat().st_size > 5000
-    # no cells at all: still a table that says so
-    write_cost([], work, {}, out / "c2.csv", out / "c2.md", out / "c2.png", "TEST")
-    assert "No training cells" in (out / "c2.md").read_text()
+
+
+# --- the writer's guarantees -----------------------------------------------------------------------
+def test_step_timer_skips_the_warm_up_steps():
+    t = StepTimer()
+    t.durations = [9.0] * WARMUP_STEPS + [1.0, 2.0, 3.0]
+    assert t.time_per_iteration() == 2.0
+    t.durations = [4.0, 2.0]  # fewer steps than the warm-up: all of them
+    assert t.time_per_iteration() == 3.0
+    assert StepTimer().time_per_iteration() is None
+    with pytest.raises(RuntimeError):
+        StepTimer().stop()
+
+
+def test_a_job_clock_started_after_training_is_refused():
+    started_late = time.perf_counter()
+    training = Training(steps_this_run=10, iterations=10, train_time_this_run_s=60.0, train_time_total_s=60.0,
+                        time_per_iteration_s=5.0)
+    with pytest.raises(ValueError, match="job wall time .* < training loop"):
+        build_record("image/a/PE-IGA", {}, 0, "cpu", started_late, training)
+
+
+def test_a_reevaluated_cell_is_marked_and_kept_out_of_the_task_sums(tmp_path):
+    start = time.perf_counter() - 1.0  # a job that began a second ago
+    trained = tmp_path / "image" / "a" / "PE-IGA"
+    write_record(trained, "image/a/PE-IGA", {}, 0, "cpu", start,
+                 Training(12, 12, 0.001, 0.001, 0.0001))
+    again = tmp_path / "image" / "b" / "PE-IGA"
+    write_record(again, "image/b/PE-IGA", {}, 0, "cpu", start, Training(0, 12, 0.0, 0.0, None))
+    for d in (trained, again):
+        (d / "metrics.json").write_text("{}")
+    c = read_cell(again / "metrics.json")
+    assert c["status"] == REEVALUATED and c["values"]["time_per_iteration_s"] is None
+    rows = write_cost([trained / "metrics.json", again / "metrics.json"], {}, tmp_path / "c.csv", tmp_path / "c.md",
+                      None, "T")
+    note = rows[(rows.item == "b") & (rows.metric == "time_per_iteration_s")].note.iloc[0]
+    assert "missing: " + REEVALUATED in note
+    assert "| image | 1 | 1 |" in (tmp_path / "c.md").read_text()
+
+
+def test_a_cell_without_record_says_so(tmp_path):
+    d = tmp_path / "toy" / "exp1_w256_s16" / "TwoLayer-IGA-e15"
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text("{}")
+    write_cost([d / "metrics.json"], {}, tmp_path / "c.csv", tmp_path / "c.md", None, "T")
+    rows = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert {r["value"] for r in rows} == {""} and all("no provenance.json in" in r["note"] for r in rows)
+    assert rows[0]["architecture"] == "TwoLayer" and rows[0]["method"] == "IGA-e15"  # identity: Cell.from_path
+    write_cost([], {}, tmp_path / "c2.csv", tmp_path / "c2.md", tmp_path / "c2.png", "T")
+    assert "No training cells" in (tmp_path / "c2.md").read_text()
 
 
 # --- workflow wiring (dry runs: no training) ---------------------------------------------------

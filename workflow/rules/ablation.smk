@@ -9,7 +9,7 @@
 # Also here: the cost table of every training cell of the run (rule cost_table, below). Its input is
 # COST_INPUTS (common.smk): each task appends its training cells' metrics.json, e.g. in <task>.smk
 #     COST_INPUTS += cell_outputs("<task>", "metrics.json")
-# with provenance.json beside each and the job's benchmark at {WORK}/benchmarks/<cell dir under WORK>.tsv.
+# with its result record provenance.json beside each (iga.result_record); the table reads nothing else.
 import json as _json
 import sys as _sys
 
@@ -169,7 +169,7 @@ if any(enabled(t) for t in config.get("tasks", {})):
                               for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:
-            "iga cost-table --work-dir {WORK} {params.datasets} --out-csv {output.csv} --out-md {output.md}"
+            "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"
             " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"
 
     TARGETS += rules.cost_table.output

@@ -42,7 +42,7 @@ EXTRACT_FLAGS = " ".join(
 )
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
 TARGETS = []  # each task's rules append their final outputs when the task is enabled
-COST_INPUTS = []  # each task appends its training cells' metrics.json (provenance.json beside it; benchmark {WORK}/benchmarks/<cell dir under WORK>.tsv); read by rule cost_table
+COST_INPUTS = []  # each task appends its training cells' metrics.json (its result record provenance.json beside it); read by rule cost_table
 
 # --- cluster/incremental (docs/CLUSTER.md) ---
 # Code changes: an edit to src/iga reruns nothing by itself (the profiles leave out the `code` rerun

@@ -129,7 +129,7 @@ if enabled("toy"):
 
         TARGETS += rules.tables_toy_exp2.output + rules.figures_toy_exp2.output
 
-    try:  # the cost table (rule cost_table) reads every training cell's provenance and benchmark
+    try:  # the cost table (rule cost_table) reads every training cell's result record
         COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
     except NameError:
         pass

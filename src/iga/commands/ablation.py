@@ -58,7 +58,7 @@ def _tables(args) -> int:
 
 def _cost(args) -> int:
     from ..report.cost import write_cost
-    rows = write_cost([Path(p) for p in args.metrics_files], Path(args.work_dir), _pairs(args.dataset, "--dataset"),
+    rows = write_cost([Path(p) for p in args.metrics_files], _pairs(args.dataset, "--dataset"),
                       Path(args.out_csv), Path(args.out_md), Path(args.figure) if args.figure else None,
                       args.scale_note)
     print(f"{len(rows)} rows from {len(args.metrics_files)} cells → {args.out_csv}, {args.out_md}")
@@ -85,11 +85,10 @@ def register(sub) -> None:
     p.set_defaults(func=_tables)
 
     p = sub.add_parser("cost-table", help="measured cost of every training cell → cost.csv, cost.md, a figure")
-    p.add_argument("--work-dir", required=True, help="work/{preset}: benchmark TSVs are under its benchmarks/")
     p.add_argument("--dataset", action="append", default=[], help="TASK=DATASET (repeatable)")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
     p.add_argument("--figure")
     p.add_argument("--scale-note", default="")
-    p.add_argument("metrics_files", nargs="*", help="each training cell's metrics.json (provenance.json beside it)")
+    p.add_argument("metrics_files", nargs="*", help="each training cell's metrics.json (its result record provenance.json beside it)")
     p.set_defaults(func=_cost)

@@ -35,7 +35,7 @@ TABLE5_NOTE = "paper Table 5 values not transcribed (the table body is missing f
 
 # long-form metrics of one ablation cell; descriptors (strings/flags) say what the cell actually ran
 COLLECT_METRICS = ("psnr", "psnr_final", "time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb",
-                   "job_wall_time_s", "job_max_rss_mb", "iterations", "groups", "patch_size", "end", "lr",
+                   "job_wall_time_s", "iterations", "groups", "patch_size", "end", "lr",
                    "sampling", "eq5_variant", "indexing_quirk")
 
 
@@ -45,14 +45,14 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
     metrics = json.loads(metrics_path.read_text())
     prov_path = metrics_path.parent / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
-    cost = read_cell(metrics_path, work_dir)
+    cost = read_cell(metrics_path)
     settings = prov.get("settings", {})
     adj, task, optim = settings.get("adjuster", {}), settings.get("task", {}), settings.get("optim", {})
     iga = adj.get("kind") == "iga"
     values = {
         "psnr": metrics.get("psnr"), "psnr_final": metrics.get("psnr_final"),
         **{k: cost["values"].get(k) for k in ("time_per_iteration_s", "train_time_s", "peak_rss_mb",
-                                              "peak_gpu_mb", "job_wall_time_s", "job_max_rss_mb")},
+                                              "peak_gpu_mb", "job_wall_time_s")},
         "iterations": metrics.get("iterations"), "groups": metrics.get("groups"),
         "patch_size": task.get("patch_size"), "lr": optim.get("lr"),
         "end": adj.get("end") if iga else None,
@@ -70,8 +70,7 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
             if name in ("end", "sampling", "eq5_variant", "indexing_quirk") and not iga:
                 continue
         note = ""
-        if name in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s",
-                    "job_max_rss_mb"):
+        if name in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s"):
             note = f"device: {device}" + ("" if v is not None else "; missing: " + ("; ".join(cost["notes"]) or "not recorded"))
         rows.append({"preset": preset, "task": TASK, "dataset": dataset, "item": cost["item"],
                      "metric": name, "architecture": cost["arch"], "method": cost["method"],

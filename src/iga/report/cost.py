@@ -1,41 +1,45 @@
-"""What every training cell cost: measured wall time, time per iteration, peak memory, device.
+"""What every training cell cost, read only from its result record (``provenance.json``, :mod:`iga.result_record`).
 
-Sources, all measured by the run itself (nothing is estimated):
+Each number is one a job measured about itself (nothing is estimated, no Snakemake benchmark is read):
+job wall time, training loop of that job and over all jobs that trained the cell, time per
+iteration (one definition, :data:`iga.result_record.TIME_PER_ITERATION`), iterations, peak RSS and
+peak GPU memory. Every row names the job that measured it; a cell whose last job trained no step
+(re-evaluated only) is marked so and left out of the per-task sums and medians, never mixed with
+trained cells.
 
-* Snakemake's ``benchmark:`` TSV of the training job, ``{WORK}/benchmarks/<cell dir under WORK>.tsv``
-  (``s``: job wall-clock seconds, ``cpu_time``, ``max_rss`` in MB; the whole process: start-up,
-  data loading, training, evaluation);
-* the cell's ``provenance.json`` (``wall_time_s``: the training loop; ``time_per_iteration_s``: median
-  of the per-iteration wall-clock differences of ``train_log.jsonl`` after the first 5 iterations;
-  ``peak_rss_mb``; ``peak_gpu_mb`` = ``torch.cuda.max_memory_allocated`` where a GPU was used;
-  ``device``: where it ran);
-* the cell's ``metrics.json`` (``iterations``).
-
-A cell is named by the file a task's rules append to ``COST_INPUTS`` (its ``metrics.json``);
-``provenance.json`` lies in the same folder.
+A cell is named by the file a task's rules append to ``COST_INPUTS`` (its ``metrics.json``); the record
+lies in the same folder.
 """
 from __future__ import annotations
 
-import csv
 import json
-import statistics
+import textwrap
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from .tables import write_long_csv
+import pandas as pd
 
-# (metric name, column label, unit) in the order the table shows them
+from ..cells import Cell
+from ..configs import ConfigError
+from ..result_record import RECORD_FILE, TIME_PER_ITERATION
+from . import render
+from .labels import arch_key, fmt, method_key
+from .tables import TABLE_ROW_KEYS, write_long_csv
+
+# (metric, column label, unit) in the order the tables show them; the record's key where it differs
 COST_METRICS = (
     ("job_wall_time_s", "Job wall time", "s"),
-    ("train_time_s", "Training loop", "s"),
+    ("train_time_s", "Training loop (this job)", "s"),
+    ("train_time_total_s", "Training loop (all jobs)", "s"),
     ("time_per_iteration_s", "Time / iteration", "s"),
     ("iterations", "Iterations", ""),
-    ("job_cpu_time_s", "Job CPU time", "s"),
-    ("peak_rss_mb", "Peak RAM (RSS, process)", "MB"),
-    ("job_max_rss_mb", "Peak RAM (RSS, benchmark)", "MB"),
-    ("peak_gpu_mb", "Peak GPU memory", "MB"),
+    ("steps_this_run", "Steps (this job)", ""),
+    ("peak_rss_mb", "Peak RAM (RSS, MB)", "MB"),
+    ("peak_gpu_mb", "Peak GPU memory (MB)", "MB"),
 )
+RECORD_KEYS = {"train_time_s": "train_time_this_run_s"}
 TASK_ORDER = ("toy", "image", "image_ablation", "occupancy", "nerf")
+REEVALUATED = "re-evaluated only (this job trained no step)"
 
 
 def _num(v) -> Optional[float]:
@@ -43,247 +47,145 @@ def _num(v) -> Optional[float]:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return f if f == f else None  # NaN -> None
+    return None if pd.isna(f) else f
 
 
-def read_benchmark(path: Path) -> Optional[Dict[str, float]]:
-    """Snakemake benchmark TSV → {s, cpu_time, max_rss, repeats} (median over repeats), or None."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    if not rows:
-        return None
-    out: Dict[str, float] = {"repeats": len(rows)}
-    for key in ("s", "cpu_time", "max_rss"):
-        vals = [v for v in (_num(r.get(key)) for r in rows) if v is not None]
-        if vals:
-            out[key] = statistics.median(vals)
-    return out
+def _status(rec: dict) -> str:
+    if not rec.get("trained_this_run", False):
+        return REEVALUATED
+    step = rec.get("resumed_from_step")
+    return "trained from scratch" if step is None else f"trained, resumed from step {step}"
 
 
-def benchmark_path(cell_dir: Path, work_dir: Path, cell_id: str = "") -> Path:
-    """``{WORK}/benchmarks/<cell dir relative to WORK>.tsv`` (the convention of every train rule)."""
-    cell_dir, work_dir = Path(cell_dir), Path(work_dir)
-    try:
-        rel = cell_dir.resolve().relative_to(work_dir.resolve())
-    except ValueError:
-        rel = Path(cell_id) if cell_id else Path(cell_dir.name)
-    return work_dir / "benchmarks" / rel.parent / f"{rel.name}.tsv"
-
-
-def _identity(cell_dir: Path, work_dir: Path, prov: dict) -> Dict[str, str]:
-    cell_id = prov.get("cell") or ""
-    parts = cell_id.split("/") if cell_id else []
-    if len(parts) < 2:
-        try:
-            parts = list(Path(cell_dir).resolve().relative_to(Path(work_dir).resolve()).parts)
-        except ValueError:
-            parts = list(Path(cell_dir).parts[-3:])
-        cell_id = "/".join(parts)
-    task, name = parts[0], parts[-1]
-    item = "/".join(parts[1:-1]) if len(parts) > 2 else ""
-    arch, _, method = name.partition("-")
-    return {"task": task, "item": item, "arch": arch, "method": method or name, "cell": cell_id}
-
-
-def read_cell(metrics_path: Path, work_dir: Path) -> dict:
-    """Everything measured about one cell: identity, device, times, memory, and what is missing."""
+def read_cell(metrics_path: Path) -> dict:
+    """One cell's identity (from its record's cell id, else its folder), device, job and measured values."""
     metrics_path = Path(metrics_path)
-    cell_dir = metrics_path.parent
-    prov_path = cell_dir / "provenance.json"
-    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() and metrics_path.suffix == ".json" else {}
-    ident = _identity(cell_dir, work_dir, prov)
-    bench_file = benchmark_path(cell_dir, work_dir, ident["cell"])
-    bench = read_benchmark(bench_file)
+    path = metrics_path.parent / RECORD_FILE
+    rec = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        cell = Cell.from_id(rec["cell"])
+    except (KeyError, ConfigError):
+        cell = Cell.from_path(metrics_path)
     notes = []
-    if not prov:
-        notes.append(f"no provenance.json in {cell_dir}")
-    if bench is None:
-        notes.append(f"no benchmark TSV at {bench_file}")
-    iterations = metrics.get("iterations", prov.get("settings", {}).get("train", {}).get("iterations"))
-    values = {
-        "job_wall_time_s": (bench or {}).get("s"),
-        "train_time_s": _num(prov.get("wall_time_s")),
-        "time_per_iteration_s": _num(prov.get("time_per_iteration_s")),
-        "iterations": _num(iterations),
-        "job_cpu_time_s": (bench or {}).get("cpu_time"),
-        "peak_rss_mb": _num(prov.get("peak_rss_mb")),
-        "job_max_rss_mb": (bench or {}).get("max_rss"),
-        "peak_gpu_mb": _num(prov.get("peak_gpu_mb")),
-    }
-    return dict(ident, device=prov.get("device", ""), values=values, notes=notes,
-                benchmark=str(bench_file) if bench is not None else "", path=str(metrics_path))
+    if not rec:
+        notes.append(f"no {RECORD_FILE} in {metrics_path.parent}")
+    elif "job_wall_time_s" not in rec:
+        notes.append(f"{path} predates the result record (no job wall time); retrain the cell to measure it")
+    values = {m: _num(rec.get(RECORD_KEYS.get(m, m))) for m, _, _ in COST_METRICS}
+    status = _status(rec) if rec else "no record"
+    if status == REEVALUATED:
+        values["time_per_iteration_s"] = None
+        notes.append(REEVALUATED)
+    return {"task": cell.task, "item": cell.item, "arch": cell.arch, "method": cell.method, "cell": cell.id,
+            "device": rec.get("device", ""), "invocation": rec.get("invocation", ""), "status": status,
+            "values": values, "notes": notes, "path": str(metrics_path)}
 
 
-def cost_rows(cells: Sequence[dict], datasets: Dict[str, str]) -> List[dict]:
-    """Long-form rows (LONG_COLUMNS, table "cost"): one per measured value; device in the note."""
-    rows = []
-    for c in sorted(cells, key=_cell_order):
-        uses_gpu = c["device"].startswith("cuda")
+def cells_frame(cells: Sequence[dict]) -> pd.DataFrame:
+    """One row per cell (identity, device, job, status, values), in display order."""
+    rows = [{k: c[k] for k in ("task", "item", "arch", "method", "cell", "device", "invocation", "status")}
+            | {"trained": c["status"] != REEVALUATED, "missing": "; ".join(c["notes"])} | c["values"] for c in cells]
+    df = pd.DataFrame(rows, columns=["task", "item", "arch", "method", "cell", "device", "invocation", "status",
+                                     "trained", "missing"] + [m for m, _, _ in COST_METRICS]).astype({"trained": bool})
+    key = df.apply(lambda r: (TASK_ORDER.index(r.task) if r.task in TASK_ORDER else len(TASK_ORDER), r.task,
+                              r["item"], arch_key(r.arch), method_key(r.method)), axis=1) if len(df) else []
+    return df.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
+
+
+def cost_rows(cells: Sequence[dict], datasets: Dict[str, str]) -> pd.DataFrame:
+    """Long form (TABLE_ROW_KEYS, table "cost"): one row per measured value; device and job in the note."""
+    out = []
+    for c in cells_frame(cells).to_dict("records"):
         for metric, _, _ in COST_METRICS:
-            v = c["values"].get(metric)
-            if metric == "peak_gpu_mb" and v is None and not uses_gpu:
+            v = _num(c[metric])
+            if metric == "peak_gpu_mb" and v is None and not c["device"].startswith("cuda"):
                 continue  # a CPU cell has no GPU memory to report
-            note = f"device: {c['device'] or 'unknown'}"
+            note = f"device: {c['device'] or 'unknown'}; measured by job {c['invocation'] or 'unknown'}: {c['status']}"
             if v is None:
-                why = "; ".join(c["notes"]) or "not recorded by this task"
-                note += f"; missing: {why}"
-            if metric == "time_per_iteration_s" and v is not None:
-                note += "; median after the first 5 iterations"
-            rows.append({"table": "cost", "task": c["task"], "dataset": datasets.get(c["task"], ""),
-                         "item": c["item"], "metric": metric, "architecture": c["arch"], "method": c["method"],
-                         "value": "" if v is None else v, "paper_value": "", "delta": "", "note": note})
-    return rows
-
-
-def _cell_order(c: dict):
-    t = c["task"]
-    return (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t, c["item"], c["arch"], c["method"])
+                note += f"; missing: {c['missing'] or 'not in the result record'}"
+            elif metric == "time_per_iteration_s":
+                note += f"; {TIME_PER_ITERATION}"
+            out.append({"table": "cost", "task": c["task"], "dataset": datasets.get(c["task"], ""), "item": c["item"],
+                        "metric": metric, "architecture": c["arch"], "method": c["method"],
+                        "value": "" if v is None else v, "paper_value": "", "delta": "", "note": note})
+    return pd.DataFrame(out, columns=TABLE_ROW_KEYS)
 
 
 def _fmt(v, unit: str = "") -> str:
-    if v in ("", None):
+    if v is None or v == "" or pd.isna(v):
         return "—"
-    v = float(v)
-    if unit == "s" and v < 1:
-        return f"{v * 1000:.2f} ms"
     if unit == "s":
-        return f"{v:.1f} s"
-    if unit == "MB":
-        return f"{v:.0f}"
-    return f"{v:.0f}"
+        return f"{fmt(float(v) * 1000, digits=2)} ms" if float(v) < 1 else f"{fmt(v, digits=1)} s"
+    return fmt(v, digits=0)
 
 
-def _by_cell(rows: Iterable[dict]) -> Dict[tuple, Dict[str, dict]]:
-    out: Dict[tuple, Dict[str, dict]] = {}
-    for r in rows:
-        out.setdefault((r["task"], r["item"], r["architecture"], r["method"]), {})[r["metric"]] = r
-    return out
+def layout(df: pd.DataFrame, scale_note: str) -> render.Layout:
+    """Per-task summary (trained cells only), the per-cell table as its detail, the definition in the intro."""
+    intro = ("Measured by each cell's own training job and read from its result record (`provenance.json`), never "
+             "estimated. Job wall time: the training command from its start to the record (data, training, "
+             "evaluation, outputs); it encloses the training loop. Training loop: optimisation steps, periodic "
+             "evaluation and checkpoints, of this job and summed over every job that trained the cell (resumes). "
+             f"Time per iteration: {TIME_PER_ITERATION}. Peak GPU memory: `torch.cuda.max_memory_allocated` "
+             "(GPU jobs only). Devices differ per cell; times from different devices, or from a machine shared "
+             "with other jobs, are not comparable.")
+    header = ["Task", "Trained cells", "Re-evaluated only", "Σ job wall time", "Σ training loop (these jobs)",
+              "Median time / iteration", "Max peak RAM (MB)", "Max peak GPU (MB)", "Devices"]
+    rows = []
+    for task, g in df.groupby("task", sort=False):
+        t = g[g.trained]
+        rows.append([task, str(len(t)), str(len(g) - len(t)),
+                     _fmt(t.job_wall_time_s.sum(min_count=1), "s"), _fmt(t.train_time_s.sum(min_count=1), "s"),
+                     _fmt(t.time_per_iteration_s.median(), "s"), _fmt(t.peak_rss_mb.max(), "MB"),
+                     _fmt(t.peak_gpu_mb.max(), "MB"), ", ".join(sorted(set(g.device.replace("", "unknown"))))])
+    cells = render.Layout(
+        "## Per cell", scale_note, ["Cell", "Device", "Measured by"] + [label for _, label, _ in COST_METRICS],
+        [[c.cell, c.device or "unknown", f"{c.status}; job {c.invocation or 'unknown'}"]
+         + [_fmt(getattr(c, m), u) for m, _, u in COST_METRICS] for c in df.itertuples()])
+    notes = sorted({n for n in df.missing if n})
+    return render.Layout("Compute cost of every training cell", scale_note, header, rows, intro=intro,
+                         extras=[cells] if len(df) else [],
+                         notes=[f"Missing or marked: {n}" for n in notes] if len(df) else ["No training cells in this run."])
 
 
-def _device(cell_rows: Dict[str, dict]) -> str:
-    for r in cell_rows.values():
-        note = r.get("note", "")
-        if note.startswith("device: "):
-            return note[len("device: "):].split(";")[0]
-    return "unknown"
-
-
-def render_cost_markdown(rows: List[dict], scale_note: str) -> str:
-    cells = _by_cell(rows)
-    lines = ["# Compute cost of every training cell", "", f"**Scale:** {scale_note}", "",
-             "Measured by this run, never estimated. Job wall time, CPU time and benchmark RSS: Snakemake's "
-             "`benchmark:` TSV of the training job (the whole process: start-up, data, training, evaluation). "
-             "Training loop, time per iteration (median of the per-iteration wall-clock differences after "
-             "the first 5 iterations), process peak RSS and peak GPU memory (`torch.cuda.max_memory_allocated`, "
-             "GPU cells only): the cell's `provenance.json`. The device is stated per cell; times from "
-             "different devices (or a machine shared with other jobs) are not comparable.", ""]
-    if not cells:
-        return "\n".join(lines + ["No training cells in this run."]) + "\n"
-    # per-task summary
-    tasks: Dict[str, List[Dict[str, dict]]] = {}
-    for key, cr in cells.items():
-        tasks.setdefault(key[0], []).append(cr)
-
-    def vals(crs, m):
-        return [float(cr[m]["value"]) for cr in crs if m in cr and cr[m]["value"] not in ("", None)]
-
-    lines += ["## Per task", "",
-              "| Task | Cells | Σ job wall time | Σ training loop | Median time / iteration | Max peak RAM (MB) "
-              "| Max peak GPU (MB) | Devices |", "|---|---|---|---|---|---|---|---|"]
-    for task in sorted(tasks, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t)):
-        crs = tasks[task]
-        wall, train, tpi = vals(crs, "job_wall_time_s"), vals(crs, "train_time_s"), vals(crs, "time_per_iteration_s")
-        ram = vals(crs, "peak_rss_mb") + vals(crs, "job_max_rss_mb")
-        gpu = vals(crs, "peak_gpu_mb")
-        devs = sorted({_device(cr) for cr in crs})
-        lines.append(f"| {task} | {len(crs)} | {_fmt(sum(wall), 's') if wall else '—'} | "
-                     f"{_fmt(sum(train), 's') if train else '—'} | "
-                     f"{_fmt(statistics.median(tpi), 's') if tpi else '—'} | {_fmt(max(ram), 'MB') if ram else '—'} | "
-                     f"{_fmt(max(gpu), 'MB') if gpu else '—'} | {', '.join(devs)} |")
-    lines += ["", "## Per cell", "",
-              "| Cell | Device | " + " | ".join(label for _, label, _ in COST_METRICS) + " |",
-              "|---" * (len(COST_METRICS) + 2) + "|"]
-    notes = set()
-    for (task, item, arch, method), cr in cells.items():
-        out = []
-        for metric, _, unit in COST_METRICS:
-            r = cr.get(metric)
-            out.append(_fmt(r["value"], unit) if r else "—")
-            if r and r["value"] in ("", None) and "missing:" in r["note"]:
-                notes.add(r["note"].split("missing: ", 1)[1])
-        cell = "/".join(p for p in (task, item, f"{arch}-{method}") if p)
-        lines.append(f"| {cell} | {_device(cr)} | " + " | ".join(out) + " |")
-    if notes:
-        lines += ["", "Missing values:"] + [f"- {n}" for n in sorted(notes)]
-    return "\n".join(lines) + "\n"
-
-
-def cost_figure(rows: List[dict], out: Path, title: str) -> None:
-    """Three panels: Σ job wall time per task; time per iteration per cell; peak memory per cell."""
+def cost_figure(df: pd.DataFrame, out: Path, title: str) -> None:
+    """Three panels over the trained cells: Σ job wall time per task; time per iteration and peak memory per cell."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = _by_cell(rows)
-    tasks = sorted({k[0] for k in cells}, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t))
+    t = df[df.trained]
+    tasks = list(dict.fromkeys(t.task))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     if not tasks:
         for ax in axes:
-            ax.text(0.5, 0.5, "no training cells", ha="center", va="center")
+            ax.text(0.5, 0.5, "no trained cells", ha="center", va="center")
             ax.set_axis_off()
     else:
-        colors = plt.get_cmap("tab10")
-        bases = sorted({k[3].split("-", 1)[0] for k in cells})  # colour by base method (vanilla, FR, BN, IGA, ...)
-        mcol = {m: colors(i % 10) for i, m in enumerate(bases)}
-
-        def per_task(metric):
-            return {t: [(k, float(cr[metric]["value"])) for k, cr in cells.items()
-                        if k[0] == t and metric in cr and cr[metric]["value"] not in ("", None)] for t in tasks}
-
-        walls = per_task("job_wall_time_s")
-        totals = [sum(v for _, v in walls[t]) for t in tasks]
         ax = axes[0]
-        bars = ax.bar(range(len(tasks)), totals, color="#4c72b0")
-        for b, t in zip(bars, tasks):
-            ax.annotate(f"{len([k for k in cells if k[0] == t])} cells", (b.get_x() + b.get_width() / 2, b.get_height()),
-                        ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(tasks)), tasks, rotation=20)
+        totals = t.groupby("task", sort=False).job_wall_time_s.sum()
+        ax.bar(range(len(tasks)), [totals[k] for k in tasks], color="#4c72b0")
+        ax.set_xticks(range(len(tasks)), [f"{k}\n{(t.task == k).sum()} cells" for k in tasks], fontsize=8)
         ax.set_ylabel("Σ job wall time (s)")
-        ax.set_title("Wall time per task (benchmark TSVs)")
-
-        def strip(ax, data, ylabel, ttl, scale=1.0, log=True):
-            seen = set()
-            for i, t in enumerate(tasks):
-                pts = sorted(data[t])
-                for j, (k, v) in enumerate(pts):
-                    x = i + ((j % 9) - 4) * 0.06
-                    base = k[3].split("-", 1)[0]
-                    lab = base if base not in seen else None
-                    seen.add(base)
-                    ax.scatter([x], [v * scale], s=18, color=mcol[base], label=lab, alpha=0.85)
+        ax.set_title("Job wall time per task (result records)")
+        base = t.method.str.split("-").str[0]
+        colors = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(sorted(set(base)))}
+        gpu = t.peak_gpu_mb.notna().any()
+        for ax, col, scale, ylabel, ttl in (
+                (axes[1], "time_per_iteration_s", 1000.0, "time / iteration (ms)", "Time per iteration, per cell"),
+                (axes[2], "peak_gpu_mb" if gpu else "peak_rss_mb", 1.0,
+                 "peak GPU memory (MB)" if gpu else "peak RSS (MB)", "Peak memory, per cell")):
+            for b in sorted(set(base)):
+                s = t[(base == b) & t[col].notna()]
+                x = [tasks.index(k) + ((j % 9) - 4) * 0.06 for j, k in enumerate(s.task)]
+                ax.scatter(x, s[col].astype(float) * scale, s=18, color=colors[b], label=b, alpha=0.85)
             ax.set_xticks(range(len(tasks)), tasks, rotation=20)
             ax.set_xlim(-0.6, len(tasks) - 0.4)
             ax.set_ylabel(ylabel)
             ax.set_title(ttl)
-            if log and any(data[t] for t in tasks) and all(v > 0 for t in tasks for _, v in data[t]):
-                ax.set_yscale("log")
-
-        strip(axes[1], per_task("time_per_iteration_s"), "time / iteration (ms)",
-              "Median time per iteration, per cell", 1000.0)
-        gpu = per_task("peak_gpu_mb")
-        if any(gpu[t] for t in tasks):
-            strip(axes[2], gpu, "peak GPU memory (MB)", "Peak GPU memory, per cell", log=False)
-        else:
-            strip(axes[2], per_task("peak_rss_mb"), "peak RSS (MB)", "Peak process RAM, per cell (no GPU used)", log=False)
         handles, labels = axes[1].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False)
-    devices = sorted({_device(cr) for cr in cells.values()})
-    import textwrap
+    devices = sorted(set(df.device.replace("", "unknown")))
     fig.suptitle("\n".join(textwrap.wrap(title, 150)) + f"\ndevice(s): {', '.join(devices) if devices else '—'}",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 0.9))
@@ -293,13 +195,15 @@ def cost_figure(rows: List[dict], out: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_cost(metrics_files: Sequence[Path], work_dir: Path, datasets: Dict[str, str], out_csv: Path,
-               out_md: Path, figure: Optional[Path], scale_note: str) -> List[dict]:
-    cells = [read_cell(Path(p), Path(work_dir)) for p in metrics_files]
+def write_cost(metrics_files: Sequence[Path], datasets: Dict[str, str], out_csv: Path, out_md: Path,
+               figure: Optional[Path], scale_note: str) -> pd.DataFrame:
+    """cost.csv (long form), cost.md (one renderer) and the overview figure; returns the long form."""
+    cells = [read_cell(Path(p)) for p in metrics_files]
     rows = cost_rows(cells, datasets)
     write_long_csv(rows, Path(out_csv), scale_note)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_md).write_text(render_cost_markdown(rows, scale_note))
+    df = cells_frame(cells)
+    Path(out_md).write_text(render.markdown(layout(df, scale_note)))
     if figure:
-        cost_figure(rows, Path(figure), f"Compute cost of every training cell [{scale_note}]")
+        cost_figure(df, Path(figure), f"Compute cost of every training cell [{scale_note}]")
     return rows
