@@ -337,7 +337,7 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
     assert got[("PE", "IGA-paper", "eq5_variant")]["value"] == "paper"
     assert got[("PE", "IGA-P2", "patch_size")]["value"] == 2
     assert ("PE", "vanilla", "sampling") not in got
-    assert got[("PE", "IGA", "job_wall_time_s")]["value"] == "" and "no benchmark TSV" in got[("PE", "IGA", "job_wall_time_s")]["note"]
+    assert got[("PE", "IGA", "job_wall_time_s")]["value"] == "" and "predates the result record" in got[("PE", "IGA", "job_wall_time_s")]["note"]
     section = {"items": ["astronaut"], "architectures": ARCHS,
                "grids": {"table4": {"methods": ["vanilla", "IGA", "IGA-RSI", "IGA-RI"]},
                          "table5": {"methods": ["vanilla", "IGA-P2", "IGA"]},
@@ -360,15 +360,13 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
                                                 "lpips": 0.1}))
     (d / "provenance.json").write_text(json.dumps({
         "cell": "image/kodim01/PE-IGA", "device": "cpu (x, 2 cores)", "time_per_iteration_s": 0.01,
+        "record_version": 2, "trained_this_run": True, "job_wall_time_s": 12.5,  # iga.result_record
         "settings": {"adjuster": {"kind": "iga", "end": 5}, "task": {"patch_size": 4}, "optim": {"lr": 5e-3}}}))
-    b = work / "benchmarks" / "image" / "kodim01" / "PE-IGA.tsv"  # the image rule's benchmark
-    b.parent.mkdir(parents=True)
-    b.write_text("s\tmax_rss\tcpu_time\n12.5\t900\t4\n")
     rows = collect_cell(d / "metrics.json", work, "t", "kodak")
     assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {"image/kodim01/PE-IGA"}
     got = {r["metric"]: r for r in rows}
     assert got["psnr"]["value"] == 30.0 and got["sampling"]["value"] == "slr"
-    assert got["job_wall_time_s"]["value"] == 12.5  # found under benchmarks/image/
+    assert got["job_wall_time_s"]["value"] == 12.5  # the image cell's own record
     assert reused_cells(rows) == ["image/kodim01/PE-IGA"]
     t4 = build_table4(rows, (["kodim01"], ["PE"], ["IGA"]), "kodak")
     note = next(r["note"] for r in t4 if r["item"] == "kodim01")

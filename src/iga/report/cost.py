@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..cells import Cell
 from ..configs import ConfigError
-from ..result_record import RECORD_FILE, TIME_PER_ITERATION
+from ..result_record import RECORD_FILE, RECORD_VERSION, TIME_PER_ITERATION
 from . import render
 from .labels import arch_key, fmt, method_key
 from .tables import TABLE_ROW_KEYS, write_long_csv
@@ -51,7 +51,11 @@ def _num(v) -> Optional[float]:
 
 
 def _status(rec: dict) -> str:
-    if not rec.get("trained_this_run", False):
+    if not rec:
+        return "no record"
+    if rec.get("record_version", 1) < RECORD_VERSION:
+        return "older record"
+    if not rec.get("trained_this_run"):
         return REEVALUATED
     step = rec.get("resumed_from_step")
     return "trained from scratch" if step is None else f"trained, resumed from step {step}"
@@ -66,13 +70,13 @@ def read_cell(metrics_path: Path) -> dict:
         cell = Cell.from_id(rec["cell"])
     except (KeyError, ConfigError):
         cell = Cell.from_path(metrics_path)
-    notes = []
+    status, notes = _status(rec), []
     if not rec:
         notes.append(f"no {RECORD_FILE} in {metrics_path.parent}")
-    elif "job_wall_time_s" not in rec:
-        notes.append(f"{path} predates the result record (no job wall time); retrain the cell to measure it")
+    elif status == "older record":  # its times follow older definitions: none of them is shown
+        notes.append(f"{path} predates the result record (version {RECORD_VERSION}); retrain the cell to measure it")
+        rec = {"device": rec.get("device", "")}
     values = {m: _num(rec.get(RECORD_KEYS.get(m, m))) for m, _, _ in COST_METRICS}
-    status = _status(rec) if rec else "no record"
     if status == REEVALUATED:
         values["time_per_iteration_s"] = None
         notes.append(REEVALUATED)
@@ -84,7 +88,7 @@ def read_cell(metrics_path: Path) -> dict:
 def cells_frame(cells: Sequence[dict]) -> pd.DataFrame:
     """One row per cell (identity, device, job, status, values), in display order."""
     rows = [{k: c[k] for k in ("task", "item", "arch", "method", "cell", "device", "invocation", "status")}
-            | {"trained": c["status"] != REEVALUATED, "missing": "; ".join(c["notes"])} | c["values"] for c in cells]
+            | {"trained": c["status"].startswith("trained"), "missing": "; ".join(c["notes"])} | c["values"] for c in cells]
     df = pd.DataFrame(rows, columns=["task", "item", "arch", "method", "cell", "device", "invocation", "status",
                                      "trained", "missing"] + [m for m, _, _ in COST_METRICS]).astype({"trained": bool})
     key = df.apply(lambda r: (TASK_ORDER.index(r.task) if r.task in TASK_ORDER else len(TASK_ORDER), r.task,
@@ -133,7 +137,7 @@ def layout(df: pd.DataFrame, scale_note: str) -> render.Layout:
     rows = []
     for task, g in df.groupby("task", sort=False):
         t = g[g.trained]
-        rows.append([task, str(len(t)), str(len(g) - len(t)),
+        rows.append([task, str(len(t)), str((g.status == REEVALUATED).sum()),
                      _fmt(t.job_wall_time_s.sum(min_count=1), "s"), _fmt(t.train_time_s.sum(min_count=1), "s"),
                      _fmt(t.time_per_iteration_s.median(), "s"), _fmt(t.peak_rss_mb.max(), "MB"),
                      _fmt(t.peak_gpu_mb.max(), "MB"), ", ".join(sorted(set(g.device.replace("", "unknown"))))])
