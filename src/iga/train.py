@@ -104,11 +104,14 @@ class TrainResult:
     resumed_from_step: Optional[int] = None  # None: this invocation trained from step 0
     train_time_this_run_s: float = 0.0      # training-loop time of this invocation (wall_time_s: all of them)
     timer: StepTimer = field(default_factory=StepTimer)  # this invocation's optimisation steps
+    extra: Dict[str, Any] = field(default_factory=dict)  # per-run counters for the record (e.g. solver fallbacks)
 
     def training(self) -> Training:
         """What the result record says about this invocation's training (iga.result_record)."""
-        return Training.from_timer(self.timer, self.steps, self.train_time_this_run_s, self.wall_time_s,
-                                   self.resumed_from_step)
+        t = Training.from_timer(self.timer, self.steps, self.train_time_this_run_s, self.wall_time_s,
+                                self.resumed_from_step)
+        t.extra.update(self.extra)
+        return t
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import pandas as pd
 
