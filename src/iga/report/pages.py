@@ -22,7 +22,8 @@ caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
 th,td{border:1px solid #cbd2d9;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f4f8}td:first-child,th:first-child{text-align:left}
 code{background:#f0f4f8;padding:0 3px;border-radius:3px}
-figure{margin:0}figure img{display:block;max-width:100%;max-height:calc(100vh - 120px);height:auto;width:auto}
+figure{margin:0}figure img{display:block;max-width:100%;max-height:calc(100vh - 120px);height:auto;width:auto;cursor:zoom-in}
+figure img.full{max-height:none;cursor:zoom-out}
 figcaption,.caption{margin:8px 0;color:#323f4b}.scale{color:#7b8794;font-size:12px}
 """
 
@@ -70,4 +71,5 @@ def figure_page(png_path: Path, caption_rst: str = "", title: str = "") -> str:
     title = title or png_path.stem
     caption = rst_html(caption_rst)
     return page(title, f"<h1>{_html.escape(title)}</h1>\n<figure><img alt=\"{_html.escape(title)}\" "
-                       f"src=\"data:image/{mime};base64,{data}\">\n<figcaption>{caption}</figcaption></figure>")
+                       f"onclick=\"this.classList.toggle('full')\" src=\"data:image/{mime};base64,{data}\">\n"
+                       f"<figcaption>{caption}<p class=\"scale\">Click the figure for full size.</p></figcaption></figure>")
