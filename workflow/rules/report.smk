@@ -5,8 +5,8 @@
 # its caption, centred so that a tall one loses its top. So each task's rules keep marking their outputs
 # with report(...) as usual, and this file (included after them) turns every marked table (NAME.md) and
 # figure (PNG) among TARGETS into a small standalone HTML page (`iga report-page`) marked with the same
-# category, subcategory and caption; the page replaces the file in the report. The table's .csv stays
-# and its .tex joins as downloads. results/{preset}/FINDINGS.md, where present, is shown too.
+# category, subcategory and caption; the page replaces the file in the report. A table's .csv and .tex
+# stay as downloads. results/{preset}/FINDINGS.md, where present, is shown too.
 import os as _os
 import re as _re
 
@@ -37,13 +37,10 @@ def _page_entries():
             continue
         if path.endswith(".md") and "/tables/" in path:
             kind = "tables"
-            tex = outputs.get(path[: -len(".md")] + ".tex")
-            if tex is not None:
-                tex.flags["report"] = flag  # downloadable beside the .csv
         elif path.endswith((".png", ".jpg", ".svg")):
             kind = "figures"
         else:
-            continue  # .csv and the like stay downloads
+            continue  # .csv, .tex and the like stay downloads
         entries[(kind, Path(path).stem)] = (path, flag)
         del f.flags["report"]  # its page shows it (a figure: with the caption visible)
     return entries

@@ -86,7 +86,7 @@ def register(sub) -> None:
     p.set_defaults(func=_tables)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
-    p.add_argument("--kind", choices=("crops", "visual"), required=True)
+    p.add_argument("--kind", choices=("crops", "visual"), required=True, help='crops: paper Fig. 4; visual: paper Fig. 10')
     p.add_argument("--gt", nargs="+", required=True, help="ITEM=PATH of the ground-truth images")
     p.add_argument("--recons", nargs="+", required=True, help="recon.png files of the cells")
     p.add_argument("--items", nargs="*", help="items shown (crops: the first; default: the first one or two)")

@@ -37,8 +37,12 @@ def rst_html(text: str) -> str:
     """A caption file (reStructuredText, as Snakemake's report captions are) → an HTML fragment."""
     if not text.strip():
         return ""
+    import warnings
+
     from docutils.core import publish_parts  # a dependency of snakemake
-    return publish_parts(text, writer_name="html5", settings_overrides={"report_level": 5})["body"]
+    with warnings.catch_warnings():  # docutils 0.22 renames writer_name; snakemake allows >=0.20, which lacks the new name
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return publish_parts(text, writer_name="html5", settings_overrides={"report_level": 5})["body"]
 
 
 def markdown_html(text: str) -> str:
