@@ -63,9 +63,8 @@ if enabled("image"):
                     caption="../report/table.rst",
                 )
                 for t in IMAGE_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in IMAGE_TABLES],
         log:
             f"{LOGS}/report/tables_image.log",
         params:

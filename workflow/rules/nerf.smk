@@ -93,9 +93,8 @@ if enabled("nerf"):
                 report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t,
                        caption="../report/table.rst")
                 for t in NERF_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in NERF_TABLES],
         log:
             f"{LOGS}/report/tables_nerf.log",
         params:

@@ -224,9 +224,8 @@ if enabled("occupancy"):
                     caption="../report/table.rst",
                 )
                 for t in OCC_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in OCC_TABLES],
         log:
             f"{LOGS}/report/tables_occupancy.log",
         params:
