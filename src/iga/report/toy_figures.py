@@ -152,7 +152,7 @@ def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
         steps, delta = _mean_curve(group, "delta")
         labels = [f"k{i + 1} (bin {ref.m['bins'][i]})" for i in range(delta.shape[1])]
         ims = _heatmap(hax, steps, delta, labels, f"{METHOD_LABELS[base]}" + (f", end {end}" if base != "vanilla" else ""),
-                       heat_max, ylabels=(j == 0))
+                       heat_max)
     ax.set_yscale("log")
     ax.set_facecolor("0.93")
     ax.set_title(f"width {width}: MSE", fontsize=8)
@@ -165,7 +165,9 @@ def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
 
 def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[List[int]] = None,
                  end: int = 0, note: str = "") -> None:
+    """Writes the figures named in ``out``; returns {name: Figure}."""
     plt = _plt()
+    figs = {}
     index, cells = _exp1_index(cells)
     if not cells:
         raise ValueError("no exp1 cells given")
@@ -185,6 +187,7 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
             fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label=DELTA_LABEL)
         _save(fig, out["fig1"])
         plt.close(fig)
+        figs["fig1"] = fig
     if "fig6" in out:
         rows = [(w, e) for w in all_widths for e in ends]
         fig, axes = plt.subplots(len(rows), 5, figsize=(17, 2.6 * len(rows) + 0.8), squeeze=False, layout="constrained",
@@ -198,8 +201,10 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
             fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.5, label=DELTA_LABEL)
         _save(fig, out["fig6"])
         plt.close(fig)
+        figs["fig6"] = fig
     if "width" in out:
-        _width_figure(plt, exp1_width_rows(cells), out["width"], note)
+        figs["width"] = _width_figure(plt, exp1_width_rows(cells), out["width"], note)
+    return figs
 
 
 def _traj_distance(a: ToyCell, b: ToyCell) -> Optional[np.ndarray]:
@@ -302,6 +307,7 @@ def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
     _title(fig, "Exp. 1: convergence of eNTK-based to NTK-based adjustment with width", note)
     _save(fig, path)
     plt.close(fig)
+    return fig
 
 
 def _ref_slope(ax, rows):
@@ -322,7 +328,9 @@ def _exp2_index(cells: List[ToyCell]):
 
 def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4, fig2_group: int = 8,
                  note: str = "") -> None:
+    """Writes the figures named in ``out``; returns {name: Figure}."""
     plt = _plt()
+    figs = {}
     index, cells = _exp2_index(cells)
     if not cells:
         raise ValueError("no exp2 cells given")
@@ -360,19 +368,20 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
                     ax.set_title(label, fontsize=8)
                     continue
                 steps, delta = _mean_curve(grp, "delta")
-                ims = _heatmap(ax, steps, delta, labels, label, ylabels=(j == 0), ylabel="frequency")
+                ims = _heatmap(ax, steps, delta, labels, label, ylabel="frequency")
         if ims is not None:
             fig.colorbar(ims, ax=list(axd.values()), shrink=0.8, label=DELTA_LABEL)
         _title(fig, title, note)
         _save(fig, path)
         plt.close(fig)
+        return fig
 
     if "fig2" in out:
         g = fig2_group if fig2_group in groups else groups[-1]
-        heat_rows([(a, g) for a in archs], out["fig2"],
+        figs["fig2"] = heat_rows([(a, g) for a in archs], out["fig2"],
                   rf"Exp. 2 (paper Fig. 2): $\Delta_k$ over iterations by number of balanced eigenvalues (end), group size {g}")
     if "fig7" in out:
-        heat_rows([(a, g) for a in archs for g in groups], out["fig7"],
+        figs["fig7"] = heat_rows([(a, g) for a in archs for g in groups], out["fig7"],
                   r"Exp. 2 (paper Fig. 7): $\Delta_k$ over iterations, every group size and end")
 
     def line_grid(arch_rows, comps, path, title):
@@ -398,22 +407,23 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
                     ax.tick_params(labelsize=7)
                     ax.grid(True, alpha=0.3)
                     ax.set_xlabel("iteration", fontsize=7)
-                    if j == 0:
-                        ax.set_ylabel(r"relative error $\Delta_k$ (unitless)", fontsize=7)
+                    ax.set_ylabel(r"relative error $\Delta_k$ (unitless)", fontsize=7)
                 axes[r][0].legend(fontsize=6)
         _title(fig, title, note)
         _save(fig, path)
         plt.close(fig)
+        return fig
 
     comp = max(0, min(component - 1, min(len(refs[a].m["freqs"]) for a in archs) - 1))
     if "fig3" in out:
         labels = ", ".join(f"{a}: {refs[a].freq_label(comp)}" for a in archs)
-        line_grid(archs, [comp], out["fig3"],
+        figs["fig3"] = line_grid(archs, [comp], out["fig3"],
                   f"Exp. 2 (paper Fig. 3): relative error at component {comp + 1} ({labels}) per group size and end")
     for key, arch in (("fig8", "ReLU"), ("fig9", "SIREN")):
         if key in out:
             if arch not in refs:
                 raise ValueError(f"{key} needs {arch} cells")
             n = len(refs[arch].m["freqs"])
-            line_grid([arch], list(range(n)), out[key],
+            figs[key] = line_grid([arch], list(range(n)), out[key],
                       f"Exp. 2 (paper Fig. {key[-1]}): relative error at every component, {arch}")
+    return figs
