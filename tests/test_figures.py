@@ -183,3 +183,18 @@ def test_occupancy_figure_explains_blank_panels(tmp_path):
     img = fig.axes[0].images[0].get_array()
     assert img.shape[0] > img.shape[1]  # the longer side vertical
     assert (np.asarray(img)[0] == 1.0).all() and (np.asarray(img)[:, 0] == 1.0).all()  # a white margin
+
+
+def test_cost_figure_explains_an_empty_column(tmp_path):
+    """A task whose cells record no time per iteration (NeRF) gets a visible reason, not a blank column."""
+    from test_cost import make_cell
+
+    from iga.report.cost import cost_figure, cost_rows, read_cell
+    work = tmp_path / "work" / "p"
+    files = [make_cell(work, "image/a/PE-IGA"), make_cell(work, "nerf/procedural/NeRF-IGA", tpi=None)]
+    rows = cost_rows([read_cell(f, work) for f in files], {"image": "embedded", "nerf": "embedded"})
+    fig = cost_figure(rows, tmp_path / "cost.png", "t")
+    _draw(fig)
+    tpi = [ax for ax in fig.axes if "per iteration" in ax.get_title()][0]
+    assert any("not recorded" in t.get_text() for t in tpi.texts)
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
