@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "iga.commands.data",
     "iga.commands.image",
     "iga.commands.report",
+    "iga.commands.figures",
     "iga.commands.ablation",
     "iga.commands.toy",
     "iga.commands.occupancy",

@@ -118,5 +118,17 @@ if enabled("nerf"):
         shell:
             "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
 
-    TARGETS += rules.tables_nerf.output + rules.figure_nerf.output
+    rule figure_nerf_vs_paper:
+        input:
+            rules.collect_nerf.output,
+        output:
+            report(f"{RESULTS}/figures/nerf_ours_vs_paper.png", category="NeRF", caption="../report/ours_vs_paper.rst"),
+        log:
+            f"{LOGS}/report/figure_nerf_vs_paper.log",
+        params:
+            note=NERF_NOTE,
+        shell:
+            "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+
+    TARGETS += rules.tables_nerf.output + rules.figure_nerf.output + rules.figure_nerf_vs_paper.output
     COST_INPUTS += cell_outputs("nerf", "metrics.json")

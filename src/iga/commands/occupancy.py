@@ -87,12 +87,12 @@ def _train(args) -> int:
 
 def _figure(args) -> int:
     from ..report.occupancy_figures import figure_occupancy
-    from .report import parse_cell_path
+    from ..cells import Cell
     preds = {}
     for path in args.preds:
-        c = parse_cell_path(Path(path).with_name("metrics.json"))
-        if c["item"] == args.item:
-            preds[(c["arch"], c["method"])] = Path(path)
+        c = Cell.from_path(Path(path))
+        if c.item == args.item:
+            preds[(c.arch, c.method)] = Path(path)
     figure_occupancy(Path(args.volume), args.crop, preds, args.archs.split(","), Path(args.out),
                      title=f"{args.item}: best-state occupancy per method (IoU), enlarged region in red "
                            f"[{args.scale_note}]", view_axis=args.view_axis)

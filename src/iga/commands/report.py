@@ -49,7 +49,8 @@ def _fig_image(args) -> int:
     else:
         items = args.items or sorted(gts)[:2]
         figure_visual({i: gts[i] for i in items}, recons, args.archs.split(","), Path(args.out),
-                      f"Reconstructions per method (PSNR of the shown image) [{args.scale_note}]")
+                      f"Reconstructions per method; PSNR: the cell's best float state, as in Table 6"
+                      f" (the image shown is its 8-bit rendering) [{args.scale_note}]")
     return 0
 
 

@@ -222,7 +222,7 @@ def render_cost_markdown(rows: List[dict], scale_note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost_figure(rows: List[dict], out: Path, title: str) -> None:
+def cost_figure(rows: List[dict], out: Path, title: str):
     """Three panels: Σ job wall time per task; time per iteration per cell; peak memory per cell."""
     import matplotlib
     matplotlib.use("Agg")
@@ -252,6 +252,7 @@ def cost_figure(rows: List[dict], out: Path, title: str) -> None:
             ax.annotate(f"{len([k for k in cells if k[0] == t])} cells", (b.get_x() + b.get_width() / 2, b.get_height()),
                         ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(tasks)), tasks, rotation=20)
+        ax.set_xlabel("task")
         ax.set_ylabel("Σ job wall time (s)")
         ax.set_title("Wall time per task (benchmark TSVs)")
 
@@ -267,8 +268,13 @@ def cost_figure(rows: List[dict], out: Path, title: str) -> None:
                     ax.scatter([x], [v * scale], s=18, color=mcol[base], label=lab, alpha=0.85)
             ax.set_xticks(range(len(tasks)), tasks, rotation=20)
             ax.set_xlim(-0.6, len(tasks) - 0.4)
+            ax.set_xlabel("task")
             ax.set_ylabel(ylabel)
             ax.set_title(ttl)
+            for i, t in enumerate(tasks):  # an empty column says why instead of looking like a bug
+                if not data[t]:
+                    ax.text(i, 0.5, "not recorded\nfor this task's\ncells", transform=ax.get_xaxis_transform(),
+                            ha="center", va="center", fontsize=7, color="0.4")
             if log and any(data[t] for t in tasks) and all(v > 0 for t in tasks for _, v in data[t]):
                 ax.set_yscale("log")
 
@@ -281,7 +287,8 @@ def cost_figure(rows: List[dict], out: Path, title: str) -> None:
             strip(axes[2], per_task("peak_rss_mb"), "peak RSS (MB)", "Peak process RAM, per cell (no GPU used)", log=False)
         handles, labels = axes[1].get_legend_handles_labels()
         if handles:
-            fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False)
+            fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False,
+                       title="method (colour)", title_fontsize=8)
     devices = sorted({_device(cr) for cr in cells.values()})
     import textwrap
     fig.suptitle("\n".join(textwrap.wrap(title, 150)) + f"\ndevice(s): {', '.join(devices) if devices else '—'}",
@@ -291,6 +298,7 @@ def cost_figure(rows: List[dict], out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def write_cost(metrics_files: Sequence[Path], work_dir: Path, datasets: Dict[str, str], out_csv: Path,
