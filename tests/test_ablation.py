@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from iga.adjust import IGAAdjuster, build_adjuster
-from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings
+from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings, task_settings
 from iga.configs import AdjusterConfig, validate
 from iga.tasks.image_config import ImageCellSettings
 from iga.workflow_config import validate_config
@@ -57,7 +57,7 @@ def test_each_ablation_cell_resolves_to_what_its_name_claims(preset):
     config = load(preset)
     validate_config(config)
     h, w = image_size(config)
-    default_patch = config["tasks"]["image_ablation"]["settings"]["task"]["patch_size"]
+    default_patch = task_settings(config, "image_ablation")["task"]["patch_size"]
     found = cells(config)
     assert found, "no ablation cells"
     for cell in found:
@@ -70,8 +70,8 @@ def test_each_ablation_cell_resolves_to_what_its_name_claims(preset):
         assert adj["kind"] == "iga"
         assert adj["sampling"] == {"RSI": "rsi", "RI": "ri"}.get(variant, "slr"), cell
         assert adj["variant"] == ("paper" if variant == "paper" else "official"), cell
-        default_quirk = config["tasks"]["image_ablation"]["settings"]["adjuster"]["official_indexing_quirk"]
-        assert adj["official_indexing_quirk"] is {"quirk": True, "text": False}.get(variant, default_quirk), cell
+        default_quirk = task_settings(config, "image_ablation")["adjuster"]["official_indexing_quirk"]
+        assert adj["official_indexing_quirk"] is {"quirk": True, "text": False, "paper": False}.get(variant, default_quirk), cell
         patch = int(variant[1:]) if variant and variant.startswith("P") else default_patch
         assert task["patch_size"] == patch, cell
         # the architecture's IGA learning rate reaches every IGA variant, as in the main image task

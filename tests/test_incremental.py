@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
 TRAIN_RULES = re.compile(r"^train_")
-AGGREGATIONS = {"collect_image", "tables_image", "figures_image", "cost_table", "all"}
+AGGREGATIONS = {"collect_image", "tables_image", "figures_image", "cost_table", "all",
+                "report_page_tables", "report_page_figures"}  # the report's pages (workflow/rules/report.smk)
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -95,7 +95,7 @@ def test_field_is_nerf_pytorch_architecture():
 
 
 def test_fr_reparameterises_feature_layer_of_both_networks():
-    model = tiny_model(technique="fr", fr=FRConfig(4, 4, 2, 0.05))
+    model = tiny_model(technique="fr", fr=FRConfig(low_freqs=4, high_freqs=4, phases=2, alpha=0.05))
     for f in (model.field_coarse, model.field_fine):
         assert isinstance(f.feature_linear, FourierLinear)
         assert sum(isinstance(m, FourierLinear) for m in f.modules()) == 1
@@ -122,7 +122,7 @@ def test_lpips_never_downloads(tmp_path, monkeypatch):
 @pytest.mark.parametrize("technique", ["none", "fr"])
 def test_entk_of_sampled_points_uses_hooks_and_matches_jacobian(float64, technique):
     torch.manual_seed(0)
-    field = NeRFPytorchField(depth=8, width=16, fr=FRConfig(4, 4, 2, 0.05) if technique == "fr" else None)
+    field = NeRFPytorchField(depth=8, width=16, fr=FRConfig(low_freqs=4, high_freqs=4, phases=2, alpha=0.05) if technique == "fr" else None)
     net = SampledPointOutputs(field)
     assert _linear_layers(net) is not None, "all parameters in linear layers: the fast hook path"
     x = torch.cat([torch.randn(12, 3), torch.nn.functional.normalize(torch.randn(12, 3), dim=-1)], dim=-1)

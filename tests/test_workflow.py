@@ -105,7 +105,7 @@ def test_image_branch_end_to_end(workdir):
         assert r["paper_value"] == ""  # embedded images have no paper counterpart
         assert "TEST scale" in r["scale"]  # every CSV row says its scale
     assert "TEST scale" in (tables / "table1_image_average.md").read_text()
-    for fig in ("fig4_image_crops.png", "fig10_image_visual.png"):
+    for fig in ("fig4_image_crops.png", "fig10_image_visual.png", "image_training_curves.png", "image_ours_vs_paper.png"):
         assert (workdir / "results" / "pytest_tiny" / "figures" / fig).stat().st_size > 1000
     cell = workdir / "work" / "pytest_tiny" / "image" / "astronaut" / "SIREN-IGA"
     prov = json.loads((cell / "provenance.json").read_text())

@@ -123,12 +123,22 @@ def _specificity(pattern: str) -> tuple:
     return ("/" in pattern, not wild, literal)
 
 
+def task_settings(config: dict, task: str, _seen: tuple = ()) -> dict:
+    """``tasks.<task>.settings`` on top of those of ``settings_from`` (image_ablation: the image task's)."""
+    sec = task_section(config, task)
+    src = sec.get("settings_from")
+    if src in _seen + (task,):
+        raise ConfigError(f"tasks.{task}.settings_from={src!r} makes a cycle")
+    base = task_settings(config, src, _seen + (task,)) if src else {}
+    return deep_merge(base, sec.get("settings") or {})
+
+
 def resolve_settings(config: dict, cell: Cell) -> dict:
     """The cell's complete settings: {"model", "adjuster", "optim", "train", "task"} (JSON-able)."""
     sec = task_section(config, cell.task)
     if cell.base_method not in METHOD_DEFAULTS:
         raise ConfigError(f"method={cell.base_method!r} is not allowed; choose one of {sorted(METHOD_DEFAULTS)}")
-    settings = deep_merge(sec.get("settings", {}), METHOD_DEFAULTS[cell.base_method])
+    settings = deep_merge(task_settings(config, cell.task), METHOD_DEFAULTS[cell.base_method])
     settings.setdefault("model", {})["architecture"] = cell.arch
     if cell.variant is not None:
         variants = sec.get("variants", {})

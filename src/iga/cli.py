@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "iga.commands.data",
     "iga.commands.image",
     "iga.commands.report",
+    "iga.commands.figures",
     "iga.commands.ablation",
     "iga.commands.toy",
     "iga.commands.occupancy",
@@ -25,9 +26,18 @@ COMMAND_MODULES = (
 )
 
 
+def version_text() -> str:
+    """The package version, and the results version: bumped when a code change alters results, it is
+    a param of every training rule (docs/CLUSTER.md), so it says which cells a checkout would retrain."""
+    from . import __results_version__, __version__
+    return f"iga-repro {__version__} (results version {__results_version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iga", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print iga-repro's version and results version, then exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         try:

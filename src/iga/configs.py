@@ -212,6 +212,7 @@ class TaskSection(Strict):
     architectures: List[str] = []
     methods: List[str] = []
     settings: Dict[str, Any] = {}  # validated per cell by the task's CellSettings model
+    settings_from: Optional[str] = None  # another task whose settings these start from (one copy, no drift)
     variants: Dict[str, Dict[str, Any]] = {}
     overrides: Dict[str, Optional[Dict[str, Any]]] = {}
     grids: Dict[str, "Grid"] = {}

@@ -108,6 +108,9 @@ def validate_config(config: dict) -> WorkflowConfig:
         section = getattr(cfg.tasks, task)
         if section is None or not section.enabled:
             continue
+        if section.settings_from is not None and getattr(cfg.tasks, section.settings_from, None) is None:
+            raise ConfigError(f"tasks.{task}.settings_from={section.settings_from!r} is not a configured task; "
+                              f"configured: {[t for t in TASKS if getattr(cfg.tasks, t) is not None]}")
         _check_overrides(section, task)
         model = TASKS[task].cell
         for group in [None] + sorted(section.grids):

@@ -127,9 +127,8 @@ if enabled("image_ablation"):
                     caption=f"../report/ablation_{t.split('_')[0]}.rst",
                 )
                 for t in ABL_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in ABL_TABLES],
         log:
             f"{LOGS}/report/tables_image_ablation.log",
         params:

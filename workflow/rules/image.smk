@@ -63,9 +63,8 @@ if enabled("image"):
                     caption="../report/table.rst",
                 )
                 for t in IMAGE_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in IMAGE_TABLES],
         log:
             f"{LOGS}/report/tables_image.log",
         params:
@@ -106,4 +105,25 @@ if enabled("image"):
             " --items {params.visual_items} --archs {params.archs} --scale-note {params.note:q}"
             " --out {output.visual}) > {log} 2>&1"
 
-    TARGETS += rules.tables_image.output + rules.figures_image.output
+    rule figures_image_curves:
+        input:
+            metrics=cell_outputs("image", "metrics.json"),  # train_log.jsonl sits beside each
+            long=rules.collect_image.output,
+        output:
+            curves=report(f"{RESULTS}/figures/image_training_curves.png", category="2D images",
+                          caption="../report/training_curves.rst"),
+            vs_paper=report(f"{RESULTS}/figures/image_ours_vs_paper.png", category="2D images",
+                            caption="../report/ours_vs_paper.rst"),
+        log:
+            f"{LOGS}/report/figures_image_curves.log",
+        params:
+            cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
+            logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
+            note=SCALE_NOTE,
+        shell:
+            "(iga figure-curves --metric psnr --title 'Image fitting: training PSNR (batch) per method'"
+            " --scale-note {params.note:q} --out {output.curves} {params.logs}"
+            " && iga figure-vs-paper --task image --scale-note {params.note:q} --out {output.vs_paper}"
+            " {input.long}) > {log} 2>&1"
+
+    TARGETS += rules.tables_image.output + rules.figures_image.output + rules.figures_image_curves.output

@@ -93,9 +93,8 @@ if enabled("nerf"):
                 report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t,
                        caption="../report/table.rst")
                 for t in NERF_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in NERF_TABLES],
         log:
             f"{LOGS}/report/tables_nerf.log",
         params:
@@ -119,5 +118,17 @@ if enabled("nerf"):
         shell:
             "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
 
-    TARGETS += rules.tables_nerf.output + rules.figure_nerf.output
+    rule figure_nerf_vs_paper:
+        input:
+            rules.collect_nerf.output,
+        output:
+            report(f"{RESULTS}/figures/nerf_ours_vs_paper.png", category="NeRF", caption="../report/ours_vs_paper.rst"),
+        log:
+            f"{LOGS}/report/figure_nerf_vs_paper.log",
+        params:
+            note=NERF_NOTE,
+        shell:
+            "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+
+    TARGETS += rules.tables_nerf.output + rules.figure_nerf.output + rules.figure_nerf_vs_paper.output
     COST_INPUTS += cell_outputs("nerf", "metrics.json")

@@ -224,9 +224,8 @@ if enabled("occupancy"):
                     caption="../report/table.rst",
                 )
                 for t in OCC_TABLES
-                for ext in ("csv", "md")
+                for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
-            [f"{RESULTS}/tables/{t}.tex" for t in OCC_TABLES],
         log:
             f"{LOGS}/report/tables_occupancy.log",
         params:
@@ -261,6 +260,27 @@ if enabled("occupancy"):
             " --item {params.item:q} --archs {params.archs:q} --view-axis {params.view:q}"
             " --scale-note {params.note:q} --out {output} > {log} 2>&1"
 
-    TARGETS += rules.tables_occupancy.output + rules.figures_occupancy.output
+    rule figures_occupancy_curves:
+        input:
+            metrics=cell_outputs("occupancy", "metrics.json"),  # epochs.jsonl sits beside each
+            long=rules.collect_occupancy.output,
+        output:
+            curves=report(f"{RESULTS}/figures/occupancy_training_curves.png", category="3D occupancy",
+                          caption="../report/training_curves.rst"),
+            vs_paper=report(f"{RESULTS}/figures/occupancy_ours_vs_paper.png", category="3D occupancy",
+                            caption="../report/ours_vs_paper.rst"),
+        log:
+            f"{LOGS}/report/figures_occupancy_curves.log",
+        params:
+            cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
+            logs=lambda wc, input: " ".join(str(Path(m).with_name("epochs.jsonl")) for m in input.metrics),
+            note=OCC_NOTE,
+        shell:
+            "(iga figure-curves --metric iou --title '3D occupancy: IoU of the evaluated epochs per method'"
+            " --scale-note {params.note:q} --out {output.curves} {params.logs}"
+            " && iga figure-vs-paper --task occupancy --scale-note {params.note:q} --out {output.vs_paper}"
+            " {input.long}) > {log} 2>&1"
+
+    TARGETS += rules.tables_occupancy.output + rules.figures_occupancy.output + rules.figures_occupancy_curves.output
     if "COST_INPUTS" in globals():  # the cross-task cost table (common.smk), when present
         COST_INPUTS += cell_outputs("occupancy", "metrics.json")

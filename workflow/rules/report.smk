@@ -1,1 +1,102 @@
-# Cross-task outputs: the provenance index of every finished cell (all tasks append to TARGETS).
+# The readable `snakemake --report` (README › Report): a landing page (../report/workflow.rst) that says
+# what this is, the preset's scale, and links every table and figure; each table and figure shown inline.
+#
+# Snakemake shows HTML results inline but offers other files only as downloads, and shows a PNG without
+# its caption, centred so that a tall one loses its top. So each task's rules keep marking their outputs
+# with report(...) as usual, and this file (included after them) turns every marked table (NAME.md) and
+# figure (PNG) among TARGETS into a small standalone HTML page (`iga report-page`) marked with the same
+# category, subcategory and caption; the page replaces the file in the report. A table's .csv and .tex
+# stay as downloads. results/{preset}/FINDINGS.md, where present, is shown too.
+import os as _os
+import re as _re
+
+report: "../report/workflow.rst"
+
+REPORT_PAGES = f"{RESULTS}/report"
+
+
+def _caption_path(report_obj):
+    """The caption file of a report() flag (Snakemake stores it resolved), or None."""
+    cap = report_obj.caption
+    if cap is None:
+        return None
+    return _os.path.relpath(str(cap.get_path_or_uri(secret_free=True) if hasattr(cap, "get_path_or_uri") else cap))
+
+
+def _page_entries():
+    """{(kind, name): (source file, report flag)} of every marked table (.md) and figure among TARGETS.
+
+    The flags live on the rules' own output files (`rules.<name>.output`, as TARGETS holds it, is a
+    copy without them), so they are read and moved there."""
+    wanted = {str(t) for t in TARGETS}
+    outputs = {str(f): f for r in workflow.rules for f in r.output if str(f) in wanted}
+    entries = {}
+    for path, f in outputs.items():
+        flag = f.flags.get("report")
+        if flag is None:
+            continue
+        if path.endswith(".md") and "/tables/" in path:
+            kind = "tables"
+        elif path.endswith((".png", ".jpg", ".svg")):
+            kind = "figures"
+        else:
+            continue  # .csv, .tex and the like stay downloads
+        entries[(kind, Path(path).stem)] = (path, flag)
+        del f.flags["report"]  # its page shows it (a figure: with the caption visible)
+    return entries
+
+
+REPORT_ENTRIES = _page_entries()
+_FINDINGS = f"{RESULTS}/FINDINGS.md"
+
+
+def _caption_input(kind):
+    def get(wildcards):
+        cap = _caption_path(REPORT_ENTRIES[(kind, wildcards.name)][1])
+        return [cap] if cap else []
+    return get
+
+
+for _kind, _src_key, _flag in (("tables", "markdown", "--markdown"), ("figures", "figure", "--figure")):
+    _names = sorted(n for k, n in REPORT_ENTRIES if k == _kind)
+    if not _names:
+        continue
+
+    rule:
+        name:
+            f"report_page_{_kind}"
+        input:
+            src=lambda wc, k=_kind: REPORT_ENTRIES[(k, wc.name)][0],
+            caption=lambda wc, k=_kind: _caption_input(k)(wc),
+        output:
+            report(
+                f"{REPORT_PAGES}/{_kind}/{{name}}.html",
+                category=lambda wc, k=_kind: REPORT_ENTRIES[(k, wc.name)][1].category,
+                subcategory=lambda wc, k=_kind: REPORT_ENTRIES[(k, wc.name)][1].subcategory,
+            ),
+        wildcard_constraints:
+            name="|".join(_re.escape(n) for n in _names),
+        log:
+            f"{LOGS}/report/page_{_kind}_{{name}}.log",
+        params:
+            flag=_flag,
+            caption=lambda wc, input: f"--caption {shlex.quote(input.caption[0])}" if input.caption else "",
+        shell:
+            "iga report-page {params.flag} {input.src:q} {params.caption} --out {output:q} > {log} 2>&1"
+
+    TARGETS += [f"{REPORT_PAGES}/{_kind}/{n}.html" for n in _names]
+
+
+if _os.path.exists(_FINDINGS):
+
+    rule report_page_findings:
+        input:
+            _FINDINGS,
+        output:
+            report(f"{REPORT_PAGES}/FINDINGS.html", category="Findings"),
+        log:
+            f"{LOGS}/report/page_findings.log",
+        shell:
+            "iga report-page --markdown {input:q} --out {output:q} > {log} 2>&1"
+
+    TARGETS += rules.report_page_findings.output

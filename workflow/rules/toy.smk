@@ -129,6 +129,26 @@ if enabled("toy"):
 
         TARGETS += rules.tables_toy_exp2.output + rules.figures_toy_exp2.output
 
+    if TOY_EXPS:
+        rule figures_toy_curves:
+            input:
+                metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
+            output:
+                report(f"{RESULTS}/figures/toy_training_curves.png", category=TOY_CAT,
+                       caption="../report/training_curves.rst"),
+            log:
+                f"{LOGS}/report/figures_toy_curves.log",
+            params:
+                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
+                logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
+                note=TOY_NOTE,
+            shell:
+                "iga figure-curves --metric mse --panels item-arch"
+                " --title 'Toy studies: training MSE per method (the paper reports these as figures, no table)'"
+                " --scale-note {params.note:q} --out {output} {params.logs} > {log} 2>&1"
+
+        TARGETS += rules.figures_toy_curves.output
+
     try:  # the cost table (rule cost_table) reads every training cell's result record
         COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
     except NameError:

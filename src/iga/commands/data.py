@@ -145,7 +145,7 @@ def register(sub) -> None:
     p.set_defaults(func=_download)
 
     p = sub.add_parser("extract", help="safely extract a .zip/.tar(.gz)/.tgz/.gz archive")
-    p.add_argument("--archive", required=True)
+    p.add_argument("--archive", required=True, help='archive to extract (.zip, .tar, .tar.gz, .tgz, .gz)')
     p.add_argument("--out", required=True, help="target folder (replaced atomically)")
     p.add_argument("--subdir", help="keep only this top-level folder of the archive as --out")
     from ..data.archives import ExtractLimits  # stdlib only: cheap at CLI start-up

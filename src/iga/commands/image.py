@@ -27,15 +27,15 @@ def _train_image(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("make-image", help="write an embedded (scikit-image) picture as a PNG")
-    p.add_argument("--name", required=True)
-    p.add_argument("--width", type=int, required=True)
-    p.add_argument("--height", type=int, required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--name", required=True, help='scikit-image picture name, e.g. astronaut')
+    p.add_argument("--width", type=int, required=True, help='width in pixels after resizing')
+    p.add_argument("--height", type=int, required=True, help='height in pixels after resizing')
+    p.add_argument("--out", required=True, help='PNG to write')
     p.set_defaults(func=_make_image)
 
     p = sub.add_parser("train-image", help="train one image cell and write its metrics")
     add_cell_arguments(p, "image/kodim03/PE-IGA")
-    p.add_argument("--image", required=True)
+    p.add_argument("--image", required=True, help="the item's image (PNG)")
     p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
     p.add_argument("--no-lpips", nargs="?", const="LPIPS disabled in config (lpips.enabled: false)", default=None,
                    metavar="REASON", help="do not compute LPIPS; report it missing with REASON")

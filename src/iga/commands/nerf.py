@@ -5,7 +5,19 @@ nerfstudio is imported only when `nerf-train` runs, so the rest of the CLI works
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
+
+from ..nerf.cell_settings import NeRFAdjuster, NeRFRun
+
+
+def add_model_arguments(parser, model) -> None:
+    """One --flag per field of a settings model: type, default, choices and help come from the model."""
+    for name, field in model.model_fields.items():
+        choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
+        kind = type(choices[0]) if choices else field.annotation
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=field.default, choices=choices,
+                            help=f"{field.description + '; ' if field.description else ''}default {field.default}")
 
 
 def _nerf_scene(args) -> int:
@@ -24,7 +36,7 @@ def _nerf_train(args) -> int:
         from ..configs import ConfigError
         raise ConfigError("nerf-train needs nerfstudio: pip install 'iga-repro[nerf]' (nerfstudio==1.1.5)")
     import torch
-    from ..nerf.run import NeRFRunSettings, run
+    from ..nerf.run import run
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.settings:  # a workflow cell: everything comes from its resolved settings
@@ -33,18 +45,16 @@ def _nerf_train(args) -> int:
         metrics = run(settings)
         print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
         return 0
+    from ..nerf.cell_settings import to_run_settings
     extra = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
         extra[key] = json.loads(value)
-    settings = NeRFRunSettings(
-        method=args.method, data=args.data, out=args.out, iterations=args.iterations, end=args.end,
-        lr_schedule=args.lr_schedule, device=args.device, downscale=args.downscale, testskip=args.testskip,
-        num_rays=args.num_rays, coarse_samples=args.coarse_samples, fine_samples=args.fine_samples,
-        net_width=args.net_width, net_depth=args.net_depth, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, eval_chunk=args.eval_chunk,
-        lpips_status_file=args.lpips_status, cell=args.cell or "", extra=extra)
-    metrics = run(settings)
+    # the same cell-settings model as the workflow's cells: one declaration of every flag and default
+    cell = {"run": {name: getattr(args, name) for name in NeRFRun.model_fields},
+            "adjuster": {"kind": "iga" if args.method == "iga-nerf" else "vanilla", "end": args.end},
+            "model": {"technique": "fr" if args.method == "nerf-fr" else "none"}, "set": extra}
+    metrics = run(to_run_settings(cell, args.data, args.out, args.cell or "", args.lpips_status))
     print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
     return 0
 
@@ -58,18 +68,18 @@ def _figure_nerf(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("figure-nerf", help="paper Fig. 12: test-view renders per method with crops")
     p.add_argument("--item", required=True, help="scene shown")
-    p.add_argument("--view", type=int, default=0)
-    p.add_argument("--scale-note", default="")
-    p.add_argument("--out", required=True)
+    p.add_argument("--view", type=int, default=0, help='index of the test view shown (default 0)')
+    p.add_argument("--scale-note", default="", help="the run's scale, printed in the figure title")
+    p.add_argument("--out", required=True, help='output (figure PNG or scene folder)')
     p.add_argument("metrics_files", nargs="+", help="the NeRF cells' metrics.json")
     p.set_defaults(func=_figure_nerf)
 
     p = sub.add_parser("nerf-scene", help="write the embedded analytic Blender-format scene")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help='output (figure PNG or scene folder)')
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--n-train", type=int, default=24)
-    p.add_argument("--n-val", type=int, default=4)
-    p.add_argument("--n-test", type=int, default=4)
+    p.add_argument("--n-train", type=int, default=24, help='training views (default 24)')
+    p.add_argument("--n-val", type=int, default=4, help='validation views (default 4)')
+    p.add_argument("--n-test", type=int, default=4, help='test views (default 4)')
     p.add_argument("--samples-per-ray", type=int, default=256, help="quadrature samples of the renderer")
     p.add_argument("--supersample", type=int, default=2, help="s×s rays per pixel")
     p.set_defaults(func=_nerf_scene)
@@ -80,21 +90,9 @@ def register(sub) -> None:
                    help="nerf → ns method iga-nerf-vanilla, nerf-fr → iga-nerf-fr, iga-nerf → iga-nerf")
     p.add_argument("--data", required=True, help="Blender-format scene folder (transforms_*.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, renders, metrics.json")
-    p.add_argument("--iterations", type=int, default=200_000, help="total training steps (paper: 200000)")
-    p.add_argument("--end", type=int, default=25, help="IGA balanced eigenvalues (paper: 25; ficus 30)")
-    p.add_argument("--lr-schedule", choices=["nerf-pytorch", "official"], default="nerf-pytorch",
-                   help="nerf-pytorch: 5e-4·0.1^(step/500k); official: constant 5e-5 (official IGA code)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--downscale", type=int, default=2, help="image downscale (2 = nerf-pytorch half_res)")
-    p.add_argument("--testskip", type=int, default=8, help="every N-th test view (nerf-pytorch: 8)")
-    p.add_argument("--num-rays", type=int, default=1024, help="rays per step = IGA groups (paper: 1024)")
-    p.add_argument("--coarse-samples", type=int, default=64)
-    p.add_argument("--fine-samples", type=int, default=128)
-    p.add_argument("--net-width", type=int, default=256)
-    p.add_argument("--net-depth", type=int, default=8)
-    p.add_argument("--seed", type=int, default=4096)
-    p.add_argument("--checkpoint-every", type=int, default=5000)
-    p.add_argument("--eval-chunk", type=int, default=4096, help="rays per chunk when rendering test views")
+    add_model_arguments(p, NeRFRun)
+    p.add_argument("--end", type=int, default=NeRFAdjuster.model_fields["end"].default,
+                   help="IGA: the top `end` eigenvalues are balanced (paper: 25; ficus 30); < --num-rays")
     p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
     p.add_argument("--cell", help="cell id recorded in provenance.json")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -87,12 +87,12 @@ def _train(args) -> int:
 
 def _figure(args) -> int:
     from ..report.occupancy_figures import figure_occupancy
-    from .report import parse_cell_path
+    from ..cells import Cell
     preds = {}
     for path in args.preds:
-        c = parse_cell_path(Path(path).with_name("metrics.json"))
-        if c["item"] == args.item:
-            preds[(c["arch"], c["method"])] = Path(path)
+        c = Cell.from_path(Path(path))
+        if c.item == args.item:
+            preds[(c.arch, c.method)] = Path(path)
     figure_occupancy(Path(args.volume), args.crop, preds, args.archs.split(","), Path(args.out),
                      title=f"{args.item}: best-state occupancy per method (IoU), enlarged region in red "
                            f"[{args.scale_note}]", view_axis=args.view_axis)
@@ -102,29 +102,29 @@ def _figure(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("make-shape", help="write a procedural watertight mesh (analytic SDF → marching cubes)")
     p.add_argument("--name", required=True, help="bumpy or sphere")
-    p.add_argument("--sdf-resolution", type=int, default=128)
+    p.add_argument("--sdf-resolution", type=int, default=128, help='grid of the marching cubes (default 128)')
     p.add_argument("--out", required=True, help=".ply file")
     p.set_defaults(func=_make_shape)
 
     p = sub.add_parser("voxelize", help="mesh (.ply/.ply.gz) → occupancy volume (.npz) in ACORN's convention")
     p.add_argument("--mesh", required=True, help="a PLY file, or a folder with --member")
     p.add_argument("--member", help="path of the PLY inside --mesh (searched by name if absent)")
-    p.add_argument("--resolution", type=int, required=True)
-    p.add_argument("--method", default="winding", choices=("winding", "parity"))
-    p.add_argument("--out", required=True)
+    p.add_argument("--resolution", type=int, required=True, help='voxels along the longest side')
+    p.add_argument("--method", default="winding", choices=("winding", "parity"), help='inside test: winding number (robust) or ray parity')
+    p.add_argument("--out", required=True, help='file to write (.npz volume; figure-occupancy: .png)')
     p.set_defaults(func=_voxelize)
 
     p = sub.add_parser("mat-to-volume", help="WIRE/FR-INR .mat ('hypercube') → occupancy volume (.npz)")
     p.add_argument("--mat", required=True, help="a .mat file, or a folder holding exactly one")
-    p.add_argument("--key", default="hypercube")
-    p.add_argument("--out", required=True)
+    p.add_argument("--key", default="hypercube", help='variable of the .mat holding the volume (default: hypercube)')
+    p.add_argument("--out", required=True, help='file to write (.npz volume; figure-occupancy: .png)')
     p.set_defaults(func=_mat_to_volume)
 
     p = sub.add_parser("downsample-volume", help="occupancy volume → a coarser one (block mean, thresholded)")
     p.add_argument("--volume", required=True, help="occupancy .npz (iga voxelize / mat-to-volume)")
     p.add_argument("--resolution", type=int, required=True, help="longest side after (must divide it)")
     p.add_argument("--threshold", type=float, default=0.5, help="occupied if this fraction of the block is")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help='file to write (.npz volume; figure-occupancy: .png)')
     p.set_defaults(func=_downsample_volume)
 
     p = sub.add_parser("train-occupancy", help="train one occupancy cell and write its metrics")
@@ -136,9 +136,9 @@ def register(sub) -> None:
     p.add_argument("--volume", required=True, help="the item's ground-truth volume (.npz)")
     p.add_argument("--crop", default="official", help="task.crop of the cells (the predictions' grid)")
     p.add_argument("--preds", nargs="+", required=True, help="pred_occupancy.npz files of the cells")
-    p.add_argument("--item", required=True)
-    p.add_argument("--archs", default="ReLU,PE,SIREN")
+    p.add_argument("--item", required=True, help='item (shape) shown')
+    p.add_argument("--archs", default="ReLU,PE,SIREN", help='comma-separated architectures, one row each')
     p.add_argument("--view-axis", default="auto", help="x, y, z (0, 1, 2) or auto (the shortest extent)")
-    p.add_argument("--scale-note", default="")
-    p.add_argument("--out", required=True)
+    p.add_argument("--scale-note", default="", help="the run's scale, printed in the figure title")
+    p.add_argument("--out", required=True, help='file to write (.npz volume; figure-occupancy: .png)')
     p.set_defaults(func=_figure)

@@ -49,7 +49,22 @@ def _fig_image(args) -> int:
     else:
         items = args.items or sorted(gts)[:2]
         figure_visual({i: gts[i] for i in items}, recons, args.archs.split(","), Path(args.out),
-                      f"Reconstructions per method (PSNR of the shown image) [{args.scale_note}]")
+                      f"Reconstructions per method; PSNR: the cell's best float state, as in Table 6"
+                      f" (the image shown is its 8-bit rendering) [{args.scale_note}]")
+    return 0
+
+
+def _page(args) -> int:
+    from ..provenance import atomic_file
+    from ..report.pages import figure_page, markdown_page
+    caption = Path(args.caption).read_text() if args.caption else ""
+    src = Path(args.markdown or args.figure)
+    if not src.is_file():
+        raise ConfigError(f"report-page: {src} does not exist; give an existing Markdown file or figure")
+    text = markdown_page(src, caption) if args.markdown else figure_page(src, caption, args.title)
+    with atomic_file(Path(args.out)) as f:
+        f.write(text)
+    print(args.out)
     return 0
 
 
@@ -72,7 +87,7 @@ def register(sub) -> None:
     p.set_defaults(func=_tables)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
-    p.add_argument("--kind", choices=("crops", "visual"), required=True)
+    p.add_argument("--kind", choices=("crops", "visual"), required=True, help='crops: paper Fig. 4; visual: paper Fig. 10')
     p.add_argument("--gt", nargs="+", required=True, help="ITEM=PATH of the ground-truth images")
     p.add_argument("--recons", nargs="+", required=True, help="recon.png files of the cells")
     p.add_argument("--items", nargs="*", help="items shown (crops: the first; default: the first one or two)")
@@ -81,3 +96,12 @@ def register(sub) -> None:
     p.add_argument("--scale-note", default="", help="the run's scale, printed in the figure title")
     p.add_argument("--out", required=True, help="PNG to write")
     p.set_defaults(func=_fig_image)
+
+    p = sub.add_parser("report-page", help="a table/Markdown note or a figure → a standalone HTML page for the report")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--markdown", help="Markdown file (a table's NAME.md, FINDINGS.md) shown as HTML")
+    src.add_argument("--figure", help="image (.png, .jpg, .svg) embedded in the page")
+    p.add_argument("--caption", help="caption file (reStructuredText, as for Snakemake's report) shown on the page")
+    p.add_argument("--title", default="", help="figure page title (default: the file name)")
+    p.add_argument("--out", required=True, help="HTML page to write")
+    p.set_defaults(func=_page)

@@ -18,19 +18,20 @@ BLENDER_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic
 class NeRFRun(Strict):
     """What a cell may set under ``run`` (paths, cell id and the method come from the workflow)."""
 
-    iterations: int = Field(200_000, ge=1)
-    lr_schedule: Literal["official", "nerf-pytorch"] = "nerf-pytorch"
-    device: str = Field("auto", pattern=DEVICE_RE)
-    downscale: int = Field(2, ge=1)
-    testskip: int = Field(8, ge=1)
-    num_rays: int = Field(1024, ge=2)
-    coarse_samples: int = Field(64, ge=1)
-    fine_samples: int = Field(128, ge=1)
-    net_width: int = Field(256, ge=1)
-    net_depth: int = Field(8, ge=1)
-    seed: int = 4096
-    checkpoint_every: int = Field(5000, ge=1)
-    eval_chunk: int = Field(4096, ge=1)
+    iterations: int = Field(200_000, ge=1, description="total training steps (paper: 200000)")
+    lr_schedule: Literal["official", "nerf-pytorch"] = Field(
+        "nerf-pytorch", description="nerf-pytorch: 5e-4*0.1^(step/500k); official: constant 5e-5 (official IGA code)")
+    device: str = Field("auto", pattern=DEVICE_RE, description="auto | cpu | cuda | cuda:N")
+    downscale: int = Field(2, ge=1, description="image downscale (2 = nerf-pytorch half_res)")
+    testskip: int = Field(8, ge=1, description="every N-th test view (nerf-pytorch: 8)")
+    num_rays: int = Field(1024, ge=2, description="rays per step = IGA groups (paper: 1024)")
+    coarse_samples: int = Field(64, ge=1, description="stratified samples per ray")
+    fine_samples: int = Field(128, ge=1, description="importance samples per ray")
+    net_width: int = Field(256, ge=1, description="units per layer")
+    net_depth: int = Field(8, ge=1, description="layers")
+    seed: int = Field(4096, description="random seed")
+    checkpoint_every: int = Field(5000, ge=1, description="steps between checkpoints")
+    eval_chunk: int = Field(4096, ge=1, description="rays per chunk when rendering test views")
 
 
 class NeRFAdjuster(Strict):

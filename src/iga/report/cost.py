@@ -151,7 +151,7 @@ def layout(df: pd.DataFrame, scale_note: str) -> render.Layout:
                          notes=[f"Missing or marked: {n}" for n in notes] if len(df) else ["No training cells in this run."])
 
 
-def cost_figure(df: pd.DataFrame, out: Path, title: str) -> None:
+def cost_figure(df: pd.DataFrame, out: Path, title: str):
     """Three panels over the trained cells: Σ job wall time per task; time per iteration and peak memory per cell."""
     import matplotlib
     matplotlib.use("Agg")
@@ -169,6 +169,7 @@ def cost_figure(df: pd.DataFrame, out: Path, title: str) -> None:
         totals = t.groupby("task", sort=False).job_wall_time_s.sum()
         ax.bar(range(len(tasks)), [totals[k] for k in tasks], color="#4c72b0")
         ax.set_xticks(range(len(tasks)), [f"{k}\n{(t.task == k).sum()} cells" for k in tasks], fontsize=8)
+        ax.set_xlabel("task")
         ax.set_ylabel("Σ job wall time (s)")
         ax.set_title("Job wall time per task (result records)")
         base = t.method.str.split("-").str[0]
@@ -184,11 +185,17 @@ def cost_figure(df: pd.DataFrame, out: Path, title: str) -> None:
                 ax.scatter(x, s[col].astype(float) * scale, s=18, color=colors[b], label=b, alpha=0.85)
             ax.set_xticks(range(len(tasks)), tasks, rotation=20)
             ax.set_xlim(-0.6, len(tasks) - 0.4)
+            ax.set_xlabel("task")
             ax.set_ylabel(ylabel)
             ax.set_title(ttl)
+            for i, k in enumerate(tasks):  # an empty column says why instead of looking like a bug
+                if not t[(t.task == k) & t[col].notna()].shape[0]:
+                    ax.text(i, 0.5, "not recorded\nfor this task's\ncells", transform=ax.get_xaxis_transform(),
+                            ha="center", va="center", fontsize=7, color="0.4")
         handles, labels = axes[1].get_legend_handles_labels()
         if handles:
-            fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False)
+            fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False,
+                       title="method (colour)", title_fontsize=8)
     devices = sorted(set(df.device.replace("", "unknown")))
     fig.suptitle("\n".join(textwrap.wrap(title, 150)) + f"\ndevice(s): {', '.join(devices) if devices else '—'}",
                  fontsize=10)
@@ -197,6 +204,7 @@ def cost_figure(df: pd.DataFrame, out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def write_cost(metrics_files: Sequence[Path], datasets: Dict[str, str], out_csv: Path, out_md: Path,

@@ -48,6 +48,18 @@ def _busiest_box(gt: np.ndarray, frac: float = 0.3) -> Tuple[int, int, int, int]
     return pos[0], pos[1], ch, cw
 
 
+def cell_psnr(recon: Path, img: np.ndarray, gt: np.ndarray) -> Tuple[float, str]:
+    """The PSNR shown under a reconstruction: the cell's metrics.json value (best float state, the number
+    Table 6 prints) when it sits beside ``recon``, else the PSNR of the 8-bit image (marked as such)."""
+    import json
+    m = Path(recon).with_name("metrics.json")
+    if m.exists():
+        value = json.loads(m.read_text()).get("psnr")
+        if value is not None:
+            return float(value), "dB"
+    return psnr(img, gt), "dB (8-bit image)"
+
+
 def residual_spectrum(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """log(1 + |F(pred − gt)|) of the grey residual, zero frequency at the centre."""
     r = (pred - gt).mean(-1)
@@ -69,29 +81,36 @@ def figure_crops(gt_path: Path, recons: Dict[str, Path], arch: str, out: Path, t
     specs = {m: residual_spectrum(p[t:t + ch, l:l + cw], gt[t:t + ch, l:l + cw]) for m, p in preds.items()}
     vmax = max(s.max() for s in specs.values()) if specs else 1.0
     ncol = len(methods) + 1
-    fig, ax = plt.subplots(3, ncol, figsize=(2.6 * ncol, 7.2), squeeze=False)
-    panels = [("Ground truth", gt, None)] + [(f"{_label(arch, m)}\n{psnr(preds[m], gt):.2f} dB", preds[m], m) for m in methods]
+    fig, ax = plt.subplots(3, ncol, figsize=(2.6 * ncol + 0.8, 7.4), squeeze=False, layout="constrained")
+    panels = [("Ground truth", gt, None)] + [
+        (f"{_label(arch, m)}\n" + "{:.2f} {}".format(*cell_psnr(recons[m], preds[m], gt)), preds[m], m) for m in methods]
     for j, (name, img, m) in enumerate(panels):
         ax[0, j].imshow(np.clip(img, 0, 1))
         ax[0, j].add_patch(Rectangle((l, t), cw, ch, fill=False, edgecolor="red", linewidth=1.5))
         ax[0, j].set_title(name, fontsize=9)
         ax[1, j].imshow(np.clip(img[t:t + ch, l:l + cw], 0, 1), interpolation="nearest")
         if m is None:
-            ax[2, j].text(0.5, 0.5, "residual spectrum\nof the crop\n(log |F(pred − gt)|)",
+            ax[2, j].text(0.5, 0.5, "residual spectrum\nof the crop\n(blue: small error,\nred: large)",
                           ha="center", va="center", fontsize=8, transform=ax[2, j].transAxes)
         else:
             ax[2, j].imshow(specs[m], cmap="jet", vmin=0, vmax=vmax)
         for i in range(3):
             ax[i, j].set_xticks([])
             ax[i, j].set_yticks([])
-    ax[1, 0].set_ylabel("enlarged crop")
-    ax[2, 1].set_ylabel("residual spectrum")
+    ax[0, 0].set_ylabel("full image", fontsize=8)
+    ax[1, 0].set_ylabel("enlarged crop", fontsize=8)
+    ax[2, 1].set_ylabel("residual spectrum\nof the crop", fontsize=8)
+    ax[2, 0].set_axis_off()  # the text panel: the spectra's legend
+    if specs:
+        cb = fig.colorbar(ax[2, -1].images[0], ax=ax[2, :].tolist(), shrink=0.9, pad=0.01)
+        cb.set_label(r"$\log(1 + |\mathcal{F}(\mathrm{pred} - \mathrm{gt})|)$", fontsize=8)
     import textwrap
-    fig.suptitle("\n".join(textwrap.wrap(title, 120)), fontsize=10)
-    fig.tight_layout()
+    fig.suptitle("\n".join(textwrap.wrap(title + " PSNR: the cell's best float state, as in Table 6.",
+                                          24 * ncol)), fontsize=9)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def figure_visual(gts: Dict[str, Path], recons: Dict[Tuple[str, str, str], Path], archs: Sequence[str],
@@ -105,26 +124,29 @@ def figure_visual(gts: Dict[str, Path], recons: Dict[Tuple[str, str, str], Path]
     methods = [m for m in METHOD_ORDER if any(k[2] == m for k in recons)]
     rows = [(i, a) for i in items for a in archs]
     ncol = len(methods) + 1
-    fig, ax = plt.subplots(len(rows), ncol, figsize=(2.4 * ncol, 1.9 * len(rows) + 0.6), squeeze=False)
+    fig, ax = plt.subplots(len(rows), ncol, figsize=(2.4 * ncol, 1.9 * len(rows) + 0.8), squeeze=False,
+                           layout="constrained")
     for r, (item, arch) in enumerate(rows):
         gt = _read(gts[item])
         ax[r, 0].imshow(gt)
         ax[r, 0].set_title(f"{item}: ground truth", fontsize=8)
+        ax[r, 0].set_ylabel(arch, fontsize=9)
         for j, m in enumerate(methods, start=1):
             p = recons.get((item, arch, m))
             if p is not None and Path(p).exists():
                 img = _read(p)
                 gt = _at_size(gt, img.shape)
                 ax[r, j].imshow(img)
-                ax[r, j].set_title(f"{_label(arch, m)} ({psnr(img, gt):.2f} dB)", fontsize=8)
+                ax[r, j].set_title("{} ({:.2f} {})".format(_label(arch, m), *cell_psnr(p, img, gt)), fontsize=8)
             else:
-                ax[r, j].text(0.5, 0.5, "not run", ha="center", va="center", transform=ax[r, j].transAxes)
+                ax[r, j].text(0.5, 0.5, "not run in this preset", ha="center", va="center",
+                              transform=ax[r, j].transAxes, fontsize=8)
         for j in range(ncol):
             ax[r, j].set_xticks([])
             ax[r, j].set_yticks([])
     import textwrap
-    fig.suptitle("\n".join(textwrap.wrap(title, 120)), fontsize=10)
-    fig.tight_layout()
+    fig.suptitle("\n".join(textwrap.wrap(title, 20 * ncol)), fontsize=9)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
+    return fig

@@ -52,6 +52,16 @@ def render(volume: np.ndarray, axis: int) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
+def present(img: np.ndarray, pad_frac: float = 0.04) -> np.ndarray:
+    """A rendering as shown: the longer side vertical (tall shapes stand upright, higher index up) and a
+    white margin, so a shape cropped to its bounding box does not run into the panel's frame."""
+    if img.shape[1] > img.shape[0]:
+        img = img.transpose(1, 0, 2)
+    img = img[::-1]
+    p = max(2, int(round(pad_frac * max(img.shape[:2]))))
+    return np.pad(img, ((p, p), (p, p), (0, 0)), constant_values=1.0)
+
+
 def detail_box(gt_img: np.ndarray, imgs: Sequence[np.ndarray], frac: float = 0.3) -> Tuple[int, int, int, int]:
     """(top, left, height, width) of the window where the methods disagree most with the ground
     truth (plus the ground truth's own detail): the region the paper's red boxes enlarge."""
@@ -60,6 +70,8 @@ def detail_box(gt_img: np.ndarray, imgs: Sequence[np.ndarray], frac: float = 0.3
     score = sum(np.abs(i - gt_img).sum(-1) for i in imgs) if len(imgs) else np.zeros((h, w))
     g = gt_img.mean(-1)
     score = score + 0.1 * (np.abs(np.gradient(g)[0]) + np.abs(np.gradient(g)[1]))
+    # only where the shape is: a box over background would enlarge nothing (blank crops)
+    score = score * (gt_img < 1.0).any(-1)
     ii = np.pad(score, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # integral image
     sums = ii[ch:, cw:] - ii[:-ch, cw:] - ii[ch:, :-cw] + ii[:-ch, :-cw]
     t, l = np.unravel_index(int(np.argmax(sums)), sums.shape)
@@ -77,7 +89,7 @@ def figure_occupancy(gt_volume: Path, crop_mode: str, preds: Dict[Tuple[str, str
     from ..tasks.occupancy import crop
     gt, _ = crop(load_volume(gt_volume)[0], crop_mode)
     axis = view_axis_of(gt.shape, view_axis)
-    gt_img = render(gt, axis)
+    gt_img = present(render(gt, axis))
     archs = [a for a in archs if any(k[0] == a for k in preds)]
     methods = [m for m in METHOD_ORDER if any(k[1] == m for k in preds)] + \
               sorted({k[1] for k in preds} - set(METHOD_ORDER))
@@ -87,11 +99,13 @@ def figure_occupancy(gt_volume: Path, crop_mode: str, preds: Dict[Tuple[str, str
         if v.shape != gt.shape:
             raise ValueError(f"{path}: prediction grid {v.shape} differs from the cropped ground truth {gt.shape}"
                              f" (crop mode {crop_mode!r})")
-        vols[key], imgs[key] = v, render(v, axis)
+        vols[key], imgs[key] = v, present(render(v, axis))
     t, l, ch, cw = detail_box(gt_img, list(imgs.values()))
     ncol = len(methods) + 1
     nrow = 2 * max(len(archs), 1)
-    fig, ax = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 2.3 * nrow), squeeze=False)
+    aspect = gt_img.shape[0] / gt_img.shape[1]
+    fig, ax = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, min(2.4 * aspect, 3.6) * nrow * 0.8 + 1.0),
+                           squeeze=False, layout="constrained")
     for r, arch in enumerate(archs):
         panels = [("Ground truth", gt_img)] + [
             (f"{_label(arch, m)}\nIoU {iou(vols[(arch, m)].view(np.uint8), gt.view(np.uint8)):.4f}"
@@ -102,18 +116,29 @@ def figure_occupancy(gt_volume: Path, crop_mode: str, preds: Dict[Tuple[str, str
             if img is not None:
                 top.imshow(img, interpolation="nearest")
                 top.add_patch(Rectangle((l - 0.5, t - 0.5), cw, ch, fill=False, edgecolor="red", linewidth=1.2))
-                bot.imshow(img[t:t + ch, l:l + cw], interpolation="nearest")
+                part = img[t:t + ch, l:l + cw]
+                bot.imshow(part, interpolation="nearest")
+                if (part >= 1.0).all():  # say why the crop is blank instead of showing an empty panel
+                    bot.text(0.5, 0.5, "no predicted voxel\nin the red box", ha="center", va="center",
+                             transform=bot.transAxes, fontsize=7, color="0.3")
+                if (img >= 1.0).all():
+                    top.text(0.5, 0.5, "prediction empty\nat the best state", ha="center", va="center",
+                             transform=top.transAxes, fontsize=7, color="0.3")
+            else:
+                for a in (top, bot):
+                    a.text(0.5, 0.5, "not run in this preset", ha="center", va="center", transform=a.transAxes,
+                           fontsize=7)
             top.set_title(name, fontsize=8)
             for a in (top, bot):
                 a.set_xticks([])
                 a.set_yticks([])
-        ax[2 * r, 0].set_ylabel(arch)
-        ax[2 * r + 1, 0].set_ylabel("enlarged")
+        ax[2 * r, 0].set_ylabel(f"{arch}: full view", fontsize=8)
+        ax[2 * r + 1, 0].set_ylabel(f"{arch}: red box enlarged", fontsize=8)
     import textwrap
-    fig.suptitle(textwrap.fill(title + f" (orthographic view along axis {'xyz'[axis]})", 30 * ncol),
-                 fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(textwrap.fill(title + f" (orthographic view along axis {'xyz'[axis]}, longer side vertical)",
+                               22 * ncol), fontsize=9)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return fig

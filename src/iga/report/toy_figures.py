@@ -22,11 +22,14 @@ import numpy as np
 
 from ..cells import Cell
 
-METHOD_LABELS = {"vanilla": "I (vanilla)", "NTK": "S (NTK)", "eNTK": "S̃ (eNTK)", "IGA": "S̃ₑ (IGA)"}
+# mathtext: the paper's symbols for the transformation matrices (I, S, S~, S~_e)
+METHOD_LABELS = {"vanilla": r"$I$ (vanilla)", "NTK": r"$S$ (NTK)", "eNTK": r"$\tilde{S}$ (eNTK)",
+                 "IGA": r"$\tilde{S}_e$ (IGA)"}
 METHOD_ORDER = ["vanilla", "NTK", "eNTK", "IGA"]
 METHOD_COLORS = {"vanilla": "0.3", "NTK": "tab:blue", "eNTK": "tab:orange", "IGA": "tab:green",
                  1: "tab:orange", 4: "tab:purple", 8: "tab:green"}
 HEAT_CMAP = "Blues"  # darker = larger error, as the paper's heatmaps
+DELTA_LABEL = r"relative error $\Delta_k = |\hat{r}_k| / |\hat{y}_k|$ (unitless, shown up to 1)"
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -101,11 +104,13 @@ def _plt():
     return plt
 
 
-def _heatmap(ax, steps, delta, labels, title, vmax=1.0, ylabels=True):
+def _heatmap(ax, steps, delta, labels, title, vmax=1.0, ylabels=True, ylabel="frequency component"):
     im = ax.imshow(np.clip(delta.T, 0, vmax), aspect="auto", origin="lower", cmap=HEAT_CMAP, vmin=0, vmax=vmax,
                    extent=(steps[0], steps[-1], -0.5, delta.shape[1] - 0.5), interpolation="nearest")
     ax.set_yticks(range(delta.shape[1]))
     ax.set_yticklabels(labels if ylabels else [], fontsize=7)
+    ax.set_ylabel(ylabel if ylabels else "", fontsize=7)
+    ax.set_xlabel("iteration", fontsize=7)
     ax.set_title(title, fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     return im
@@ -147,10 +152,12 @@ def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
         steps, delta = _mean_curve(group, "delta")
         labels = [f"k{i + 1} (bin {ref.m['bins'][i]})" for i in range(delta.shape[1])]
         ims = _heatmap(hax, steps, delta, labels, f"{METHOD_LABELS[base]}" + (f", end {end}" if base != "vanilla" else ""),
-                       heat_max, ylabels=(j == 0))
+                       heat_max)
     ax.set_yscale("log")
     ax.set_facecolor("0.93")
     ax.set_title(f"width {width}: MSE", fontsize=8)
+    ax.set_xlabel("iteration", fontsize=7)
+    ax.set_ylabel("training MSE (log scale)", fontsize=7)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6)
     return ims
@@ -158,7 +165,9 @@ def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
 
 def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[List[int]] = None,
                  end: int = 0, note: str = "") -> None:
+    """Writes the figures named in ``out``; returns {name: Figure}."""
     plt = _plt()
+    figs = {}
     index, cells = _exp1_index(cells)
     if not cells:
         raise ValueError("no exp1 cells given")
@@ -173,12 +182,12 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
         ims = None
         for r, w in enumerate(ws):
             ims = _exp1_row(fig, axes[r], index, cells, w, e, ref) or ims
-            axes[r][0].set_xlabel("iteration", fontsize=7)
-        _title(fig, f"Exp. 1 (paper Fig. 1): MSE and Δ_k over iterations, end = {e}", note)
+        _title(fig, rf"Exp. 1 (paper Fig. 1): MSE and $\Delta_k$ over iterations, end = {e}", note)
         if ims is not None:
-            fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label="Δ_k")
+            fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label=DELTA_LABEL)
         _save(fig, out["fig1"])
         plt.close(fig)
+        figs["fig1"] = fig
     if "fig6" in out:
         rows = [(w, e) for w in all_widths for e in ends]
         fig, axes = plt.subplots(len(rows), 5, figsize=(17, 2.6 * len(rows) + 0.8), squeeze=False, layout="constrained",
@@ -189,11 +198,13 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
             axes[r][0].set_title(f"width {w}, end {e}: MSE", fontsize=8)
         _title(fig, "Exp. 1 (paper Fig. 6): every width and end", note)
         if ims is not None:
-            fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.5, label="Δ_k")
+            fig.colorbar(ims, ax=axes[:, 1:].ravel().tolist(), shrink=0.5, label=DELTA_LABEL)
         _save(fig, out["fig6"])
         plt.close(fig)
+        figs["fig6"] = fig
     if "width" in out:
-        _width_figure(plt, exp1_width_rows(cells), out["width"], note)
+        figs["width"] = _width_figure(plt, exp1_width_rows(cells), out["width"], note)
+    return figs
 
 
 def _traj_distance(a: ToyCell, b: ToyCell) -> Optional[np.ndarray]:
@@ -262,26 +273,30 @@ def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
 
     ax = axes[0]
     if _agg(rows, "eNTK", "k_rel_init_mc"):
-        errorbar(ax, "eNTK", "k_rel_init_mc", "‖K̃₀−K‖/‖K‖ at init (mean ± sd over random nets)")
-    errorbar(ax, "eNTK", "k_rel_init", "‖K̃₀−K‖/‖K‖ at init (trained cell)", ls="none")
-    errorbar(ax, "eNTK", "k_rel_mean", "‖K̃ₜ−K‖/‖K‖ mean over training", ls="--")
+        errorbar(ax, "eNTK", "k_rel_init_mc", r"$\|\tilde{K}_0-K\|/\|K\|$ at init (mean ± sd over random nets)")
+    errorbar(ax, "eNTK", "k_rel_init", r"$\|\tilde{K}_0-K\|/\|K\|$ at init (trained cell)", ls="none")
+    errorbar(ax, "eNTK", "k_rel_mean", r"$\|\tilde{K}_t-K\|/\|K\|$ mean over training", ls="--")
     _ref_slope(ax, rows)
     ax.set_title("eNTK vs exact NTK, all N points", fontsize=9)
+    ax.set_ylabel("relative Frobenius distance to the NTK (unitless)", fontsize=8)
     ax = axes[1]
-    for method, key, lab, ls in (("eNTK", "s_rel_init_mc", "‖S̃−S‖/‖S‖ init (random nets)", "-"),
-                                 ("eNTK", "s_rel_mean", "‖S̃−S‖/‖S‖ mean over training", "--"),
-                                 ("IGA", "se_rel_init_mc", "‖S̃ₑ−Sₑ‖/‖Sₑ‖ init (random nets)", "-"),
-                                 ("IGA", "se_rel_mean", "‖S̃ₑ−Sₑ‖/‖Sₑ‖ mean over training", "--")):
+    for method, key, lab, ls in (("eNTK", "s_rel_init_mc", r"$\|\tilde{S}-S\|/\|S\|$ init (random nets)", "-"),
+                                 ("eNTK", "s_rel_mean", r"$\|\tilde{S}-S\|/\|S\|$ mean over training", "--"),
+                                 ("IGA", "se_rel_init_mc", r"$\|\tilde{S}_e-S_e\|/\|S_e\|$ init (random nets)", "-"),
+                                 ("IGA", "se_rel_mean", r"$\|\tilde{S}_e-S_e\|/\|S_e\|$ mean over training", "--")):
         if _agg(rows, method, key):
             errorbar(ax, method, key, lab, ls=ls)
         elif key.endswith("_init_mc"):
             errorbar(ax, method, key.replace("_init_mc", "_init"), lab.replace("random nets", "trained cell"), ls=ls)
     ax.set_title("transformation matrices (end = balanced eigenvalues)", fontsize=9)
+    ax.set_ylabel("relative Frobenius distance (unitless)", fontsize=8)
     ax = axes[2]
+    ax.set_ylabel(r"distance relative to $\|y\|$ (unitless)", fontsize=8)
     for method in ("eNTK", "IGA", "vanilla"):
-        lab = {"eNTK": "S̃ (eNTK) vs S", "IGA": "S̃ₑ (IGA) vs S", "vanilla": "I (vanilla) vs S: size of the adjustment"}[method]
+        lab = {"eNTK": r"$\tilde{S}$ (eNTK) vs $S$", "IGA": r"$\tilde{S}_e$ (IGA) vs $S$",
+               "vanilla": r"$I$ (vanilla) vs $S$: size of the adjustment"}[method]
         errorbar(ax, method, "traj_dist_max", lab, ls=":" if method == "vanilla" else "-")
-    ax.set_title("max over t of ‖r(t) − r_NTK(t)‖ / ‖y‖", fontsize=9)
+    ax.set_title(r"residual trajectories: $\max_t \|r(t) - r_{NTK}(t)\| / \|y\|$", fontsize=9)
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -292,6 +307,7 @@ def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
     _title(fig, "Exp. 1: convergence of eNTK-based to NTK-based adjustment with width", note)
     _save(fig, path)
     plt.close(fig)
+    return fig
 
 
 def _ref_slope(ax, rows):
@@ -312,7 +328,9 @@ def _exp2_index(cells: List[ToyCell]):
 
 def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4, fig2_group: int = 8,
                  note: str = "") -> None:
+    """Writes the figures named in ``out``; returns {name: Figure}."""
     plt = _plt()
+    figs = {}
     index, cells = _exp2_index(cells)
     if not cells:
         raise ValueError("no exp2 cells given")
@@ -323,35 +341,48 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
     refs = {a: next(c for c in cells if c.arch == a) for a in archs}
 
     def heat_rows(rows, path, title):
-        fig, axes = plt.subplots(len(rows), 1 + len(ends), figsize=(3.2 * (1 + len(ends)), 2.4 * len(rows) + 0.9),
-                                 squeeze=False, layout="constrained")
+        """Rows (arch, group size) x columns (baseline, one per end); the baseline panel is drawn once
+        per architecture, spanning its rows (it does not depend on the group size or end)."""
+        mosaic = []
+        for arch, g in rows:
+            mosaic.append([f"{arch}|vanilla"] + [f"{arch}|{g}|{e}" for e in ends])
+        fig, axd = plt.subplot_mosaic(mosaic, figsize=(3.2 * (1 + len(ends)), 2.4 * len(rows) + 0.9),
+                                      layout="constrained")
         ims = None
-        for r, (arch, g) in enumerate(rows):
+        for arch, g in rows:
             ref = refs[arch]
             labels = [ref.freq_label(i) for i in range(len(ref.m["freqs"]))]
-            for j, key in enumerate([(arch, "vanilla", None)] + [(arch, g, e) for e in ends]):
-                ax = axes[r][j]
+            cells_ = [(f"{arch}|vanilla", (arch, "vanilla", None), f"{arch} (vanilla baseline)")] + [
+                (f"{arch}|{g}|{e}", (arch, g, e), rf"{arch} + IGA $\tilde{{S}}_e$, end {e}, group size {g}")
+                for e in ends]
+            for j, (name, key, label) in enumerate(cells_):
+                ax = axd[name]
+                if ax.get_title():  # the spanning baseline panel, already drawn for an earlier row
+                    continue
                 grp = index.get(key)
-                name = arch if j == 0 else f"{arch}-S̃ₑ-{key[2]}-IGA-{g}"
                 if not grp:
-                    ax.set_axis_off()
-                    ax.set_title(f"{name}: not run", fontsize=8)
+                    ax.text(0.5, 0.5, "not run in this preset", ha="center", va="center", transform=ax.transAxes,
+                            fontsize=8)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.set_title(label, fontsize=8)
                     continue
                 steps, delta = _mean_curve(grp, "delta")
-                ims = _heatmap(ax, steps, delta, labels, name, ylabels=(j == 0))
+                ims = _heatmap(ax, steps, delta, labels, label, ylabel="frequency")
         if ims is not None:
-            fig.colorbar(ims, ax=axes.ravel().tolist(), shrink=0.8, label="Δ_k")
+            fig.colorbar(ims, ax=list(axd.values()), shrink=0.8, label=DELTA_LABEL)
         _title(fig, title, note)
         _save(fig, path)
         plt.close(fig)
+        return fig
 
     if "fig2" in out:
         g = fig2_group if fig2_group in groups else groups[-1]
-        heat_rows([(a, g) for a in archs], out["fig2"],
-                  f"Exp. 2 (paper Fig. 2): Δ_k over iterations by number of balanced eigenvalues (end), group size {g}")
+        figs["fig2"] = heat_rows([(a, g) for a in archs], out["fig2"],
+                  rf"Exp. 2 (paper Fig. 2): $\Delta_k$ over iterations by number of balanced eigenvalues (end), group size {g}")
     if "fig7" in out:
-        heat_rows([(a, g) for a in archs for g in groups], out["fig7"],
-                  "Exp. 2 (paper Fig. 7): Δ_k over iterations, every group size and end")
+        figs["fig7"] = heat_rows([(a, g) for a in archs for g in groups], out["fig7"],
+                  r"Exp. 2 (paper Fig. 7): $\Delta_k$ over iterations, every group size and end")
 
     def line_grid(arch_rows, comps, path, title):
         fig, axes = plt.subplots(len(arch_rows) * len(comps), len(ends), layout="constrained",
@@ -375,24 +406,24 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
                     ax.set_ylim(bottom=0)
                     ax.tick_params(labelsize=7)
                     ax.grid(True, alpha=0.3)
-                    if r == len(axes) - 1:
-                        ax.set_xlabel("iteration", fontsize=7)
-                    if j == 0:
-                        ax.set_ylabel("relative error Δ", fontsize=7)
+                    ax.set_xlabel("iteration", fontsize=7)
+                    ax.set_ylabel(r"relative error $\Delta_k$ (unitless)", fontsize=7)
                 axes[r][0].legend(fontsize=6)
         _title(fig, title, note)
         _save(fig, path)
         plt.close(fig)
+        return fig
 
     comp = max(0, min(component - 1, min(len(refs[a].m["freqs"]) for a in archs) - 1))
     if "fig3" in out:
         labels = ", ".join(f"{a}: {refs[a].freq_label(comp)}" for a in archs)
-        line_grid(archs, [comp], out["fig3"],
+        figs["fig3"] = line_grid(archs, [comp], out["fig3"],
                   f"Exp. 2 (paper Fig. 3): relative error at component {comp + 1} ({labels}) per group size and end")
     for key, arch in (("fig8", "ReLU"), ("fig9", "SIREN")):
         if key in out:
             if arch not in refs:
                 raise ValueError(f"{key} needs {arch} cells")
             n = len(refs[arch].m["freqs"])
-            line_grid([arch], list(range(n)), out[key],
+            figs[key] = line_grid([arch], list(range(n)), out[key],
                       f"Exp. 2 (paper Fig. {key[-1]}): relative error at every component, {arch}")
+    return figs

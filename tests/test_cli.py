@@ -1,0 +1,26 @@
+"""The `iga` command line: every option explains itself; `iga --version` names both versions."""
+import argparse
+import subprocess
+import sys
+
+import iga
+from iga.cli import build_parser
+
+
+def _undocumented(parser, prefix):
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from _undocumented(sub, prefix + [name])
+        elif not a.help and not isinstance(a, argparse._HelpAction):
+            yield f"{' '.join(prefix)} {'/'.join(a.option_strings) or a.dest}"
+
+
+def test_every_option_has_help():
+    assert list(_undocumented(build_parser(), ["iga"])) == []
+
+
+def test_version_names_the_package_and_results_versions():
+    r = subprocess.run([sys.executable, "-m", "iga.cli", "--version"], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"iga-repro {iga.__version__} (results version {iga.__results_version__})"

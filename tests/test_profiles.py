@@ -1,0 +1,32 @@
+"""profiles/local says so when it finds no GPU (every training job then runs with gpu=0, on the CPU)."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "presets" / "tiny.yaml"
+WARNING = "profiles/local: WARNING: no GPU"
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory):
+    wf = tmp_path_factory.mktemp("profiles") / "wf"
+    wf.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(ROOT / name, wf / name)
+    for name in ("workflow", "profiles"):
+        shutil.copytree(ROOT / name, wf / name)
+    return wf
+
+
+@pytest.mark.parametrize("gpus, warned", [("0", True), ("2", False)])
+def test_local_profile_warns_when_it_finds_no_gpu(workflow_copy, gpus, warned):
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    env["IGA_GPU_COUNT"] = gpus
+    r = subprocess.run(["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(TINY)],
+                       cwd=workflow_copy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert (WARNING in r.stderr) is warned
