@@ -195,6 +195,14 @@ def test_ply_binary_roundtrip_and_gz(tmp_path):
     assert np.allclose(v4, v2) and (f4 == f).all()
 
 
+def test_fast_binary_write_is_byte_identical_to_plyfile(tmp_path):
+    from iga.data.voxelize import _mesh_plydata
+    v, f = icosphere(1)
+    write_ply(tmp_path / "fast.ply", v, f)
+    _mesh_plydata(v, f, text=False).write(str(tmp_path / "ref.ply"))
+    assert (tmp_path / "fast.ply").read_bytes() == (tmp_path / "ref.ply").read_bytes()
+
+
 @pytest.mark.parametrize("text", [True, False], ids=["ascii", "binary"])
 @pytest.mark.parametrize("quads", [False, True], ids=["triangles", "quads"])
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])

@@ -152,18 +152,32 @@ def read_ply(path: Path) -> Tuple[np.ndarray, np.ndarray]:
     return vertices, faces
 
 
-def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, text: bool = False) -> None:
-    """Float32 vertices and int32 triangles (``vertex_indices``), binary little-endian or ASCII
-    (``text=True``), written atomically."""
+def _mesh_plydata(vertices: np.ndarray, faces: np.ndarray, text: bool) -> PlyData:
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     vert = np.empty(len(v), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")])
     vert["x"], vert["y"], vert["z"] = v.T
     face = np.empty(len(faces), dtype=[("vertex_indices", "<i4", (3,))])
     face["vertex_indices"] = np.asarray(faces).reshape(-1, 3)
-    ply = PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")],
-                  text=text, byte_order="<", comments=["iga-repro"])
+    return PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")],
+                   text=text, byte_order="<", comments=["iga-repro"])
+
+
+def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, text: bool = False) -> None:
+    """Float32 vertices and int32 triangles (``vertex_indices``), binary little-endian or ASCII
+    (``text=True``), written atomically."""
+    ply = _mesh_plydata(vertices, faces, text)
     with atomic_file(path, "wb") as f:
-        ply.write(f)
+        if text:
+            ply.write(f)
+            return
+        # plyfile writes a list element record by record (60 s for 10M triangles); a binary record
+        # of a fixed-length list is (count, items), so the face block is one numpy buffer
+        vert, face = ply["vertex"].data, ply["face"].data
+        rec = np.empty(len(face), dtype=[("n", "u1"), ("vertex_indices", "<i4", (3,))])
+        rec["n"], rec["vertex_indices"] = 3, face["vertex_indices"]
+        f.write(ply.header.encode("ascii") + b"\n")
+        f.write(vert.tobytes())
+        f.write(rec.tobytes())
 
 
 # --- normalisation and voxelisation ------------------------------------------------------------
