@@ -89,19 +89,32 @@ def _flat_lists(column: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return flat, lengths
 
 
-def _fan_triangles(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _fan_triangles(column: np.ndarray) -> np.ndarray:
     """Polygons fan-triangulated in file order: polygon (a, b, c, d) → (a, b, c), (a, c, d)."""
-    per_poly = np.maximum(lengths - 2, 0)
-    poly = np.repeat(np.arange(len(lengths)), per_poly)
-    first = (np.cumsum(lengths) - lengths)[poly]
-    j = np.arange(len(poly)) - (np.cumsum(per_poly) - per_poly)[poly] + 1
-    return np.stack([flat[first], flat[first + j], flat[first + j + 1]], axis=1)
+    if column.dtype != object:  # memory-mapped, all of one length (the scans: triangles)
+        polys = column.astype(np.int64)
+    else:
+        flat, lengths = _flat_lists(column)
+        if lengths.size and (lengths == lengths[0]).all():
+            polys = flat.reshape(len(lengths), -1)
+        else:  # mixed polygon sizes
+            per_poly = np.maximum(lengths - 2, 0)
+            poly = np.repeat(np.arange(len(lengths)), per_poly)
+            first = (np.cumsum(lengths) - lengths)[poly]
+            j = np.arange(len(poly)) - (np.cumsum(per_poly) - per_poly)[poly] + 1
+            return np.stack([flat[first], flat[first + j], flat[first + j + 1]], axis=1)
+    n = polys.shape[1] if polys.ndim == 2 else 0
+    if n == 3:
+        return polys
+    fan = [[0, i, i + 1] for i in range(1, n - 1)]
+    return polys[:, fan].reshape(-1, 3) if fan else np.zeros((0, 3), dtype=np.int64)
 
 
-def _strip_triangles(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _strip_triangles(column: np.ndarray) -> np.ndarray:
     """Triangle strips (one per list, -1 restarts a strip): triangle j of a strip is (s[j], s[j+1],
     s[j+2]) with every odd one reversed so that all keep the strip's orientation; degenerate
     triangles (a repeated index, the usual way of joining strips) are dropped."""
+    flat, lengths = _flat_lists(column)
     pos = np.arange(flat.size)
     is_start = np.zeros(flat.size, dtype=bool)
     is_start[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
@@ -141,11 +154,11 @@ def read_ply(path: Path) -> Tuple[np.ndarray, np.ndarray]:
     for name, triangulate in (("face", _fan_triangles), ("tristrips", _strip_triangles)):
         key = next((k for k in FACE_KEYS if k in names.get(name, ())), None)
         if key is not None:
-            parts.append(triangulate(*_flat_lists(elements[name].data[key])))
+            parts.append(triangulate(elements[name].data[key]))
     if not parts:
         raise PLYError(f"{path}: no 'face' or 'tristrips' element with a {' or '.join(FACE_KEYS)} list "
                        "(a point cloud?); a triangle mesh is needed")
-    faces = np.concatenate(parts).reshape(-1, 3)
+    faces = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise PLYError(f"{path}: face indices span {faces.min()}..{faces.max()}, outside the "
                        f"{len(vertices)} vertices 0..{len(vertices) - 1}")
