@@ -62,14 +62,12 @@ def make_ply(args) -> dict:
         with open(plain, "rb") as src, gzip.open(out, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 24)
         plain.unlink()
-    return {"case": name, "faces": int(len(f)), "vertices": int(len(v)), "out": str(out),
+    return {"case": name, "faces": len(f), "vertices": len(v), "out": str(out),
             "format": "ascii" if args.ascii else "binary_little_endian", "write_ply_s": round(t_write, 2),
             "mb": round(out.stat().st_size / 2 ** 20, 1)}
 
 
 def run_case(args) -> dict:
-    import numpy as np
-
     from iga.data.voxelize import read_ply, voxelize
     t0 = time.perf_counter()
     if args.mesh:

@@ -257,14 +257,15 @@ end_header
     assert (normals[:, 2] > 0).all()
 
 
+_XYZ = b"property float x\nproperty float y\nproperty float z\n"
+
+
 @pytest.mark.parametrize("body, match", [
     (b"hello\n", "not a readable PLY file"),
-    (b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
-     b"end_header\n0 0 0\n", "early end-of-file"),
-    (b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n"
-     b"end_header\n0 0 0\n", "a point cloud"),
-    (b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n"
-     b"element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n3 0 1 2\n", "outside the 1 vertices"),
+    (b"ply\nformat ascii 1.0\nelement vertex 2\n" + _XYZ + b"end_header\n0 0 0\n", "early end-of-file"),
+    (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"end_header\n0 0 0\n", "a point cloud"),
+    (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"element face 1\nproperty list uchar int vertex_indices\n"
+     b"end_header\n0 0 0\n3 0 1 2\n", "outside the 1 vertices"),
 ])
 def test_bad_ply_is_a_one_line_config_error_naming_the_file(tmp_path, capsys, body, match):
     bad = tmp_path / "broken.ply"

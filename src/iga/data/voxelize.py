@@ -81,9 +81,7 @@ def _read_plydata(f: IO[bytes]) -> PlyData:
 
 
 def _flat_lists(column: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(all indices concatenated, length of each list) of a PLY list property."""
-    if column.dtype != object:  # memory-mapped fixed-length lists: [N, n]
-        return column.reshape(-1).astype(np.int64), np.full(len(column), column.shape[1], dtype=np.int64)
+    """(all indices concatenated, length of each list) of a PLY list property read record by record."""
     lengths = np.fromiter((len(p) for p in column), dtype=np.int64, count=len(column))
     flat = np.concatenate(list(column)).astype(np.int64) if lengths.sum() else np.zeros(0, np.int64)
     return flat, lengths
