@@ -8,6 +8,8 @@ process so that its peak RSS is its own. Optionally (``--mesh``) a real PLY(.gz)
     python benchmarks/voxelize.py                         # 10M and 28M faces at 512³
     python benchmarks/voxelize.py --faces 2e6 --resolution 256
     python benchmarks/voxelize.py --mesh data/stanford/thai/extracted/xyzrgb_statuette.ply
+    python benchmarks/voxelize.py --faces 1e7 --make-ply /tmp/t10m.ply [--ascii]  # a scan-sized test PLY
+    python benchmarks/voxelize.py --mesh /tmp/t10m.ply --resolution 32    # mostly PLY load time
     python benchmarks/voxelize.py --roundtrip-mat "data/occupancy/mat/dragon/ dragon.mat"  # sic: the zip member starts with a space
 
 Round trip: the .mat volume → marching-cubes mesh (in its own index frame) → our voxelisation at
@@ -34,21 +36,45 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_case(args) -> dict:
-    import numpy as np
-
+def _torus(faces: str):
     from iga.data.procedural_shape import torus_mesh
+    n = int(float(faces))
+    n_minor = max(8, int(math.sqrt(n / 2 / 2.8)))
+    n_major = max(8, int(round(n / 2 / n_minor)))
+    return torus_mesh(n_major, n_minor), f"torus {n_major}x{n_minor}"
+
+
+def make_ply(args) -> dict:
+    """Write the torus of ``--faces`` as a PLY (binary, or ASCII with ``--ascii``; gzipped for .gz),
+    the stand-in for a Stanford scan of that size when timing ``--mesh`` loads."""
+    import gzip
+    import shutil
+    from pathlib import Path
+
+    from iga.data.voxelize import write_ply
+    (v, f), name = _torus(args.faces[-1])
+    out = Path(args.make_ply)
+    plain = out.with_name(out.name[:-3]) if out.name.endswith(".gz") else out
+    t0 = time.perf_counter()
+    write_ply(plain, v, f, text=args.ascii)
+    t_write = time.perf_counter() - t0
+    if plain != out:
+        with open(plain, "rb") as src, gzip.open(out, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst, 1 << 24)
+        plain.unlink()
+    return {"case": name, "faces": len(f), "vertices": len(v), "out": str(out),
+            "format": "ascii" if args.ascii else "binary_little_endian", "write_ply_s": round(t_write, 2),
+            "mb": round(out.stat().st_size / 2 ** 20, 1)}
+
+
+def run_case(args) -> dict:
     from iga.data.voxelize import read_ply, voxelize
     t0 = time.perf_counter()
     if args.mesh:
         v, f = read_ply(args.mesh)
         name = args.mesh
     else:
-        n = int(float(args.faces[-1]))
-        n_minor = max(8, int(math.sqrt(n / 2 / 2.8)))
-        n_major = max(8, int(round(n / 2 / n_minor)))
-        v, f = torus_mesh(n_major, n_minor)
-        name = f"torus {n_major}x{n_minor}"
+        (v, f), name = _torus(args.faces[-1])
     t_load = time.perf_counter() - t0
     mem_after_load = _peak_mb()
     t1 = time.perf_counter()
@@ -107,11 +133,17 @@ def main() -> int:
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--method", default="winding", choices=("winding", "parity"))
     p.add_argument("--mesh", help="time this PLY(.gz) instead of a torus")
+    p.add_argument("--make-ply", help="only write the (last) --faces torus to this PLY(.gz) and report")
+    p.add_argument("--ascii", action="store_true", help="with --make-ply: ASCII instead of binary")
     p.add_argument("--roundtrip-mat", help="a WIRE/FR-INR .mat volume to check the convention against")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.roundtrip_mat:
         print(json.dumps(roundtrip(args)))
+        return 0
+    if args.make_ply:
+        args.faces = args.faces or ["1e7"]
+        print(json.dumps(make_ply(args)))
         return 0
     if args.child:
         print(json.dumps(run_case(args)))
@@ -126,7 +158,7 @@ def main() -> int:
             print(r.stderr, file=sys.stderr)
             return r.returncode
         d = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"{d['case'][:27]:<28}{d['faces']:>11,}{d['resolution']:>5}{d['load_or_generate_s']:>8}"
+        print(f"{d['case'][-27:]:<28}{d['faces']:>11,}{d['resolution']:>5}{d['load_or_generate_s']:>8}"
               f"{d['voxelize_s']:>11}{d['peak_rss_mb']:>9}{d.get('volume_rel_error', ''):>9}")
         print(json.dumps(d), file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from iga.cli import main
+from iga.configs import ConfigError
 from iga.data.procedural_shape import make_mesh, mesh_volume, torus_mesh
 from iga.data.voxelize import (_axis_crossings, find_mesh, load_mat_volume, load_volume, normalize_acorn,
                                read_ply, save_volume, voxelize, write_ply)
@@ -188,6 +189,92 @@ def test_ply_binary_roundtrip_and_gz(tmp_path):
     (tmp_path / "s.ply.gz").write_bytes(gzip.compress((tmp_path / "s.ply").read_bytes()))
     v3, f3 = read_ply(tmp_path / "s.ply.gz")
     assert np.allclose(v3, v2) and (f3 == f).all()
+    write_ply(tmp_path / "t.ply", v, f, text=True)
+    assert (tmp_path / "t.ply").read_bytes().startswith(b"ply\nformat ascii 1.0\n")
+    v4, f4 = read_ply(tmp_path / "t.ply")
+    assert np.allclose(v4, v2) and (f4 == f).all()
+
+
+def test_fast_binary_write_is_byte_identical_to_plyfile(tmp_path):
+    from iga.data.voxelize import _mesh_plydata
+    v, f = icosphere(1)
+    write_ply(tmp_path / "fast.ply", v, f)
+    _mesh_plydata(v, f, text=False).write(str(tmp_path / "ref.ply"))
+    assert (tmp_path / "fast.ply").read_bytes() == (tmp_path / "ref.ply").read_bytes()
+
+
+@pytest.mark.parametrize("text", [True, False], ids=["ascii", "binary"])
+@pytest.mark.parametrize("quads", [False, True], ids=["triangles", "quads"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_ply_roundtrip_scan_layout(tmp_path, text, quads, gz):
+    """A scan-like PLY written by plyfile: an extra vertex property (confidence), faces named
+    `vertex_index`, triangles (memory-mapped) or quads (read record by record), plain or gzipped."""
+    from plyfile import PlyData, PlyElement
+    rng = np.random.default_rng(1)
+    xyz = rng.normal(size=(40, 3)).astype("<f4")
+    vert = np.empty(40, dtype=[("x", "<f4"), ("y", "<f4"), ("confidence", "<f4"), ("z", "<f4")])
+    vert["x"], vert["y"], vert["z"], vert["confidence"] = xyz[:, 0], xyz[:, 1], xyz[:, 2], rng.random(40)
+    n = 4 if quads else 3
+    polys = rng.integers(0, 40, size=(25, n))
+    face = np.empty(25, dtype=[("vertex_index", "<i4", (n,))])
+    face["vertex_index"] = polys
+    out = tmp_path / ("m.ply.gz" if gz else "m.ply")
+    with (gzip.open(out, "wb") if gz else open(out, "wb")) as fh:
+        PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")], text=text).write(fh)
+    v, f = read_ply(out)
+    assert v.dtype == np.float64 and np.allclose(v, xyz)
+    want = polys if not quads else np.stack([polys[:, [0, 1, 2]], polys[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
+    assert f.dtype == np.int64 and f.tolist() == want.tolist()
+
+
+def test_ply_triangle_strips_keep_orientation(tmp_path):
+    """A `tristrips` element (as in some Stanford scans): a 2x4 vertex grid as one strip, restarted
+    with -1 and padded with a repeated index (degenerate triangles, dropped); odd triangles are
+    reversed, so every triangle faces +z like the first one."""
+    text = """ply
+format ascii 1.0
+element vertex 8
+property float x
+property float y
+property float z
+element tristrips 1
+property list int int vertex_indices
+end_header
+0 0 0
+0 1 0
+1 0 0
+1 1 0
+2 0 0
+2 1 0
+3 0 0
+3 1 0
+11 0 2 1 3 -1 2 4 3 5 5 5
+"""
+    (tmp_path / "s.ply").write_text(text)
+    v, f = read_ply(tmp_path / "s.ply")
+    assert f.tolist() == [[0, 2, 1], [1, 2, 3], [2, 4, 3], [3, 4, 5]]
+    normals = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    assert (normals[:, 2] > 0).all()
+
+
+_XYZ = b"property float x\nproperty float y\nproperty float z\n"
+
+
+@pytest.mark.parametrize("body, match", [
+    (b"hello\n", "not a readable PLY file"),
+    (b"ply\nformat ascii 1.0\nelement vertex 2\n" + _XYZ + b"end_header\n0 0 0\n", "early end-of-file"),
+    (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"end_header\n0 0 0\n", "a point cloud"),
+    (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"element face 1\nproperty list uchar int vertex_indices\n"
+     b"end_header\n0 0 0\n3 0 1 2\n", "outside the 1 vertices"),
+])
+def test_bad_ply_is_a_one_line_config_error_naming_the_file(tmp_path, capsys, body, match):
+    bad = tmp_path / "broken.ply"
+    bad.write_bytes(body)
+    with pytest.raises(ConfigError, match=match) as err:
+        read_ply(bad)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+    assert main(["voxelize", "--mesh", str(bad), "--resolution", "8", "--out", str(tmp_path / "v.npz")]) == 2
+    assert str(bad) in capsys.readouterr().err and not (tmp_path / "v.npz").exists()
 
 
 def test_ply_ascii_extra_properties_and_quads(tmp_path):

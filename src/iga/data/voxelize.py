@@ -28,216 +28,167 @@ int16 R³ arrays (≈ 0.27 GB each at R = 512) plus the mesh. ``benchmarks/voxel
 from __future__ import annotations
 
 import gzip
+import shutil
 import sys
-from dataclasses import dataclass
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import IO, Callable, Iterator, Optional, Tuple
 
 import numpy as np
+from plyfile import PlyData, PlyElement, PlyElementParseError, PlyParseError
+
+from ..configs import ConfigError
+from ..provenance import atomic_file
 
 METHODS = ("winding", "parity")
 VOLUME_LAYOUT = "xyz"
 
 
-# --- PLY ------------------------------------------------------------------------------------
-_PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}
+# --- PLY (plyfile) ----------------------------------------------------------------------------
+FACE_KEYS = ("vertex_indices", "vertex_index")  # both spellings occur in the Stanford scans
 
 
-class PLYError(ValueError):
-    """A PLY file this reader cannot understand; the message says what and where."""
+class PLYError(ConfigError):
+    """A PLY file that is not a readable mesh; the message names the file and what is expected."""
 
 
-@dataclass
-class _Prop:
-    name: str
-    dtype: str                     # item type
-    count_dtype: Optional[str]     # None for scalar properties, the list-count type for lists
+@contextmanager
+def _seekable(path: Path) -> Iterator[IO[bytes]]:
+    """The file itself, or a .gz decompressed into a temp file: plyfile memory-maps binary data only
+    from a real file and otherwise reads record by record (~100× slower on a 10M-face scan)."""
+    if not path.name.endswith(".gz"):
+        with open(path, "rb") as f:
+            yield f
+        return
+    with gzip.open(path, "rb") as src, tempfile.TemporaryFile() as tmp:
+        shutil.copyfileobj(src, tmp, 1 << 24)
+        tmp.seek(0)
+        yield tmp
 
 
-@dataclass
-class _Element:
-    name: str
-    count: int
-    props: list
+def _read_plydata(f: IO[bytes]) -> PlyData:
+    # Triangles declared as length 3 let plyfile memory-map the face block (it checks every record's
+    # length); polygons or mixed lengths fail that check and are read record by record instead.
+    start = f.tell()
+    try:
+        return PlyData.read(f, known_list_len={"face": {k: 3 for k in FACE_KEYS}})
+    except PlyElementParseError as exc:
+        if exc.message != "unexpected list length":
+            raise
+    f.seek(start)
+    return PlyData.read(f)
 
 
-def _parse_header(f) -> Tuple[str, list]:
-    magic = f.readline().strip()
-    if magic != b"ply":
-        raise PLYError(f"not a PLY file (first line {magic[:20]!r})")
-    fmt, elements = None, []
-    while True:
-        line = f.readline()
-        if not line:
-            raise PLYError("PLY header has no end_header")
-        parts = line.decode("ascii", "replace").split()
-        if not parts or parts[0] in ("comment", "obj_info"):
-            continue
-        if parts[0] == "end_header":
-            break
-        if parts[0] == "format":
-            fmt = parts[1]
-        elif parts[0] == "element":
-            elements.append(_Element(parts[1], int(parts[2]), []))
-        elif parts[0] == "property":
-            if not elements:
-                raise PLYError(f"property before any element: {line!r}")
-            if parts[1] == "list":
-                if parts[2] not in _PLY_TYPES or parts[3] not in _PLY_TYPES:
-                    raise PLYError(f"unknown PLY type in {line!r}")
-                elements[-1].props.append(_Prop(parts[4], _PLY_TYPES[parts[3]], _PLY_TYPES[parts[2]]))
-            else:
-                if parts[1] not in _PLY_TYPES:
-                    raise PLYError(f"unknown PLY type in {line!r}")
-                elements[-1].props.append(_Prop(parts[2], _PLY_TYPES[parts[1]], None))
-    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-        raise PLYError(f"unsupported PLY format {fmt!r}")
-    return fmt, elements
+def _flat_lists(column: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(all indices concatenated, length of each list) of a PLY list property read record by record."""
+    lengths = np.fromiter((len(p) for p in column), dtype=np.int64, count=len(column))
+    flat = np.concatenate(list(column)).astype(np.int64) if lengths.sum() else np.zeros(0, np.int64)
+    return flat, lengths
 
 
-def _triangulate(polys: list) -> np.ndarray:
-    tris = []
-    for p in polys:
-        for i in range(1, len(p) - 1):
-            tris.append((p[0], p[i], p[i + 1]))
-    return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
+def _fan_triangles(column: np.ndarray) -> np.ndarray:
+    """Polygons fan-triangulated in file order: polygon (a, b, c, d) → (a, b, c), (a, c, d)."""
+    if column.dtype != object:  # memory-mapped, all of one length (the scans: triangles)
+        polys = column.astype(np.int64)
+    else:
+        flat, lengths = _flat_lists(column)
+        if lengths.size and (lengths == lengths[0]).all():
+            polys = flat.reshape(len(lengths), -1)
+        else:  # mixed polygon sizes
+            per_poly = np.maximum(lengths - 2, 0)
+            poly = np.repeat(np.arange(len(lengths)), per_poly)
+            first = (np.cumsum(lengths) - lengths)[poly]
+            j = np.arange(len(poly)) - (np.cumsum(per_poly) - per_poly)[poly] + 1
+            return np.stack([flat[first], flat[first + j], flat[first + j + 1]], axis=1)
+    n = polys.shape[1] if polys.ndim == 2 else 0
+    if n == 3:
+        return polys
+    fan = [[0, i, i + 1] for i in range(1, n - 1)]
+    return polys[:, fan].reshape(-1, 3) if fan else np.zeros((0, 3), dtype=np.int64)
 
 
-def _read_binary_element(buf: memoryview, pos: int, el: _Element, endian: str):
-    """Returns (columns dict, new position). Lists of one fixed length take a vectorised path."""
-    if el.count == 0:
-        return {}, pos
-    fields = []
-    if all(p.count_dtype is None for p in el.props):
-        dt = np.dtype([(p.name, endian + p.dtype) for p in el.props])
-        arr = np.frombuffer(buf, dtype=dt, count=el.count, offset=pos)
-        return {p.name: arr[p.name] for p in el.props}, pos + dt.itemsize * el.count
-    # fixed-length guess from the first record, verified on every record
-    probe, lengths = pos, []
-    for p in el.props:
-        if p.count_dtype is None:
-            probe += np.dtype(p.dtype).itemsize
-            fields.append((p.name, endian + p.dtype))
-        else:
-            n = int(np.frombuffer(buf, dtype=endian + p.count_dtype, count=1, offset=probe)[0])
-            lengths.append(n)
-            probe += np.dtype(p.count_dtype).itemsize + n * np.dtype(p.dtype).itemsize
-            fields.append((p.name + "__n", endian + p.count_dtype))
-            fields.append((p.name, endian + p.dtype, (n,)))
-    dt = np.dtype(fields)
-    if pos + dt.itemsize * el.count <= len(buf):
-        arr = np.frombuffer(buf, dtype=dt, count=el.count, offset=pos)
-        ok = all((arr[p.name + "__n"] == n).all() for p, n in
-                 zip([p for p in el.props if p.count_dtype is not None], lengths))
-        if ok:
-            return {p.name: arr[p.name] for p in el.props}, pos + dt.itemsize * el.count
-    # general path: variable-length lists, one record at a time (small or unusual files only)
-    cols = {p.name: [] for p in el.props}
-    for _ in range(el.count):
-        for p in el.props:
-            if p.count_dtype is None:
-                v = np.frombuffer(buf, dtype=endian + p.dtype, count=1, offset=pos)[0]
-                pos += np.dtype(p.dtype).itemsize
-                cols[p.name].append(v)
-            else:
-                n = int(np.frombuffer(buf, dtype=endian + p.count_dtype, count=1, offset=pos)[0])
-                pos += np.dtype(p.count_dtype).itemsize
-                cols[p.name].append(np.frombuffer(buf, dtype=endian + p.dtype, count=n, offset=pos).tolist())
-                pos += n * np.dtype(p.dtype).itemsize
-    lists = {p.name for p in el.props if p.count_dtype is not None}
-    return {k: (v if k in lists else np.asarray(v)) for k, v in cols.items()}, pos
-
-
-def _read_ascii_elements(text: bytes, elements: list) -> dict:
-    tokens = text.split()
-    pos, out = 0, {}
-    for el in elements:
-        if all(p.count_dtype is None for p in el.props):
-            n = len(el.props)
-            block = np.asarray(tokens[pos: pos + n * el.count], dtype=np.float64).reshape(el.count, n)
-            pos += n * el.count
-            out[el.name] = {p.name: block[:, i] for i, p in enumerate(el.props)}
-            continue
-        if len(el.props) == 1 and el.count:  # e.g. "3 a b c" faces: try the uniform layout
-            n = int(tokens[pos])
-            width = n + 1
-            block = tokens[pos: pos + width * el.count]
-            if len(block) == width * el.count:
-                arr = np.asarray(block, dtype=np.int64).reshape(el.count, width)
-                if (arr[:, 0] == n).all():
-                    out[el.name] = {el.props[0].name: arr[:, 1:]}
-                    pos += width * el.count
-                    continue
-        cols = {p.name: [] for p in el.props}
-        for _ in range(el.count):
-            for p in el.props:
-                if p.count_dtype is None:
-                    cols[p.name].append(float(tokens[pos]))
-                    pos += 1
-                else:
-                    n = int(tokens[pos])
-                    cols[p.name].append([int(t) for t in tokens[pos + 1: pos + 1 + n]])
-                    pos += 1 + n
-        out[el.name] = cols
-    return out
+def _strip_triangles(column: np.ndarray) -> np.ndarray:
+    """Triangle strips (one per list, -1 restarts a strip): triangle j of a strip is (s[j], s[j+1],
+    s[j+2]) with every odd one reversed so that all keep the strip's orientation; degenerate
+    triangles (a repeated index, the usual way of joining strips) are dropped."""
+    flat, lengths = _flat_lists(column)
+    pos = np.arange(flat.size)
+    is_start = np.zeros(flat.size, dtype=bool)
+    is_start[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
+    is_start[1:] |= flat[:-1] == -1
+    strip_start = np.maximum.accumulate(np.where(is_start, pos, 0))
+    j = pos[:-2]
+    a, b, c = flat[j], flat[j + 1], flat[j + 2]
+    ok = (a >= 0) & (b >= 0) & (c >= 0) & (strip_start[j + 2] == strip_start[j])
+    ok &= (a != b) & (b != c) & (a != c)
+    odd = (j - strip_start[j]) % 2 == 1
+    tris = np.stack([np.where(odd, b, a), np.where(odd, a, b), c], axis=1)
+    return tris[ok]
 
 
 def read_ply(path: Path) -> Tuple[np.ndarray, np.ndarray]:
-    """(vertices [V, 3] float64, faces [F, 3] int64) of a .ply or .ply.gz (ascii or binary);
-    polygons are fan-triangulated, other elements (e.g. range grids) are skipped."""
+    """(vertices [V, 3] float64, faces [F, 3] int64) of a .ply or .ply.gz (ASCII or binary).
+
+    Faces come from a ``face`` element (``vertex_indices`` or ``vertex_index``; polygons are
+    fan-triangulated) and/or a ``tristrips`` element; other elements and extra properties (colour,
+    confidence, range grids) are ignored. A file that is not such a mesh raises :class:`PLYError`.
+    """
     path = Path(path)
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        fmt, elements = _parse_header(f)
-        data = f.read()
-    if fmt == "ascii":
-        cols = _read_ascii_elements(data, elements)
-    else:
-        endian = "<" if fmt == "binary_little_endian" else ">"
-        buf, pos, cols = memoryview(data), 0, {}
-        for el in elements:
-            cols[el.name], pos = _read_binary_element(buf, pos, el, endian)
-    if "vertex" not in cols:
-        raise PLYError(f"{path.name}: no 'vertex' element")
-    v = cols["vertex"]
-    if not all(k in v for k in "xyz"):
-        raise PLYError(f"{path.name}: vertex element lacks x, y or z")
-    vertices = np.stack([np.asarray(v[k], dtype=np.float64) for k in "xyz"], axis=1)
-    face_el = cols.get("face", {})
-    key = next((k for k in ("vertex_indices", "vertex_index") if k in face_el), None)
-    if key is None:
-        raise PLYError(f"{path.name}: no face element with vertex_indices (a point cloud?)")
-    fl = face_el[key]
-    if isinstance(fl, np.ndarray) and fl.ndim == 2:
-        faces = fl.astype(np.int64) if fl.shape[1] == 3 else _triangulate(fl.tolist())
-    else:
-        faces = _triangulate(list(fl))
+    try:
+        with _seekable(path) as f:
+            ply = _read_plydata(f)
+    except (PlyParseError, ValueError, EOFError, gzip.BadGzipFile) as exc:
+        raise PLYError(f"{path}: not a readable PLY file ({exc}); expected an ASCII or binary PLY "
+                       "mesh") from None
+    elements = {el.name: el for el in ply.elements}
+    names = {name: el.data.dtype.names or () for name, el in elements.items()}
+    if not {"x", "y", "z"} <= set(names.get("vertex", ())):
+        raise PLYError(f"{path}: no 'vertex' element with x, y and z properties; elements: "
+                       f"{ {n: list(p) for n, p in names.items()} }")
+    vertex = elements["vertex"].data
+    vertices = np.stack([np.asarray(vertex[k], dtype=np.float64) for k in "xyz"], axis=1)
+    parts = []
+    for name, triangulate in (("face", _fan_triangles), ("tristrips", _strip_triangles)):
+        key = next((k for k in FACE_KEYS if k in names.get(name, ())), None)
+        if key is not None:
+            parts.append(triangulate(elements[name].data[key]))
+    if not parts:
+        raise PLYError(f"{path}: no 'face' or 'tristrips' element with a {' or '.join(FACE_KEYS)} list "
+                       "(a point cloud?); a triangle mesh is needed")
+    faces = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise PLYError(f"{path.name}: face indices outside 0..{len(vertices) - 1}")
+        raise PLYError(f"{path}: face indices span {faces.min()}..{faces.max()}, outside the "
+                       f"{len(vertices)} vertices 0..{len(vertices) - 1}")
     return vertices, faces
 
 
-def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """Binary little-endian PLY (float32 vertices, int32 triangles), written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    v = np.ascontiguousarray(vertices, dtype="<f4")
-    rec = np.empty(len(faces), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
-    rec["n"], rec["idx"] = 3, faces
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment iga-repro\nelement vertex {len(v)}\n"
-              "property float x\nproperty float y\nproperty float z\n"
-              f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(v.tobytes())
+def _mesh_plydata(vertices: np.ndarray, faces: np.ndarray, text: bool) -> PlyData:
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    vert = np.empty(len(v), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")])
+    vert["x"], vert["y"], vert["z"] = v.T
+    face = np.empty(len(faces), dtype=[("vertex_indices", "<i4", (3,))])
+    face["vertex_indices"] = np.asarray(faces).reshape(-1, 3)
+    return PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")],
+                   text=text, byte_order="<", comments=["iga-repro"])
+
+
+def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, text: bool = False) -> None:
+    """Float32 vertices and int32 triangles (``vertex_indices``), binary little-endian or ASCII
+    (``text=True``), written atomically."""
+    ply = _mesh_plydata(vertices, faces, text)
+    with atomic_file(path, "wb") as f:
+        if text:
+            ply.write(f)
+            return
+        # plyfile writes a list element record by record (60 s for 10M triangles); a binary record
+        # of a fixed-length list is (count, items), so the face block is one numpy buffer
+        vert, face = ply["vertex"].data, ply["face"].data
+        rec = np.empty(len(face), dtype=[("n", "u1"), ("vertex_indices", "<i4", (3,))])
+        rec["n"], rec["vertex_indices"] = 3, face["vertex_indices"]
+        f.write(ply.header.encode("ascii") + b"\n")
+        f.write(vert.tobytes())
         f.write(rec.tobytes())
-    tmp.replace(path)
 
 
 # --- normalisation and voxelisation ------------------------------------------------------------
