@@ -49,8 +49,12 @@ def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status
     from .run import NeRFRunSettings
     validate(settings)
     run = dict(settings.get("run", {}))
+    extra = dict(settings.get("set", {}))
+    solver = settings.get("adjuster", {}).get("solver")
+    if solver is not None and method_of(settings) == "iga-nerf":
+        extra.setdefault("pipeline.model.iga_solver", solver)
     known = {f.name for f in fields(NeRFRunSettings)}
     assert _RUN_KEYS <= known, "NeRFRunSettings lost a field the config may set"
     return NeRFRunSettings(method=method_of(settings), data=data, out=out, cell=cell,
                            end=settings.get("adjuster", {}).get("end", 25), lpips_status_file=lpips_status,
-                           extra=dict(settings.get("set", {})), **run)
+                           extra=extra, **run)

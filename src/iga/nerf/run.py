@@ -226,6 +226,7 @@ def run(s: NeRFRunSettings) -> dict:
     final = latest_checkpoint(ckpt_dir)
 
     metrics.update({"method": s.method, "nerfstudio_method": config.method_name, "iterations": s.iterations})
+    metrics.update(trainer.pipeline.model.adjuster_stats())  # eigensolver fallbacks (iga.ntk)
     iters_run = config.max_num_iterations
     settings = asdict(s)
     prov = record(settings, s.cell or f"nerf/{Path(s.data).name}/{s.method}", device, time.time() - t0,

@@ -112,6 +112,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
         "iterations": result.steps,
         "image_size": list(image.shape[:2]),
         "groups": int(task.groups.shape[0]),
+        **adjuster.stats(),  # eigensolver steps and fallbacks (iga.ntk.TopkEigensolver)
     }
     log_times = [rec for rec in _read_times(out_dir / "train_log.jsonl")]
     prov = record(settings, cell_id, result.device, result.wall_time_s,

@@ -307,6 +307,7 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
         "mesh_faces": faces,
         "mesh_grid": list(mesh_shape),
         "volume_source": {k: v for k, v in meta.items() if k in ("source", "method", "layout", "resolution")},
+        **adjuster.stats(),  # eigensolver steps and fallbacks (iga.ntk.TopkEigensolver)
     }
     prov = record(settings, cell_id, result.device, result.wall_time_s,
                   time_per_iteration_s=result.wall_time_s / max(result.steps, 1),

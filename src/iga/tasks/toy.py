@@ -107,7 +107,9 @@ class KernelMonitor:
             self.S_e = self._S(self.K_e)
 
     def _S(self, K: torch.Tensor) -> torch.Tensor:
-        return transformation_matrix(K, self.adj.end, self.adj.target, self.adj.start, self.adj.variant).double()
+        # a diagnostic against the exact NTK's S: always the dense decomposition
+        return transformation_matrix(K, self.adj.end, self.adj.target, self.adj.start, self.adj.variant,
+                                     solver="eigh").double()
 
     @staticmethod
     def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -298,6 +300,7 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
             metrics[f"{key}_final"] = float(curve[key][-1])
             metrics[f"{key}_max"] = float(np.max(curve[key]))
     metrics.update(init_stats)
+    metrics.update(adjuster.stats())  # eigensolver steps and fallbacks (iga.ntk.TopkEigensolver)
     metrics["time_per_iteration_s"] = _time_per_iteration(out_dir / "train_log.jsonl")
     metrics["process_cpu_s"] = round(time.process_time(), 3)
     prov = record(settings, cell_id, result.device, result.wall_time_s,
