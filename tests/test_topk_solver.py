@@ -47,6 +47,17 @@ def test_topk_matches_float64_eigh_on_image_entks(arch, end):
     assert s_error(torch.eye(384), K, end) > 0.5, "S must differ from I for the check to mean anything"
 
 
+def test_topk_at_few_groups_never_exhausts_the_space():
+    """96 groups, block 34: an unbounded Krylov basis passes n and breaks Rayleigh–Ritz."""
+    es = TopkEigensolver()
+    for seed in range(3):
+        K = image_entk("ReLU", patch=8, seed=seed)
+        assert K.shape == (96, 96)
+        S = transformation_matrix(K, 25, solver="topk", eigensolver=es)
+        assert s_error(S, K, 25) <= TOL
+    assert es.counts["topk"] + es.counts["fallbacks"] == 3
+
+
 @pytest.mark.parametrize("kw", [dict(variant="paper"), dict(target="start", start=2)])
 def test_topk_matches_eigh_for_the_paper_variant_and_the_sgd_target(kw):
     K = image_entk("PE")
