@@ -48,11 +48,11 @@ def test_topk_matches_float64_eigh_on_image_entks(arch, end):
 
 
 def test_topk_at_few_groups_never_exhausts_the_space():
-    """96 groups, block 34: an unbounded Krylov basis passes n and breaks Rayleigh–Ritz."""
+    """160 groups, block 34: an unbounded Krylov basis passes n and breaks Rayleigh–Ritz."""
     es = TopkEigensolver()
     for seed in range(3):
-        K = image_entk("ReLU", patch=8, seed=seed)
-        assert K.shape == (96, 96)
+        K = image_entk("ReLU", h=80, w=128, patch=8, seed=seed)
+        assert K.shape == (160, 160)
         S = transformation_matrix(K, 25, solver="topk", eigensolver=es)
         assert s_error(S, K, 25) <= TOL
     assert es.counts["topk"] + es.counts["fallbacks"] == 3

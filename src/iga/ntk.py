@@ -244,7 +244,7 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
 
 
 def _use_topk(solver: str, n: int, block: int) -> bool:
-    if 2 * block > n:  # the block is most of the matrix: nothing to gain over eigh
+    if 4 * block > n:  # the block is a large part of the matrix: nothing to gain over eigh
         return False
     return solver == "topk" or (solver == "auto" and n >= AUTO_TOPK_MIN_GROUPS)
 
@@ -266,7 +266,7 @@ class TopkEigensolver:
     θ_w the smallest wanted Ritz value: S's sensitivity to K is ~1/λ_end, so a residual relative to
     λ_0 (ReLU: λ_0/λ_25 ≈ 6000) would not bound S's error. Float64 throughout for that reason (the
     kernel products are n²·block, cheap next to eigh's n³). tol = 1e-4 gave S within 2e-5 (relative
-    Frobenius of S − I) of float64 eigh on real ReLU/PE/SIREN eNTKs. The basis stays below n/2
+    Frobenius of S − I) of float64 eigh on real ReLU/PE/SIREN eNTKs. The basis stays below n − block
     columns (restarts) so it never exhausts the space. After ``max_iter`` products :meth:`top`
     returns None and the caller falls back to ``eigh``.
     """
@@ -296,7 +296,7 @@ class TopkEigensolver:
         K = K.double()
         n = K.shape[0]
         b = self.block_size(n, wanted)
-        limit = max(b, min(self.max_blocks * b, n // 2))  # far from n: the Krylov space never exhausts
+        limit = min(self.max_blocks * b, n - b)  # below n: the Krylov space never exhausts
         B = self._orth(self._start(K, b), None)
         KB = K @ B
         H = B.T @ KB  # Rayleigh quotient, grown block by block
