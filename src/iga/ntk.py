@@ -271,7 +271,7 @@ class TopkEigensolver:
     returns None and the caller falls back to ``eigh``.
     """
 
-    def __init__(self, tol: float = 1e-4, max_iter: int = 40, max_blocks: int = 6, oversample: int = 8):
+    def __init__(self, tol: float = 1e-4, max_iter: int = 40, max_blocks: int = 8, oversample: int = 8):
         self.tol, self.max_iter, self.max_blocks, self.oversample = tol, max_iter, max_blocks, oversample
         self.basis: torch.Tensor | None = None
         self.counts = {"eigh": 0, "topk": 0, "fallbacks": 0, "iterations": 0}
