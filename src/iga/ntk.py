@@ -250,9 +250,10 @@ def _use_topk(solver: str, n: int, block: int) -> bool:
 
 # --- top-k eigenpairs: IGA needs only the top `end` (+1) of n ------------------------------------
 SOLVERS = ("eigh", "topk", "auto")
-# `auto` uses topk from this many groups on. Measured on CPU (2 threads, torch 2.x; see
-# benchmarks/results/iga_group_scaling_cpu_2cores.txt): at 384 groups a dense eigh costs ~10 ms and the
-# warm topk about the same, at 768 and more topk wins by 2-10x; below the threshold eigh is never slower.
+# `auto` uses topk from this many groups on. Chosen from `benchmarks/iga_group_scaling.py --solve-only`
+# (CPU, 1 thread, real PE/SIREN eNTKs; benchmarks/results/iga_group_scaling_cpu_2cores.txt): float32
+# eigh vs warm topk 0.012-0.017 s vs 0.013 s at 384 groups (a tie: eigh kept, so 384-group IGA cannot
+# regress), 0.026-0.042 s vs 0.016-0.017 s at 512, 0.42-0.45 s vs 0.07-0.08 s at 1536.
 AUTO_TOPK_MIN_GROUPS = 512
 
 
