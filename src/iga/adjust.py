@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .configs import AdjusterConfig, ConfigError, SAMPLINGS
-from .ntk import entk, grouped_entk, transformation_matrix
+from .ntk import TopkEigensolver, entk, grouped_entk, transformation_matrix
 
 
 def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -80,6 +80,10 @@ class GradientAdjuster:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def stats(self) -> dict:
+        """Run statistics for the cell's record (e.g. eigensolver fallbacks); empty if none."""
+        return {}
+
 
 class VanillaAdjuster(GradientAdjuster):
     name = "vanilla"
@@ -96,11 +100,13 @@ class IGAAdjuster(GradientAdjuster):
     def __init__(self, cfg: AdjusterConfig, generator: Optional[torch.Generator] = None):
         self.cfg = cfg
         self.sampler = GroupSampler(cfg.sampling, generator)
+        self.eigensolver = TopkEigensolver()  # warm start + counts across this run's steps
 
     def transformation(self, model: nn.Module, sampled_inputs: torch.Tensor) -> torch.Tensor:
         """S from the eNTK of one sampled input per group ([G, in]; [G, k, in] sums k points)."""
         K = grouped_entk(model, sampled_inputs) if sampled_inputs.dim() == 3 else entk(model, sampled_inputs)
-        return transformation_matrix(K, self.cfg.end, self.cfg.target, self.cfg.start, self.cfg.variant)
+        return transformation_matrix(K, self.cfg.end, self.cfg.target, self.cfg.start, self.cfg.variant,
+                                     self.cfg.solver, self.eigensolver)
 
     def sample(self, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         idx = self.sampler.select((outputs - targets).detach())
@@ -118,10 +124,15 @@ class IGAAdjuster(GradientAdjuster):
         return surrogate_loss(outputs, targets, S)
 
     def state_dict(self):
-        return {"sampler": self.sampler.state_dict()}
+        # the counts survive a resume; the warm-start basis need not (a cold start only costs iterations)
+        return {"sampler": self.sampler.state_dict(), "eigensolver_counts": dict(self.eigensolver.counts)}
 
     def load_state_dict(self, state):
         self.sampler.load_state_dict(state.get("sampler", {}))
+        self.eigensolver.counts.update(state.get("eigensolver_counts", {}))
+
+    def stats(self):
+        return {"eigensolver": self.cfg.solver, **self.eigensolver.stats()}
 
 
 class FixedKernelAdjuster(GradientAdjuster):
@@ -130,7 +141,12 @@ class FixedKernelAdjuster(GradientAdjuster):
     name = "ntk"
 
     def __init__(self, cfg: AdjusterConfig, kernel: torch.Tensor):
-        self.S = transformation_matrix(kernel, cfg.end, cfg.target, cfg.start, cfg.variant)
+        self.solver, self.eigensolver = cfg.solver, TopkEigensolver()
+        self.S = transformation_matrix(kernel, cfg.end, cfg.target, cfg.start, cfg.variant, cfg.solver,
+                                       self.eigensolver)
+
+    def stats(self):
+        return {"eigensolver": self.solver, **self.eigensolver.stats()}
 
     def loss(self, model, inputs, outputs, targets):
         if outputs.shape[0] != self.S.shape[0]:

@@ -5,7 +5,8 @@
   per-sample gradient is δ·aᵀ, so K = Σ_layers (A·Aᵀ + 1) ⊙ (Δ·Δᵀ) from one forward and
   one backward pass over the sampled points.
 * :func:`grouped_entk` — kernel of group-summed gradients (the official image code's quirk).
-* :func:`transformation_matrix` — S from the eigendecomposition of K (paper eq. 5, official form).
+* :func:`transformation_matrix` — S from the eigendecomposition of K (paper eq. 5, official form),
+  dense (``eigh``) or from only the top end+1 eigenpairs (:class:`TopkEigensolver`, warm-started).
 * :func:`analytic_relu_ntk` — the exact NTK of the 2-layer ReLU network of toy Exp. 1.
 
 Multi-output networks are reduced to one scalar by "sum of logits": g(x) = Σ_o f_o(x)/√O.
@@ -165,18 +166,25 @@ def _identity_like(K: torch.Tensor) -> torch.Tensor:
 
 
 def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start: int = 0,
-                          variant: str = "official") -> torch.Tensor:
+                          variant: str = "official", solver: str = "auto",
+                          eigensolver: "TopkEigensolver | None" = None) -> torch.Tensor:
     """S with the eigenvectors of K that balances the eigenvalues with index in [start, end).
 
     Eigenvalues sorted descending, 0-based, ``end`` exclusive, λ_t = λ_end ("end", Adam) or
     λ_start ("start", SGD). Official code: S = Σ_{i∈[start,end)} (λ_t/λ_i) v_i v_iᵀ + Σ_{others} v_i v_iᵀ,
     stopping at the first λ_i ≤ 0. ``variant="paper"`` weighs the other directions by λ_i (eq. 5 as
     printed). A failing or non-positive decomposition gives S = I with a warning, never NaN.
+
+    ``solver``: "eigh" (dense, every eigenpair), "topk" (only the top end(+1) pairs, see
+    :class:`TopkEigensolver`; falls back to eigh when it does not converge) or "auto" (topk from
+    ``AUTO_TOPK_MIN_GROUPS`` groups). ``eigensolver`` keeps the warm start and the counts across steps.
     """
     if target not in ("start", "end"):
         raise ConfigError(f"target={target!r} is not allowed; choose 'start' or 'end'")
     if variant not in ("official", "paper"):
         raise ConfigError(f"variant={variant!r} is not allowed; choose 'official' or 'paper'")
+    if solver not in SOLVERS:
+        raise ConfigError(f"solver={solver!r} is not allowed; choose one of {list(SOLVERS)}")
     n = K.shape[0]
     max_end = n - 1 if target == "end" else n
     if not (0 <= start < end <= max_end):
@@ -188,13 +196,32 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
     if not torch.isfinite(K).all():
         log.warning("IGA: kernel has non-finite entries; using S = I for this step")
         return eye
-    try:
-        evals, evecs = torch.linalg.eigh(K)  # in K's dtype: float32 as the official code
-    except Exception as exc:  # torch.linalg.LinAlgError and friends: the official code falls back to I
-        log.warning("IGA: eigendecomposition failed (%s); using S = I for this step", exc)
-        return eye
-    order = torch.argsort(evals, descending=True)
-    lam, V = evals[order], evecs[:, order]
+    es = eigensolver if eigensolver is not None else TopkEigensolver()
+    wanted = end + 1 if target == "end" else end
+    pairs = None
+    topk = _use_topk(solver, n, es.block_size(n, wanted))
+    if topk:
+        try:
+            pairs = es.top(K, wanted)
+        except Exception as exc:  # e.g. a QR/eigh failure inside: eigh below decides
+            log.debug("IGA: topk eigensolver failed (%s)", exc)
+        if pairs is None:
+            es.counts["fallbacks"] += 1
+            if es.counts["fallbacks"] in (1, 10, 100, 1000, 10000):
+                log.warning("IGA: topk eigensolver did not converge (%d time(s) so far); using eigh for this step",
+                            es.counts["fallbacks"])
+    if pairs is None:
+        if not topk:  # a fallback is counted as such, not as an eigh step
+            es.counts["eigh"] += 1
+        try:
+            evals, evecs = torch.linalg.eigh(K)  # in K's dtype: float32 as the official code
+        except Exception as exc:  # torch.linalg.LinAlgError and friends: the official code falls back to I
+            log.warning("IGA: eigendecomposition failed (%s); using S = I for this step", exc)
+            return eye
+        order = torch.argsort(evals, descending=True)
+        lam, V = evals[order], evecs[:, order]
+    else:
+        lam, V = pairs[0].to(K.dtype), pairs[1].to(K.dtype)
     lam_t = lam[end] if target == "end" else lam[start]
     if not lam_t > 0:
         log.warning("IGA: target eigenvalue %.3g is not positive; using S = I for this step", float(lam_t))
@@ -206,11 +233,136 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
         Vs = V[:, start:stop]
         w = lam_t / lam[start:stop]
         S = torch.eye(n, dtype=K.dtype, device=K.device) - (Vs * (1 - w)) @ Vs.T
-    else:
+    elif pairs is None:
         d = lam.clone()
         d[start:stop] = lam_t / lam[start:stop]
         S = (V * d) @ V.T
+    else:  # only the top pairs: K with the balanced directions' λ_i replaced by λ_t/λ_i
+        Vs = V[:, start:stop]
+        S = K + (Vs * (lam_t / lam[start:stop] - lam[start:stop])) @ Vs.T
     return S.to(K.dtype)
+
+
+def _use_topk(solver: str, n: int, block: int) -> bool:
+    if 4 * block > n:  # the block is a large part of the matrix: nothing to gain over eigh
+        return False
+    return solver == "topk" or (solver == "auto" and n >= AUTO_TOPK_MIN_GROUPS)
+
+# --- top-k eigenpairs: IGA needs only the top `end` (+1) of n ------------------------------------
+SOLVERS = ("eigh", "topk", "auto")
+# `auto` uses topk from this many groups on. Chosen from `benchmarks/iga_group_scaling.py --solve-only`
+# (CPU, 1 thread, real PE/SIREN eNTKs; benchmarks/results/iga_group_scaling_cpu_2cores.txt): float32
+# eigh vs warm topk 0.012-0.017 s vs 0.013 s at 384 groups (a tie: eigh kept, so 384-group IGA cannot
+# regress), 0.026-0.042 s vs 0.016-0.017 s at 512, 0.42-0.45 s vs 0.07-0.08 s at 1536.
+AUTO_TOPK_MIN_GROUPS = 512
+
+
+class TopkEigensolver:
+    """Top eigenpairs of a symmetric PSD kernel by warm-started block Lanczos (full reorthogonalisation).
+
+    One object per training run: the Ritz vectors of the last call start the next (the eNTK of the
+    same groups changes slowly between steps). Each iteration appends K·(last block), orthogonalised
+    against the basis, and does Rayleigh–Ritz; when the basis holds ``max_blocks`` blocks it restarts
+    from the current top Ritz vectors. Converged when ‖K v_i − θ_i v_i‖ ≤ tol·θ_w for every wanted i,
+    θ_w the smallest wanted Ritz value: S's sensitivity to K is ~1/λ_end, so a residual relative to
+    λ_0 (ReLU: λ_0/λ_25 ≈ 6000) would not bound S's error. Rayleigh–Ritz in float64; the kernel
+    products (n²·block, cheap next to eigh's n³) in float64 for steep spectra and in float32 for flat
+    ones (λ_end/λ_0 ≥ 1e-2), whose result is then checked with one float64 product. tol = 1e-4 gave S within 2e-5 (relative
+    Frobenius of S − I) of float64 eigh on real ReLU/PE/SIREN eNTKs. The basis stays below n − block
+    columns (restarts) so it never exhausts the space. After ``max_iter`` products :meth:`top`
+    returns None and the caller falls back to ``eigh``.
+    """
+
+    def __init__(self, tol: float = 1e-4, max_iter: int = 40, max_blocks: int = 8, oversample: int = 8):
+        self.tol, self.max_iter, self.max_blocks, self.oversample = tol, max_iter, max_blocks, oversample
+        self.basis: torch.Tensor | None = None
+        self.counts = {"eigh": 0, "topk": 0, "fallbacks": 0, "iterations": 0}
+
+    def block_size(self, n: int, wanted: int) -> int:
+        return min(n, wanted + self.oversample)
+
+    def _start(self, K: torch.Tensor, b: int) -> torch.Tensor:
+        if self.basis is not None and self.basis.shape == (K.shape[0], b):
+            return self.basis.to(K.device)
+        gen = torch.Generator().manual_seed(0)  # cold start: deterministic, one host->device copy
+        return torch.randn(K.shape[0], b, generator=gen, dtype=torch.float64).to(K.device)
+
+    @staticmethod
+    def _orth(Z: torch.Tensor, B: torch.Tensor | None) -> torch.Tensor:
+        for _ in range(2 if B is not None else 0):  # twice is enough (Giraud et al.)
+            Z = Z - B @ (B.T @ Z)
+        return torch.linalg.qr(Z).Q
+
+    def top(self, K: torch.Tensor, wanted: int):
+        """(λ descending [wanted], V [n, wanted]) in float64, or None if not converged."""
+        K64 = K.double()
+        n = K.shape[0]
+        b = self.block_size(n, wanted)
+        start = self._start(K, b)
+        used = 0
+        if K.dtype == torch.float32:
+            # flat spectra (PE, SIREN: λ_end/λ_0 ~ 2e-2) converge slowly; their products may run in float32
+            # (6x cheaper on CPU) while the tolerance, tol·λ_end, stays well above float32's error
+            # (~1e-7·λ_0). The result is then checked with one float64 product, and polished if needed.
+            theta, V, basis, used = self._krylov(K, K64, start, wanted, b, self.max_iter // 2, fast=True)
+            if theta is not None:
+                res = torch.linalg.vector_norm(K64 @ V - V * theta, dim=0)
+                if bool((res <= self.tol * float(theta[-1])).all()):
+                    return self._done(theta, V, basis, used)
+            if basis is not None:
+                start = basis
+        theta, V, basis, its = self._krylov(K64, K64, start, wanted, b, self.max_iter - used, fast=False)
+        used += its
+        if theta is None:
+            self.basis = None
+            self.counts["iterations"] += used
+            return None
+        return self._done(theta, V, basis, used)
+
+    def _done(self, theta, V, basis, its):
+        self.basis = basis
+        self.counts["topk"] += 1
+        self.counts["iterations"] += its
+        return theta, V
+
+    def _krylov(self, Kmv, K64, start, wanted, b, max_iter, fast):
+        """Block Lanczos with products by ``Kmv``: (θ, V, next start, iterations) or (None, …, its)."""
+        n = K64.shape[0]
+        limit = min(self.max_blocks * b, n - b)  # below n: the Krylov space never exhausts
+        mv = (lambda X: (Kmv @ X.to(Kmv.dtype)).double())
+        B = self._orth(start.double(), None)
+        KB = mv(B)
+        H = B.T @ KB  # Rayleigh quotient, grown block by block
+        for it in range(1, max_iter + 1):
+            theta, W = torch.linalg.eigh((H + H.T) / 2)
+            theta, W = theta.flip(0), W.flip(1)
+            Wt = W[:, :wanted]
+            V = B @ Wt
+            # explicit residuals from the stored K·B (no extra product with K)
+            res = torch.linalg.vector_norm(KB @ Wt - V * theta[:wanted], dim=0)
+            ref = float(theta[wanted - 1])
+            if not ref > 1e-10 * float(theta[0]):  # numerically rank-deficient: eigh decides, as before
+                return None, None, None, it
+            if fast and ref < 1e-2 * float(theta[0]):  # steep spectrum: float32 products are not enough
+                return None, None, B @ W[:, :b], it
+            if bool((res <= self.tol * ref).all()):
+                return theta[:wanted], V, B @ W[:, :b], it
+            if it == max_iter:
+                break
+            if B.shape[1] + b > limit:  # thick restart from the top Ritz vectors
+                Wb = W[:, :b]
+                B, KB, H = B @ Wb, KB @ Wb, torch.diag(theta[:b])
+            Q = self._orth(KB[:, -b:], B)
+            KQ = mv(Q)
+            Hq = B.T @ KQ
+            H = torch.cat([torch.cat([H, Hq], 1), torch.cat([Hq.T, Q.T @ KQ], 1)], 0)
+            B, KB = torch.cat([B, Q], 1), torch.cat([KB, KQ], 1)
+        return None, None, None, max_iter
+
+    def stats(self) -> Dict[str, float]:
+        c = self.counts
+        return {"eig_topk_steps": c["topk"], "eig_eigh_steps": c["eigh"], "eig_fallbacks": c["fallbacks"],
+                "eig_topk_mean_iterations": round(c["iterations"] / max(c["topk"] + c["fallbacks"], 1), 3)}
 
 
 def analytic_relu_ntk(x: torch.Tensor) -> torch.Tensor:

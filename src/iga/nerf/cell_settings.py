@@ -37,6 +37,7 @@ class NeRFRun(Strict):
 class NeRFAdjuster(Strict):
     kind: Literal["vanilla", "iga"] = "vanilla"
     end: int = Field(DEFAULT_END, ge=1)  # one group per ray: end < run.num_rays
+    solver: Literal["eigh", "topk", "auto"] = "auto"  # how S's eigenpairs are computed (iga.ntk)
 
 
 class NeRFModel(Strict):
@@ -114,5 +115,8 @@ register_task("nerf", NeRFSection, NeRFCellSettings)
 def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: Optional[str]):
     from .run import NeRFRunSettings
     s = validate_cell(settings)
+    extra = dict(s.set)
+    if s.method == "iga-nerf":
+        extra.setdefault("pipeline.model.iga_solver", s.adjuster.solver)
     return NeRFRunSettings(method=s.method, data=data, out=out, cell=cell, end=s.adjuster.end,
-                           lpips_status_file=lpips_status, extra=dict(s.set), **s.run.model_dump())
+                           lpips_status_file=lpips_status, extra=extra, **s.run.model_dump())

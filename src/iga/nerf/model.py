@@ -62,6 +62,8 @@ class NeRFPytorchModelConfig(VanillaModelConfig):
     """Balanced eigenvalues: 25 for the Blender scenes, 30 for ficus (paper App. F)."""
     iga_start: int = 0
     iga_variant: Literal["official", "paper"] = "official"
+    iga_solver: Literal["eigh", "topk", "auto"] = "auto"
+    """Eigenpairs of the 1024-ray eNTK: all (eigh) or only the top end+1 (topk); see iga.ntk."""
     iga_density_output: Literal["sigmoid", "relu"] = "sigmoid"
     """4th eNTK output: sigmoid of the density logit (official code) or ReLU density."""
     lr_schedule: Literal["nerf-pytorch", "official"] = "nerf-pytorch"
@@ -105,7 +107,8 @@ class NeRFPytorchModel(NeRFModel):
         self.adjuster: Optional[IGAAdjuster] = None
         if cfg.adjust == "iga":
             self.adjuster = IGAAdjuster(AdjusterConfig(kind="iga", end=cfg.iga_end, start=cfg.iga_start,
-                                                       target="end", variant=cfg.iga_variant))
+                                                       target="end", variant=cfg.iga_variant,
+                                                       solver=cfg.iga_solver))
 
     @staticmethod
     def _build_lpips():
@@ -173,6 +176,10 @@ class NeRFPytorchModel(NeRFModel):
 
     def iga_network(self) -> SampledPointOutputs:
         return SampledPointOutputs(self.field_fine, self.config.iga_density_output)
+
+    def adjuster_stats(self) -> dict:
+        """The IGA adjuster's run statistics (eigensolver fallbacks) for the cell's metrics.json."""
+        return self.adjuster.stats() if self.adjuster is not None else {}
 
     def iga_transformation(self, sampled: Tensor) -> Tensor:
         """S [n_rays, n_rays] from the fine network's eNTK at the sampled points."""

@@ -293,6 +293,7 @@ def _run(s: NeRFRunSettings, job_start: float) -> dict:
     final = latest_checkpoint(ckpt_dir)
 
     metrics.update({"method": s.method, "nerfstudio_method": config.method_name, "iterations": s.iterations})
+    metrics.update(trainer.pipeline.model.adjuster_stats())  # eigensolver fallbacks (iga.ntk)
     training = Training.from_timer(clock.timer, s.iterations, t_train, clock.before + t_train, last)
     if clock.unknown_before:
         training.extra["train_time_total_note"] = f"time of the jobs before step {last} not recorded: this job's only"

@@ -161,6 +161,7 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
         "iterations": result.steps,
         "image_size": list(image.shape[:2]),
         "groups": int(task.groups.shape[0]),
+        **adjuster.stats(),  # eigensolver steps and fallbacks (iga.ntk.TopkEigensolver)
     }
     write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, result.training())
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell

@@ -304,6 +304,7 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
         "mesh_faces": faces,
         "mesh_grid": list(mesh_shape),
         "volume_source": {k: v for k, v in meta.items() if k in ("source", "method", "layout", "resolution")},
+        **adjuster.stats(),  # eigensolver steps and fallbacks (iga.ntk.TopkEigensolver)
     }
     write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, result.training())
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell

@@ -106,7 +106,9 @@ class KernelMonitor:
             self.S_e = self._S(self.K_e)
 
     def _S(self, K: torch.Tensor) -> torch.Tensor:
-        return transformation_matrix(K, self.adj.end, self.adj.target, self.adj.start, self.adj.variant).double()
+        # a diagnostic against the exact NTK's S: always the dense decomposition
+        return transformation_matrix(K, self.adj.end, self.adj.target, self.adj.start, self.adj.variant,
+                                     solver="eigh").double()
 
     @staticmethod
     def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -292,6 +294,7 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
             metrics[f"{key}_final"] = float(curve[key][-1])
             metrics[f"{key}_max"] = float(np.max(curve[key]))
     metrics.update(init_stats)
+    metrics.update(adjuster.stats())  # eigensolver steps and fallbacks (iga.ntk.TopkEigensolver)
     training = result.training()
     metrics["time_per_iteration_s"] = training.time_per_iteration_s  # the toy tables show it (one definition)
     write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, training)
