@@ -26,7 +26,8 @@ TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
 TRAIN_RULES = re.compile(r"^train_")
 AGGREGATIONS = {"collect_image", "tables_image", "figures_image", "cost_table", "all",
-                X
+                "figures_image_curves",  # training curves (iga.report.curve_figures)
+                "report_page_tables", "report_page_figures"}  # the report's pages (workflow/rules/report.smk)
 
 pytestmark = pytest.mark.timeout(600)
 
