@@ -12,6 +12,7 @@ rate): the schema's item and architecture names stay valid, and every cell has d
 as in a hyperparameter sweep. All other tasks are switched off there, so the numbers are per
 image cell. "per 1k jobs" is the marginal cost: (time - time of a 12-cell grid) / (extra jobs / 1000).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,8 +99,10 @@ def main(argv=None) -> int:
             rows.append(row)
     print(f"{'grid':<28} {'jobs':>7} {'cells':>7} {'snakemake -n (s)':>17} {'s per 1k jobs':>14}")
     for r in rows:
-        print(f"{r['label']:<28} {r['jobs']:>7} {r['training_cells']:>7} {r['wall_s']:>17.2f} "
-              f"{r.get('s_per_1k_jobs', ''):>14}")
+        print(
+            f"{r['label']:<28} {r['jobs']:>7} {r['training_cells']:>7} {r['wall_s']:>17.2f} "
+            f"{r.get('s_per_1k_jobs', ''):>14}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -10,6 +10,7 @@ ratios IGA/vanilla are printed, with the relative Frobenius error of S − I of 
 eigh on the kernel of the last timed step. ``--solve-only`` times the decomposition alone on real
 eNTKs across group counts (what ``iga.ntk.AUTO_TOPK_MIN_GROUPS`` is chosen from).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from iga_overhead import Setup, compare  # noqa: E402
 
-from iga.adjust import build_adjuster  # noqa: E402
 from iga.cells import Cell, resolve_settings  # noqa: E402
 from iga.configs import AdjusterConfig, ModelConfig  # noqa: E402
-from iga.grouping import patch_groups  # noqa: E402
 from iga.models import build_model  # noqa: E402
 from iga.ntk import TopkEigensolver, entk, transformation_matrix  # noqa: E402
-from iga.tasks.image import coordinate_grid  # noqa: E402
 
 END = {"ReLU": 25, "PE": 20, "SIREN": 20}  # config.yaml's image overrides
 
@@ -50,8 +48,10 @@ def s_error(K: torch.Tensor, end: int, es: TopkEigensolver, **kw) -> float:
 
 
 def image_cases(args) -> None:
-    print(f"{'size':>8} {'groups':>6} {'arch':>5} {'vanilla':>8} {'eigh':>8} {'topk':>8} "
-          f"{'eigh/van':>8} {'topk/van':>8} {'S err':>8} {'topk its':>8} {'fallbk':>6}")
+    print(
+        f"{'size':>8} {'groups':>6} {'arch':>5} {'vanilla':>8} {'eigh':>8} {'topk':>8} "
+        f"{'eigh/van':>8} {'topk/van':>8} {'S err':>8} {'topk its':>8} {'fallbk':>6}"
+    )
     for spec in args.image.split(","):
         size, patch = spec.split(":")
         w, h = map(int, size.split("x"))
@@ -59,19 +59,26 @@ def image_cases(args) -> None:
         groups = (h // patch) * (w // patch)
         for arch in args.archs.split(","):
             end = END[arch]
-            setups = {k: Setup(arch, h, w, patch, cfg, args.device) for k, cfg in (
-                ("vanilla", AdjusterConfig(kind="vanilla")),
-                ("eigh", AdjusterConfig(kind="iga", end=end, solver="eigh")),
-                ("topk", AdjusterConfig(kind="iga", end=end, solver="topk")))}
+            setups = {
+                k: Setup(arch, h, w, patch, cfg, args.device)
+                for k, cfg in (
+                    ("vanilla", AdjusterConfig(kind="vanilla")),
+                    ("eigh", AdjusterConfig(kind="iga", end=end, solver="eigh")),
+                    ("topk", AdjusterConfig(kind="iga", end=end, solver="topk")),
+                )
+            }
             t = compare(setups, args.iters)
             s = setups["topk"]
             out = s.model(s.coords.reshape(s.G * s.P, 2)).reshape(s.G, s.P, 3)
             K = entk(s.model, s.adj.sample(s.coords, out, s.target)).detach()
             st = s.adj.stats()
             err = s_error(K, end, s.adj.eigensolver)
-            print(f"{size:>8} {groups:6d} {arch:>5} {t['vanilla']:8.4f} {t['eigh']:8.4f} {t['topk']:8.4f} "
-                  f"{t['eigh'] / t['vanilla']:8.2f} {t['topk'] / t['vanilla']:8.2f} {err:8.1e} "
-                  f"{st['eig_topk_mean_iterations']:8.1f} {st['eig_fallbacks']:6d}", flush=True)
+            print(
+                f"{size:>8} {groups:6d} {arch:>5} {t['vanilla']:8.4f} {t['eigh']:8.4f} {t['topk']:8.4f} "
+                f"{t['eigh'] / t['vanilla']:8.2f} {t['topk'] / t['vanilla']:8.2f} {err:8.1e} "
+                f"{st['eig_topk_mean_iterations']:8.1f} {st['eig_fallbacks']:6d}",
+                flush=True,
+            )
 
 
 class ToyStep:
@@ -79,6 +86,7 @@ class ToyStep:
 
     def __init__(self, item: str, arch: str, method: str, solver: str | None):
         from iga.tasks.toy import build_cell
+
         config = yaml.safe_load((ROOT / "config.yaml").read_text())
         settings = copy.deepcopy(resolve_settings(config, Cell("toy", item, arch, method)))
         settings["task"].update(kernel_monitor=False, save_residuals=False)
@@ -87,8 +95,11 @@ class ToyStep:
             settings["adjuster"]["solver"] = solver
         self.model, task, self.adj, optim_cfg, *_ = build_cell(settings)
         self.batch = task.batch(0, torch.Generator().manual_seed(0))
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=optim_cfg.lr) if optim_cfg.optimizer == "adam" \
+        self.opt = (
+            torch.optim.Adam(self.model.parameters(), lr=optim_cfg.lr)
+            if optim_cfg.optimizer == "adam"
             else torch.optim.SGD(self.model.parameters(), lr=optim_cfg.lr)
+        )
 
     def step(self) -> float:
         t0 = time.perf_counter()
@@ -102,19 +113,26 @@ class ToyStep:
         return time.perf_counter() - t0
 
 
-TOY_CASES = [("exp2_s16", "ReLU", "IGA-g1e8", "exp2_s16/ReLU-vanilla"),
-             ("exp1_w1024_s16", "TwoLayer", "eNTK-e15", "exp1_w1024_s16/TwoLayer-vanilla"),
-             ("exp1_w8192_s16", "TwoLayer", "eNTK-e15", "exp1_w8192_s16/TwoLayer-vanilla")]
+TOY_CASES = [
+    ("exp2_s16", "ReLU", "IGA-g1e8", "exp2_s16/ReLU-vanilla"),
+    ("exp1_w1024_s16", "TwoLayer", "eNTK-e15", "exp1_w1024_s16/TwoLayer-vanilla"),
+    ("exp1_w8192_s16", "TwoLayer", "eNTK-e15", "exp1_w8192_s16/TwoLayer-vanilla"),
+]
 
 
 def toy_cases(args) -> None:
-    print(f"{'toy case':34s} {'n':>5} {'vanilla':>8} {'eigh':>8} {'topk':>8} {'eigh/topk':>9} {'S err':>8} "
-          f"{'topk its':>8} {'fallbk':>6}")
+    print(
+        f"{'toy case':34s} {'n':>5} {'vanilla':>8} {'eigh':>8} {'topk':>8} {'eigh/topk':>9} {'S err':>8} "
+        f"{'topk its':>8} {'fallbk':>6}"
+    )
     for item, arch, method, vanilla in TOY_CASES:
         v_item, v_am = vanilla.split("/")
         v_arch, v_method = v_am.split("-", 1)
-        steps = {"vanilla": ToyStep(v_item, v_arch, v_method, None),
-                 "eigh": ToyStep(item, arch, method, "eigh"), "topk": ToyStep(item, arch, method, "topk")}
+        steps = {
+            "vanilla": ToyStep(v_item, v_arch, v_method, None),
+            "eigh": ToyStep(item, arch, method, "eigh"),
+            "topk": ToyStep(item, arch, method, "topk"),
+        }
         t = compare(steps, args.toy_iters, warmup=2)
         s = steps["topk"]
         x = s.batch.inputs[:, 0]
@@ -122,9 +140,12 @@ def toy_cases(args) -> None:
         cfg = s.adj.cfg
         err = s_error(K, cfg.end, s.adj.eigensolver, target=cfg.target, start=cfg.start)
         st = s.adj.stats()
-        print(f"{item + '/' + arch + '-' + method:34s} {x.shape[0]:5d} {t['vanilla']:8.4f} {t['eigh']:8.4f} "
-              f"{t['topk']:8.4f} {t['eigh'] / t['topk']:9.1f} {err:8.1e} {st['eig_topk_mean_iterations']:8.1f} "
-              f"{st['eig_fallbacks']:6d}", flush=True)
+        print(
+            f"{item + '/' + arch + '-' + method:34s} {x.shape[0]:5d} {t['vanilla']:8.4f} {t['eigh']:8.4f} "
+            f"{t['topk']:8.4f} {t['eigh'] / t['topk']:9.1f} {err:8.1e} {st['eig_topk_mean_iterations']:8.1f} "
+            f"{st['eig_fallbacks']:6d}",
+            flush=True,
+        )
 
 
 def solve_only(args) -> None:
@@ -152,8 +173,11 @@ def solve_only(args) -> None:
                 transformation_matrix(K1, end, solver="topk", eigensolver=es)
                 tw.append(time.perf_counter() - t0)
                 its.append(es.counts["iterations"] - i0)
-            print(f"{arch:>5} {n:6d} {statistics.median(te):9.4f} {statistics.median(tc):11.4f} "
-                  f"{statistics.median(tw):11.4f} {statistics.median(its):8.1f}", flush=True)
+            print(
+                f"{arch:>5} {n:6d} {statistics.median(te):9.4f} {statistics.median(tc):11.4f} "
+                f"{statistics.median(tw):11.4f} {statistics.median(its):8.1f}",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -170,8 +194,10 @@ def main() -> None:
     args.device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"cpus={os.cpu_count()} loadavg_at_start={load}")
+    print(
+        f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} "
+        f"cpus={os.cpu_count()} loadavg_at_start={load}"
+    )
     if args.solve_only:
         solve_only(args)
         return

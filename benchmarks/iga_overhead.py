@@ -6,6 +6,7 @@ Goal (issue "Core"): ratio <= 1.10 on CPU at 192x128 (8x8 patches, 384 groups) a
 Each configuration runs the real trainer step (forward, adjuster loss, backward, Adam step) on a
 synthetic image; the median over iterations after a warm-up is reported, with the device.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,25 +71,42 @@ def main() -> None:
     ap.add_argument("--quirk", action="store_true", help="also time the official indexing quirk")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()}")
-    print(f"{'size':>10} {'groups':>6} {'arch':>6} {'vanilla s/it':>13} {'IGA s/it':>9} {'ratio':>6}"
-          + (f" {'quirk s/it':>10} {'ratio':>6}" if args.quirk else ""))
+    print(
+        f"{'size':>10} {'groups':>6} {'arch':>6} {'vanilla s/it':>13} {'IGA s/it':>9} {'ratio':>6}"
+        + (f" {'quirk s/it':>10} {'ratio':>6}" if args.quirk else "")
+    )
     for spec in args.sizes.split(","):
         size, patch = spec.split(":")
         w, h = map(int, size.split("x"))
         patch = int(patch)
         groups = (h // patch) * (w // patch)
         for arch in args.archs.split(","):
-            setups = {"vanilla": Setup(arch, h, w, patch, AdjusterConfig(kind="vanilla"), device),
-                      "iga": Setup(arch, h, w, patch, AdjusterConfig(kind="iga", end=args.end), device)}
+            setups = {
+                "vanilla": Setup(arch, h, w, patch, AdjusterConfig(kind="vanilla"), device),
+                "iga": Setup(arch, h, w, patch, AdjusterConfig(kind="iga", end=args.end), device),
+            }
             t = compare(setups, args.iters)
-            line = f"{size:>10} {groups:>6} {arch:>6} {t['vanilla']:13.4f} {t['iga']:9.4f} {t['iga'] / t['vanilla']:6.2f}"
+            line = (
+                f"{size:>10} {groups:>6} {arch:>6} {t['vanilla']:13.4f} {t['iga']:9.4f} {t['iga'] / t['vanilla']:6.2f}"
+            )
             if args.quirk:
-                setups = {"vanilla": setups["vanilla"],
-                          "quirk": Setup(arch, h, w, patch, AdjusterConfig(kind="iga", end=args.end,
-                                                                           official_indexing_quirk=True), device)}
+                setups = {
+                    "vanilla": setups["vanilla"],
+                    "quirk": Setup(
+                        arch,
+                        h,
+                        w,
+                        patch,
+                        AdjusterConfig(kind="iga", end=args.end, official_indexing_quirk=True),
+                        device,
+                    ),
+                }
                 q = compare(setups, max(3, args.iters // 4), warmup=1)
                 line += f" {q['quirk']:10.4f} {q['quirk'] / q['vanilla']:6.2f}"
             print(line, flush=True)

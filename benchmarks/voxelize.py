@@ -10,7 +10,8 @@ process so that its peak RSS is its own. Optionally (``--mesh``) a real PLY(.gz)
     python benchmarks/voxelize.py --mesh data/stanford/thai/extracted/xyzrgb_statuette.ply
     python benchmarks/voxelize.py --faces 1e7 --make-ply /tmp/t10m.ply [--ascii]  # a scan-sized test PLY
     python benchmarks/voxelize.py --mesh /tmp/t10m.ply --resolution 32    # mostly PLY load time
-    python benchmarks/voxelize.py --roundtrip-mat "data/occupancy/mat/dragon/ dragon.mat"  # sic: the zip member starts with a space
+    # sic: the zip member's name starts with a space
+    python benchmarks/voxelize.py --roundtrip-mat "data/occupancy/mat/dragon/ dragon.mat"
 
 Round trip: the .mat volume → marching-cubes mesh (in its own index frame) → our voxelisation at
 the same resolution → IoU with the .mat, for ACORN's convention and two alternatives. It checks
@@ -21,6 +22,7 @@ mesh is built in the file's own frame). What does separate the samplings is the 
 linspace(-1, 1) the scan's extreme vertices lie exactly on the first / last grid plane, so the
 longest axis is occupied from index 1 to R-2 (dragon.mat: 1..510).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +40,7 @@ def _peak_mb() -> float:
 
 def _torus(faces: str):
     from iga.data.procedural_shape import torus_mesh
+
     n = int(float(faces))
     n_minor = max(8, int(math.sqrt(n / 2 / 2.8)))
     n_major = max(8, int(round(n / 2 / n_minor)))
@@ -52,6 +55,7 @@ def make_ply(args) -> dict:
     from pathlib import Path
 
     from iga.data.voxelize import write_ply
+
     (v, f), name = _torus(args.faces[-1])
     out = Path(args.make_ply)
     plain = out.with_name(out.name[:-3]) if out.name.endswith(".gz") else out
@@ -62,13 +66,20 @@ def make_ply(args) -> dict:
         with open(plain, "rb") as src, gzip.open(out, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 24)
         plain.unlink()
-    return {"case": name, "faces": len(f), "vertices": len(v), "out": str(out),
-            "format": "ascii" if args.ascii else "binary_little_endian", "write_ply_s": round(t_write, 2),
-            "mb": round(out.stat().st_size / 2 ** 20, 1)}
+    return {
+        "case": name,
+        "faces": len(f),
+        "vertices": len(v),
+        "out": str(out),
+        "format": "ascii" if args.ascii else "binary_little_endian",
+        "write_ply_s": round(t_write, 2),
+        "mb": round(out.stat().st_size / 2**20, 1),
+    }
 
 
 def run_case(args) -> dict:
     from iga.data.voxelize import read_ply, voxelize
+
     t0 = time.perf_counter()
     if args.mesh:
         v, f = read_ply(args.mesh)
@@ -80,16 +91,25 @@ def run_case(args) -> dict:
     t1 = time.perf_counter()
     occ = voxelize(v, f, args.resolution, method=args.method)
     t_vox = time.perf_counter() - t1
-    out = {"case": name, "faces": int(len(f)), "vertices": int(len(v)), "resolution": args.resolution,
-           "method": args.method, "load_or_generate_s": round(t_load, 2), "voxelize_s": round(t_vox, 2),
-           "peak_rss_mb": round(_peak_mb(), 1), "rss_after_load_mb": round(mem_after_load, 1),
-           "occupied_fraction": round(float(occ.mean()), 5)}
+    out = {
+        "case": name,
+        "faces": int(len(f)),
+        "vertices": int(len(v)),
+        "resolution": args.resolution,
+        "method": args.method,
+        "load_or_generate_s": round(t_load, 2),
+        "voxelize_s": round(t_vox, 2),
+        "peak_rss_mb": round(_peak_mb(), 1),
+        "rss_after_load_mb": round(mem_after_load, 1),
+        "occupied_fraction": round(float(occ.mean()), 5),
+    }
     if not args.mesh:  # the torus has a known volume: (2/(R-1))³ · voxels ≈ 2π²·R·r² (normalised)
-        from iga.data.voxelize import normalize_acorn
         from iga.data.procedural_shape import mesh_volume
+        from iga.data.voxelize import normalize_acorn
+
         vn = normalize_acorn(v)[0]
         h = 2.0 / (args.resolution - 1)
-        out["volume_rel_error"] = round(float(occ.sum() * h ** 3 / mesh_volume(vn, f) - 1), 5)
+        out["volume_rel_error"] = round(float(occ.sum() * h**3 / mesh_volume(vn, f) - 1), 5)
     return out
 
 
@@ -101,6 +121,7 @@ def roundtrip(args) -> dict:
 
     from iga.data.voxelize import load_mat_volume, normalize_acorn, voxelize
     from iga.metrics import iou
+
     vol = load_mat_volume(args.roundtrip_mat)
     R = vol.shape[0]
     t0 = time.perf_counter()
@@ -114,8 +135,13 @@ def roundtrip(args) -> dict:
         "cell-centred samples ((i+0.5)/R)": vn * (R - 1) / R,
         "each axis scaled to [-1,1]": (verts - (lo + hi) / 2) / ((hi - lo) / 2),
     }
-    res = {"mat": args.roundtrip_mat, "shape": list(vol.shape), "mc_faces": int(len(faces)),
-           "marching_cubes_s": round(t_mc, 2), "iou_by_convention": {}}
+    res = {
+        "mat": args.roundtrip_mat,
+        "shape": list(vol.shape),
+        "mc_faces": int(len(faces)),
+        "marching_cubes_s": round(t_mc, 2),
+        "iou_by_convention": {},
+    }
     nz = [np.flatnonzero(vol.any(axis=tuple(i for i in range(3) if i != a))) for a in range(3)]
     res["mat_occupied_index_range"] = [[int(z[0]), int(z[-1])] for z in nz]
     for name, v in variants.items():
@@ -151,15 +177,24 @@ def main() -> int:
     cases = [["--mesh", args.mesh]] if args.mesh else [["--faces", f] for f in (args.faces or ["1e7", "2.8e7"])]
     print(f"{'case':<28}{'faces':>11}{'R':>5}{'load s':>8}{'voxelize s':>11}{'peak MB':>9}{'vol err':>9}")
     for extra in cases:
-        cmd = [sys.executable, __file__, "--child", "--resolution", str(args.resolution),
-               "--method", args.method] + extra
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--resolution",
+            str(args.resolution),
+            "--method",
+            args.method,
+        ] + extra
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             print(r.stderr, file=sys.stderr)
             return r.returncode
         d = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"{d['case'][-27:]:<28}{d['faces']:>11,}{d['resolution']:>5}{d['load_or_generate_s']:>8}"
-              f"{d['voxelize_s']:>11}{d['peak_rss_mb']:>9}{d.get('volume_rel_error', ''):>9}")
+        print(
+            f"{d['case'][-27:]:<28}{d['faces']:>11,}{d['resolution']:>5}{d['load_or_generate_s']:>8}"
+            f"{d['voxelize_s']:>11}{d['peak_rss_mb']:>9}{d.get('volume_rel_error', ''):>9}"
+        )
         print(json.dumps(d), file=sys.stderr)
     return 0
 

@@ -8,6 +8,7 @@ samples the largest-residual point of each group, builds the eNTK of those point
 
     python examples/iga_in_your_loop.py            # prints the final MSE of plain Adam and of Adam + IGA
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ def make_model(seed: int) -> nn.Module:
 def fit(use_iga: bool, steps: int, seed: int = 0) -> float:
     x = torch.linspace(-1, 1, 512).unsqueeze(1)
     y = sum(torch.sin(2 * math.pi * k * x) for k in (1, 4, 12)) / 3
-    groups = interval_groups(len(x), 8)          # 64 groups of 8 neighbouring points
-    gx, gy = x[groups], y[groups]                # [64, 8, 1] each
+    groups = interval_groups(len(x), 8)  # 64 groups of 8 neighbouring points
+    gx, gy = x[groups], y[groups]  # [64, 8, 1] each
     model = make_model(seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     # Adam: pull the 8 largest eigenvalues down to λ_8 (target "end"); one adjuster per run

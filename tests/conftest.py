@@ -3,6 +3,7 @@
 `make test` runs `.venv/bin/python -m pytest` without activating the venv; workflow tests start
 `snakemake`, whose rules call `iga`, as subprocesses, so both must resolve to this environment.
 """
+
 import os
 import sys
 from pathlib import Path

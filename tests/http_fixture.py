@@ -4,6 +4,7 @@ Why: the downloader's value is in how it handles bad servers (404, truncated bod
 ignored Range headers, wrong bytes), which real hosts cannot be made to do on demand.
 The server binds 127.0.0.1 on an ephemeral port and records every request it sees.
 """
+
 from __future__ import annotations
 
 import socket
@@ -16,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Route:
     body: bytes = b""
-    mode: str = "file"          # file | truncate | 404 | html | stall | trickle
-    ranges: bool = True         # honour Range requests with 206
-    truncate_times: int = -1    # truncate only the first N requests (-1: always)
+    mode: str = "file"  # file | truncate | 404 | html | stall | trickle
+    ranges: bool = True  # honour Range requests with 206
+    truncate_times: int = -1  # truncate only the first N requests (-1: always)
     stall_s: float = 2.0
-    trickle_bytes: int = 1024   # trickle: this many bytes every trickle_every_s seconds
+    trickle_bytes: int = 1024  # trickle: this many bytes every trickle_every_s seconds
     trickle_every_s: float = 2.0
     hits: int = 0
 
@@ -35,6 +36,7 @@ class Request:
 @dataclass
 class FixtureServer:
     """``add(path, body, mode=...)`` then ``url(path)``; ``requests`` lists what was asked."""
+
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,7 +51,7 @@ class FixtureServer:
     def hits(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
 
-    def __enter__(self) -> "FixtureServer":
+    def __enter__(self) -> FixtureServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,15 +81,15 @@ class FixtureServer:
                     return
                 body, start = route.body, 0
                 truncating = route.mode == "truncate" and (
-                    route.truncate_times < 0 or route.hits <= route.truncate_times)
+                    route.truncate_times < 0 or route.hits <= route.truncate_times
+                )
                 if req.range and route.ranges and not truncating:
                     start = int(req.range.split("=")[1].split("-")[0])
                     if start >= len(body):
                         self.send_error(416, "Range Not Satisfiable")
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range",
-                                     f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
                     self.send_response(200)
                 if route.ranges:
@@ -99,9 +101,9 @@ class FixtureServer:
                 if route.mode == "trickle":  # a live but hopelessly slow server
                     try:
                         for i in range(0, len(payload), route.trickle_bytes):
-                            self.wfile.write(payload[i:i + route.trickle_bytes])
+                            self.wfile.write(payload[i : i + route.trickle_bytes])
                             self.wfile.flush()
-                            req.bytes_sent += len(payload[i:i + route.trickle_bytes])
+                            req.bytes_sent += len(payload[i : i + route.trickle_bytes])
                             time.sleep(route.trickle_every_s)
                     except OSError:  # the client gave up: what the test wants
                         pass
@@ -116,8 +118,7 @@ class FixtureServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
         return self
 

@@ -2,6 +2,7 @@
 
 conftest.py already puts this environment's bin first on PATH, so the rules' `iga` is ours.
 """
+
 import os
 import subprocess
 import sys
@@ -10,7 +11,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
-                          cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          env=None if env is None else {**os.environ, **env})
+def run_snakemake(
+    workdir: Path, *args: str, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )

@@ -2,6 +2,7 @@
 built from those settings do what their names claim, and that Tables 4, 5 and the variants table have
 the right rows and paper values. Fast: no training; Snakemake only in dry runs (which ablation cells
 reuse main image cells) and one tiny end-to-end run."""
+
 import copy
 import json
 import re
@@ -11,18 +12,26 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from snakemake_runner import run_snakemake
 
 from iga.adjust import IGAAdjuster, build_adjuster
 from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings, task_settings
 from iga.configs import AdjusterConfig, validate
+from iga.ntk import transformation_matrix
+from iga.report.ablation_layouts import write_ablation_tables
+from iga.report.ablation_tables import (
+    PAPER_AVG_ITEM,
+    TABLE5_NOTE,
+    build_table4,
+    build_table5,
+    build_variants,
+    collect_cell,
+    describe_variant,
+    reused_cells,
+)
+from iga.report.tables import TABLE_ROW_KEYS, read_csv
 from iga.tasks.image_config import ImageCellSettings
 from iga.workflow_config import validate_config
-from iga.ntk import transformation_matrix
-from iga.report.ablation_tables import (PAPER_AVG_ITEM, TABLE5_NOTE, build_table4, build_table5, build_variants,
-                                        collect_cell, describe_variant, reused_cells)
-from iga.report.ablation_layouts import write_ablation_tables
-from iga.report.tables import TABLE_ROW_KEYS, read_csv
-from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = ("table4", "table5", "variants")
@@ -71,7 +80,9 @@ def test_each_ablation_cell_resolves_to_what_its_name_claims(preset):
         assert adj["sampling"] == {"RSI": "rsi", "RI": "ri"}.get(variant, "slr"), cell
         assert adj["variant"] == ("paper" if variant == "paper" else "official"), cell
         default_quirk = task_settings(config, "image_ablation")["adjuster"]["official_indexing_quirk"]
-        assert adj["official_indexing_quirk"] is {"quirk": True, "text": False, "paper": False}.get(variant, default_quirk), cell
+        assert adj["official_indexing_quirk"] is {"quirk": True, "text": False, "paper": False}.get(
+            variant, default_quirk
+        ), cell
         patch = int(variant[1:]) if variant and variant.startswith("P") else default_patch
         assert task["patch_size"] == patch, cell
         # the architecture's IGA learning rate reaches every IGA variant, as in the main image task
@@ -92,7 +103,9 @@ def test_paper_preset_ablation_grids_are_the_papers():
     def settings(grid):
         return [resolve_settings(config, c) for c in found if grid in found[c]]
 
-    t4 = {(s["model"]["architecture"], s["adjuster"]["kind"], s["adjuster"].get("sampling")) for s in settings("table4")}
+    t4 = {
+        (s["model"]["architecture"], s["adjuster"]["kind"], s["adjuster"].get("sampling")) for s in settings("table4")
+    }
     assert {x[2] for x in t4 if x[1] == "iga"} == {"slr", "rsi", "ri"}
     t5 = {s["task"]["patch_size"] for s in settings("table5") if s["adjuster"]["kind"] == "iga"}
     assert t5 == {16, 32, 64, 128}
@@ -165,8 +178,12 @@ def test_quirk_cell_differs_from_the_default_exactly_as_the_notes_say():
 
 def test_paper_variant_cell_differs_only_outside_the_balanced_range():
     config = load("smoke")
-    cfg_off = validate(AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA"))["adjuster"])
-    cfg_pap = validate(AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper"))["adjuster"])
+    cfg_off = validate(
+        AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA"))["adjuster"]
+    )
+    cfg_pap = validate(
+        AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper"))["adjuster"]
+    )
     assert (cfg_off.variant, cfg_pap.variant) == ("official", "paper") and cfg_off.end == cfg_pap.end == 5
     n = 10
     q, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64))
@@ -185,8 +202,22 @@ def test_paper_variant_cell_differs_only_outside_the_balanced_range():
 
 
 # --- tables ----------------------------------------------------------------------------------
-def _cell_rows(item, arch, method, psnr, dataset="kodak", patch=32, sampling="slr", variant="official", quirk=0,
-               tpi=0.01, groups=384, rss=900.0, gpu=None, device="cpu (x86_64, 2 cores)"):
+def _cell_rows(
+    item,
+    arch,
+    method,
+    psnr,
+    dataset="kodak",
+    patch=32,
+    sampling="slr",
+    variant="official",
+    quirk=0,
+    tpi=0.01,
+    groups=384,
+    rss=900.0,
+    gpu=None,
+    device="cpu (x86_64, 2 cores)",
+):
     iga = method != "vanilla"
     vals = {"psnr": psnr, "time_per_iteration_s": tpi, "peak_rss_mb": rss, "groups": groups, "patch_size": patch}
     if gpu is not None:
@@ -196,9 +227,20 @@ def _cell_rows(item, arch, method, psnr, dataset="kodak", patch=32, sampling="sl
     rows = []
     for k, v in vals.items():
         note = f"device: {device}" if k in ("time_per_iteration_s", "peak_rss_mb", "peak_gpu_mb") else ""
-        rows.append({"preset": "t", "task": "image_ablation", "dataset": dataset, "item": item, "metric": k,
-                     "architecture": arch, "method": method, "value": v, "note": note,
-                     "cell": f"image_ablation/{item}/{arch}-{method}"})
+        rows.append(
+            {
+                "preset": "t",
+                "task": "image_ablation",
+                "dataset": dataset,
+                "item": item,
+                "metric": k,
+                "architecture": arch,
+                "method": method,
+                "value": v,
+                "note": note,
+                "cell": f"image_ablation/{item}/{arch}-{method}",
+            }
+        )
     return rows
 
 
@@ -235,8 +277,11 @@ def test_table4_has_every_strategy_and_architecture_with_the_papers_values():
 
 
 def test_table4_other_items_get_no_paper_value_and_duplicate_strategies_are_refused():
-    rows = build_table4(_table4_rows("embedded", ["astronaut", "coffee"]),
-                        (["astronaut", "coffee"], ARCHS, ["vanilla", "IGA", "IGA-RSI", "IGA-RI"]), "embedded")
+    rows = build_table4(
+        _table4_rows("embedded", ["astronaut", "coffee"]),
+        (["astronaut", "coffee"], ARCHS, ["vanilla", "IGA", "IGA-RSI", "IGA-RI"]),
+        "embedded",
+    )
     assert {r["item"] for r in rows} == {"astronaut", "coffee", "average"}
     assert all(r["paper_value"] == "" and r["delta"] == "" for r in rows)
     # a subset of the paper's items is not the paper's average either
@@ -256,10 +301,23 @@ def _table5_rows(gpu=False):
         for a, arch in enumerate(ARCHS):
             g = 100.0 if gpu else None
             rows += _cell_rows(item, arch, "vanilla", 20.0, tpi=0.01, gpu=g)
-            for m, p, psnr, tpi, groups in (("IGA-P16", 16, 24.0, 0.05, 1536), ("IGA", 32, 23.0 + a, 0.02, 384),
-                                           ("IGA-P64", 64, 22.0, 0.012, 96), ("IGA-P128", 128, 21.0, 0.011, 24)):
-                rows += _cell_rows(item, arch, m, psnr, patch=p, tpi=tpi, groups=groups, gpu=(g * p if gpu else None),
-                                   device="cuda (NVIDIA H200)" if gpu else "cpu (x86_64, 2 cores)")
+            for m, p, psnr, tpi, groups in (
+                ("IGA-P16", 16, 24.0, 0.05, 1536),
+                ("IGA", 32, 23.0 + a, 0.02, 384),
+                ("IGA-P64", 64, 22.0, 0.012, 96),
+                ("IGA-P128", 128, 21.0, 0.011, 24),
+            ):
+                rows += _cell_rows(
+                    item,
+                    arch,
+                    m,
+                    psnr,
+                    patch=p,
+                    tpi=tpi,
+                    groups=groups,
+                    gpu=(g * p if gpu else None),
+                    device="cuda (NVIDIA H200)" if gpu else "cpu (x86_64, 2 cores)",
+                )
     return rows
 
 
@@ -302,8 +360,11 @@ def test_variants_table_puts_table6_iga_values_beside_each_variant():
     assert avg["paper_value"] == pytest.approx((20.42 + 27.71 + 28.20) / 3)  # = Table 4's ReLU SLR 25.44
     assert "= the official code" in by[("kodim02", "SIREN", "IGA-quirk")]["note"]
     assert "= the paper text" in by[("kodim02", "SIREN", "IGA-paper")]["note"]
-    emb = build_variants([dict(r, item="astronaut", dataset="embedded") for r in rows if r["item"] == "kodim01"],
-                         (["astronaut"], ARCHS, ["IGA", "IGA-paper", "IGA-quirk"]), "embedded")
+    emb = build_variants(
+        [dict(r, item="astronaut", dataset="embedded") for r in rows if r["item"] == "kodim01"],
+        (["astronaut"], ARCHS, ["IGA", "IGA-paper", "IGA-quirk"]),
+        "embedded",
+    )
     assert all(r["paper_value"] == "" for r in emb)
 
 
@@ -317,19 +378,32 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
     work = tmp_path / "work" / "t"
     rows = []
     for arch in ARCHS:
-        for method, adj, patch in (("vanilla", {"kind": "vanilla"}, 4), ("IGA", {"kind": "iga", "end": 5}, 4),
-                                   ("IGA-RSI", {"kind": "iga", "end": 5, "sampling": "rsi"}, 4),
-                                   ("IGA-RI", {"kind": "iga", "end": 5, "sampling": "ri"}, 4),
-                                   ("IGA-P2", {"kind": "iga", "end": 5}, 2),
-                                   ("IGA-paper", {"kind": "iga", "end": 5, "variant": "paper"}, 4),
-                                   ("IGA-quirk", {"kind": "iga", "end": 5, "official_indexing_quirk": True}, 4)):
+        for method, adj, patch in (
+            ("vanilla", {"kind": "vanilla"}, 4),
+            ("IGA", {"kind": "iga", "end": 5}, 4),
+            ("IGA-RSI", {"kind": "iga", "end": 5, "sampling": "rsi"}, 4),
+            ("IGA-RI", {"kind": "iga", "end": 5, "sampling": "ri"}, 4),
+            ("IGA-P2", {"kind": "iga", "end": 5}, 2),
+            ("IGA-paper", {"kind": "iga", "end": 5, "variant": "paper"}, 4),
+            ("IGA-quirk", {"kind": "iga", "end": 5, "official_indexing_quirk": True}, 4),
+        ):
             d = work / "image_ablation" / "astronaut" / f"{arch}-{method}"
             d.mkdir(parents=True)
-            (d / "metrics.json").write_text(json.dumps({"psnr": 20.0, "psnr_final": 19.0, "iterations": 10, "groups": 8}))
-            (d / "provenance.json").write_text(json.dumps({
-                "cell": f"image_ablation/astronaut/{arch}-{method}", "device": "cpu (x, 2 cores)",
-                "time_per_iteration_s": 0.01, "peak_rss_mb": 900.0, "wall_time_s": 1.0,
-                "settings": {"adjuster": adj, "task": {"patch_size": patch}, "optim": {"lr": 1e-3}}}))
+            (d / "metrics.json").write_text(
+                json.dumps({"psnr": 20.0, "psnr_final": 19.0, "iterations": 10, "groups": 8})
+            )
+            (d / "provenance.json").write_text(
+                json.dumps(
+                    {
+                        "cell": f"image_ablation/astronaut/{arch}-{method}",
+                        "device": "cpu (x, 2 cores)",
+                        "time_per_iteration_s": 0.01,
+                        "peak_rss_mb": 900.0,
+                        "wall_time_s": 1.0,
+                        "settings": {"adjuster": adj, "task": {"patch_size": patch}, "optim": {"lr": 1e-3}},
+                    }
+                )
+            )
             rows += collect_cell(d / "metrics.json", work, "t", "embedded")
     got = {(r["architecture"], r["method"], r["metric"]): r for r in rows}
     assert got[("PE", "IGA-RSI", "sampling")]["value"] == "rsi"
@@ -337,14 +411,25 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
     assert got[("PE", "IGA-paper", "eq5_variant")]["value"] == "paper"
     assert got[("PE", "IGA-P2", "patch_size")]["value"] == 2
     assert ("PE", "vanilla", "sampling") not in got
-    assert got[("PE", "IGA", "job_wall_time_s")]["value"] == "" and "predates the result record" in got[("PE", "IGA", "job_wall_time_s")]["note"]
-    section = {"items": ["astronaut"], "architectures": ARCHS,
-               "grids": {"table4": {"methods": ["vanilla", "IGA", "IGA-RSI", "IGA-RI"]},
-                         "table5": {"methods": ["vanilla", "IGA-P2", "IGA"]},
-                         "variants": {"methods": ["IGA", "IGA-paper", "IGA-quirk"]}}}
+    assert (
+        got[("PE", "IGA", "job_wall_time_s")]["value"] == ""
+        and "predates the result record" in got[("PE", "IGA", "job_wall_time_s")]["note"]
+    )
+    section = {
+        "items": ["astronaut"],
+        "architectures": ARCHS,
+        "grids": {
+            "table4": {"methods": ["vanilla", "IGA", "IGA-RSI", "IGA-RI"]},
+            "table5": {"methods": ["vanilla", "IGA-P2", "IGA"]},
+            "variants": {"methods": ["IGA", "IGA-paper", "IGA-quirk"]},
+        },
+    }
     paths = write_ablation_tables(rows, section["grids"], section, "embedded", tmp_path / "tables", "TEST scale")
-    assert {p.name for p in paths} == {f"{t}.{e}" for t in ("table4_sampling", "table5_group_size",
-                                                               "variants_paper_vs_code") for e in ("csv", "md", "tex")}
+    assert {p.name for p in paths} == {
+        f"{t}.{e}"
+        for t in ("table4_sampling", "table5_group_size", "variants_paper_vs_code")
+        for e in ("csv", "md", "tex")
+    }
     t5 = read_csv(tmp_path / "tables" / "table5_group_size.csv")
     assert {r["method"] for r in t5} == {"vanilla", "IGA-P2", "IGA-P4"}
     md = (tmp_path / "tables" / "table5_group_size.md").read_text()
@@ -356,12 +441,22 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
     work = tmp_path / "work" / "t"
     d = work / "image" / "kodim01" / "PE-IGA"  # a main image cell the workflow handed to the ablation
     d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps({"psnr": 30.0, "psnr_final": 29.0, "iterations": 10, "groups": 8,
-                                                "lpips": 0.1}))
-    (d / "provenance.json").write_text(json.dumps({
-        "cell": "image/kodim01/PE-IGA", "device": "cpu (x, 2 cores)", "time_per_iteration_s": 0.01,
-        "record_version": 2, "trained_this_run": True, "job_wall_time_s": 12.5,  # iga.result_record
-        "settings": {"adjuster": {"kind": "iga", "end": 5}, "task": {"patch_size": 4}, "optim": {"lr": 5e-3}}}))
+    (d / "metrics.json").write_text(
+        json.dumps({"psnr": 30.0, "psnr_final": 29.0, "iterations": 10, "groups": 8, "lpips": 0.1})
+    )
+    (d / "provenance.json").write_text(
+        json.dumps(
+            {
+                "cell": "image/kodim01/PE-IGA",
+                "device": "cpu (x, 2 cores)",
+                "time_per_iteration_s": 0.01,
+                "record_version": 2,
+                "trained_this_run": True,
+                "job_wall_time_s": 12.5,  # iga.result_record
+                "settings": {"adjuster": {"kind": "iga", "end": 5}, "task": {"patch_size": 4}, "optim": {"lr": 5e-3}},
+            }
+        )
+    )
     rows = collect_cell(d / "metrics.json", work, "t", "kodak")
     assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {"image/kodim01/PE-IGA"}
     got = {r["metric"]: r for r in rows}
@@ -374,24 +469,48 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
 
 
 # --- reuse of identical main image cells (workflow dry runs) ---------------------------------------
-TINY_REUSE_SETTINGS = {"task": {"patch_size": 4}, "model": {"hidden_features": 16},
-                       "optim": {"step_size": 20, "max_steps_of_schedule": 25},
-                       "train": {"iterations": 20, "checkpoint_every": 10, "device": "cpu"}}
+TINY_REUSE_SETTINGS = {
+    "task": {"patch_size": 4},
+    "model": {"hidden_features": 16},
+    "optim": {"step_size": 20, "max_steps_of_schedule": 25},
+    "train": {"iterations": 20, "checkpoint_every": 10, "device": "cpu"},
+}
 TINY_REUSE = {  # image and image_ablation on the same 16x16 picture with the same settings
-    "preset": "pytest_reuse", "scale_note": "TEST scale", "lpips": {"enabled": False},
-    "resources": {"train_image": {"gpu": 0, "mem_mb": 500, "runtime": 5, "threads": 1},
-                  "train_image_ablation": {"gpu": 0, "mem_mb": 500, "runtime": 5, "threads": 1}},
+    "preset": "pytest_reuse",
+    "scale_note": "TEST scale",
+    "lpips": {"enabled": False},
+    "resources": {
+        "train_image": {"gpu": 0, "mem_mb": 500, "runtime": 5, "threads": 1},
+        "train_image_ablation": {"gpu": 0, "mem_mb": 500, "runtime": 5, "threads": 1},
+    },
     "tasks": {
-        "toy": {"enabled": False}, "occupancy": {"enabled": False}, "nerf": {"enabled": False},
-        "image": {"dataset": "embedded", "items": ["astronaut"], "embedded_size": [16, 16],
-                  "architectures": ["PE"], "methods": ["vanilla", "IGA"],
-                  "figures": {"crops_item": "astronaut", "crops_arch": "PE", "visual_items": ["astronaut"]},
-                  "settings": TINY_REUSE_SETTINGS, "overrides": {"PE-IGA": {"adjuster": {"end": 8}}}},
-        "image_ablation": {"enabled": True, "dataset": "embedded", "items": ["astronaut"], "embedded_size": [16, 16],
-                           "architectures": ["PE"],
-                           "grids": {"table4": {"methods": ["vanilla", "IGA", "IGA-RSI"]},
-                                     "table5": {"methods": ["vanilla", "IGA"]}, "variants": {"methods": ["IGA"]}},
-                           "settings": TINY_REUSE_SETTINGS, "overrides": {"PE-IGA*": {"adjuster": {"end": 8}}}},
+        "toy": {"enabled": False},
+        "occupancy": {"enabled": False},
+        "nerf": {"enabled": False},
+        "image": {
+            "dataset": "embedded",
+            "items": ["astronaut"],
+            "embedded_size": [16, 16],
+            "architectures": ["PE"],
+            "methods": ["vanilla", "IGA"],
+            "figures": {"crops_item": "astronaut", "crops_arch": "PE", "visual_items": ["astronaut"]},
+            "settings": TINY_REUSE_SETTINGS,
+            "overrides": {"PE-IGA": {"adjuster": {"end": 8}}},
+        },
+        "image_ablation": {
+            "enabled": True,
+            "dataset": "embedded",
+            "items": ["astronaut"],
+            "embedded_size": [16, 16],
+            "architectures": ["PE"],
+            "grids": {
+                "table4": {"methods": ["vanilla", "IGA", "IGA-RSI"]},
+                "table5": {"methods": ["vanilla", "IGA"]},
+                "variants": {"methods": ["IGA"]},
+            },
+            "settings": TINY_REUSE_SETTINGS,
+            "overrides": {"PE-IGA*": {"adjuster": {"end": 8}}},
+        },
     },
 }
 
@@ -406,8 +525,16 @@ def _reuse_workdir(tmp_path, **ablation) -> Path:
 
 def _dry_run(workdir: Path):
     """(training jobs {rule: {cell dir}}, the cost-table shell command, stderr) of a dry run."""
-    res = run_snakemake(workdir, "-n", "-p", "--configfile", "reuse.yaml", "--",
-                     "results/pytest_reuse/tables/table4_sampling.csv", "results/pytest_reuse/tables/cost.csv")
+    res = run_snakemake(
+        workdir,
+        "-n",
+        "-p",
+        "--configfile",
+        "reuse.yaml",
+        "--",
+        "results/pytest_reuse/tables/table4_sampling.csv",
+        "results/pytest_reuse/tables/cost.csv",
+    )
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     jobs = {}
     for rule, out in re.findall(r"rule (train_image\w*):.*?output: (\S+)/metrics\.json", res.stdout, re.S):
@@ -423,8 +550,11 @@ def test_identical_ablation_cells_reuse_the_image_cells(tmp_path):
     assert "image_ablation: 2 of 3 cells reuse identical image cells" in err
     # the cost table lists every trained cell once
     cells = re.findall(r"work/pytest_reuse/(\S+)/metrics\.json", cost_cmd)
-    assert sorted(cells) == ["image/astronaut/PE-IGA", "image/astronaut/PE-vanilla",
-                             "image_ablation/astronaut/PE-IGA-RSI"]
+    assert sorted(cells) == [
+        "image/astronaut/PE-IGA",
+        "image/astronaut/PE-vanilla",
+        "image_ablation/astronaut/PE-IGA-RSI",
+    ]
 
 
 def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
@@ -445,14 +575,24 @@ def test_reuse_can_be_switched_off(tmp_path):
 
 def test_tiny_ablation_end_to_end_with_reused_cells(tmp_path):
     workdir = _reuse_workdir(tmp_path)
-    res = run_snakemake(workdir, "--configfile", "reuse.yaml", "--", "results/pytest_reuse/tables/table4_sampling.csv",
-                     "results/pytest_reuse/tables/cost.csv", timeout=900)
+    res = run_snakemake(
+        workdir,
+        "--configfile",
+        "reuse.yaml",
+        "--",
+        "results/pytest_reuse/tables/table4_sampling.csv",
+        "results/pytest_reuse/tables/cost.csv",
+        timeout=900,
+    )
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     assert not (workdir / "work" / "pytest_reuse" / "image_ablation" / "astronaut" / "PE-IGA").exists()
     long = read_csv(workdir / "results" / "pytest_reuse" / "metrics" / "image_ablation_long.csv")
     psnr = {r["method"]: r for r in long if r["metric"] == "psnr"}
     assert {r["task"] for r in long} == {"image_ablation"}
-    assert psnr["IGA"]["cell"] == "image/astronaut/PE-IGA" and psnr["IGA-RSI"]["cell"] == "image_ablation/astronaut/PE-IGA-RSI"
+    assert (
+        psnr["IGA"]["cell"] == "image/astronaut/PE-IGA"
+        and psnr["IGA-RSI"]["cell"] == "image_ablation/astronaut/PE-IGA-RSI"
+    )
     t4 = read_csv(workdir / "results" / "pytest_reuse" / "tables" / "table4_sampling.csv")
     got = {(r["item"], r["method"]): r for r in t4 if r["architecture"] == "PE"}
     assert set(got) >= {("astronaut", m) for m in ("vanilla", "IGA-SLR", "IGA-RSI")}
@@ -465,8 +605,9 @@ def test_tiny_ablation_end_to_end_with_reused_cells(tmp_path):
 
 def test_a_grid_without_cells_writes_no_table(tmp_path):
     """The mini preset runs Table 4 only: no empty Table 5 / variants table that looks like a result."""
-    workdir = _reuse_workdir(tmp_path, grids={"table5": {"items": [], "methods": []},
-                                              "variants": {"items": [], "methods": []}})
+    workdir = _reuse_workdir(
+        tmp_path, grids={"table5": {"items": [], "methods": []}, "variants": {"items": [], "methods": []}}
+    )
     res = run_snakemake(workdir, "-n", "--configfile", "reuse.yaml")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]

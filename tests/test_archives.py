@@ -1,4 +1,5 @@
 """safe_extract: good archives unpack; escaping members are refused by name, atomically."""
+
 from __future__ import annotations
 
 import gzip
@@ -30,8 +31,12 @@ def _tar(path: Path, members: list[tuple[str, object]], mode: str = "w:gz") -> P
                 tf.addfile(info, io.BytesIO(spec))
                 continue
             kind, target = spec
-            info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
-                         "chr": tarfile.CHRTYPE, "dir": tarfile.DIRTYPE}[kind]
+            info.type = {
+                "sym": tarfile.SYMTYPE,
+                "hard": tarfile.LNKTYPE,
+                "chr": tarfile.CHRTYPE,
+                "dir": tarfile.DIRTYPE,
+            }[kind]
             info.linkname = target
             tf.addfile(info)
     return path
@@ -44,16 +49,21 @@ def _leftovers(parent: Path) -> list[str]:
 def test_good_zip_extracts(tmp_path):
     arc = _zip(tmp_path / "good.zip", {"scene/a.txt": b"A", "scene/sub/b.txt": b"B"})
     files = safe_extract(arc, tmp_path / "out")
-    assert [p.relative_to(tmp_path / "out").as_posix() for p in files] == [
-        "scene/a.txt", "scene/sub/b.txt"]
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in files] == ["scene/a.txt", "scene/sub/b.txt"]
     assert (tmp_path / "out/scene/sub/b.txt").read_bytes() == b"B"
     assert _leftovers(tmp_path) == []
 
 
 def test_good_tar_gz_with_internal_links_extracts(tmp_path):
-    arc = _tar(tmp_path / "good.tar.gz", [
-        ("./", ("dir", "")), ("d/x.ply", b"ply"), ("d/link.ply", ("sym", "x.ply")),
-        ("d/hard.ply", ("hard", "d/x.ply"))])
+    arc = _tar(
+        tmp_path / "good.tar.gz",
+        [
+            ("./", ("dir", "")),
+            ("d/x.ply", b"ply"),
+            ("d/link.ply", ("sym", "x.ply")),
+            ("d/hard.ply", ("hard", "d/x.ply")),
+        ],
+    )
     out = tmp_path / "out"
     files = safe_extract(arc, out)
     assert {p.name for p in files} == {"x.ply", "link.ply", "hard.ply"}
@@ -95,17 +105,20 @@ def test_tar_gz_escaping_member_rejected_by_name(tmp_path, bad):
     assert not (tmp_path / "evil.txt").exists()
 
 
-@pytest.mark.parametrize("members,bad", [
-    ([("link", ("sym", "../../outside"))], "link"),
-    ([("link", ("sym", "/etc"))], "link"),
-    ([("hard", ("hard", "../outside.txt"))], "hard"),
-    # lexically inside, but 'a' points at the root, so a/b/l climbs out for real
-    ([("a", ("sym", ".")), ("a/b", ("dir", "")), ("a/b/l", ("sym", "../../x"))], "a/b/l"),
-    # a file written through that symlink: a/../evil.txt is really <target>/../evil.txt
-    ([("a", ("sym", ".")), ("a/../evil.txt", b"pwned")], "a/../evil.txt"),
-    ([("a", ("sym", ".")), ("h", ("hard", "a/../outside.txt"))], "h"),
-    ([("dev", ("chr", ""))], "dev"),
-])
+@pytest.mark.parametrize(
+    "members,bad",
+    [
+        ([("link", ("sym", "../../outside"))], "link"),
+        ([("link", ("sym", "/etc"))], "link"),
+        ([("hard", ("hard", "../outside.txt"))], "hard"),
+        # lexically inside, but 'a' points at the root, so a/b/l climbs out for real
+        ([("a", ("sym", ".")), ("a/b", ("dir", "")), ("a/b/l", ("sym", "../../x"))], "a/b/l"),
+        # a file written through that symlink: a/../evil.txt is really <target>/../evil.txt
+        ([("a", ("sym", ".")), ("a/../evil.txt", b"pwned")], "a/../evil.txt"),
+        ([("a", ("sym", ".")), ("h", ("hard", "a/../outside.txt"))], "h"),
+        ([("dev", ("chr", ""))], "dev"),
+    ],
+)
 def test_tar_links_and_specials_escaping_rejected(tmp_path, members, bad):
     arc = _tar(tmp_path / "links.tar.gz", members)
     with pytest.raises(UnsafeArchiveError, match=f"member '{bad}'"):
@@ -123,7 +136,7 @@ def test_zip_symlink_escaping_rejected(tmp_path):
     arc = tmp_path / "sym.zip"
     with zipfile.ZipFile(arc, "w") as zf:
         info = zipfile.ZipInfo("link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "../../etc/passwd")
     with pytest.raises(UnsafeArchiveError, match="member 'link' links outside"):
         safe_extract(arc, tmp_path / "out")
@@ -155,11 +168,12 @@ def test_subdir_keeps_only_that_folder_and_leaves_siblings_alone(tmp_path):
     data = tmp_path / "data"
     (data / "kodak").mkdir(parents=True)
     (data / "kodak" / "kodim01.png").write_bytes(b"png")
-    arc = _zip(tmp_path / "nerf_synthetic.zip", {"nerf_synthetic/lego/transforms_train.json": b"{}",
-                                                 "__MACOSX/._lego": b"junk"})
+    arc = _zip(
+        tmp_path / "nerf_synthetic.zip",
+        {"nerf_synthetic/lego/transforms_train.json": b"{}", "__MACOSX/._lego": b"junk"},
+    )
     files = safe_extract(arc, data / "nerf_synthetic", subdir="nerf_synthetic")
-    assert [p.relative_to(data).as_posix() for p in files] == [
-        "nerf_synthetic/lego/transforms_train.json"]
+    assert [p.relative_to(data).as_posix() for p in files] == ["nerf_synthetic/lego/transforms_train.json"]
     assert (data / "kodak" / "kodim01.png").read_bytes() == b"png"
     assert not (data / "__MACOSX").exists() and _leftovers(data) == []
     with pytest.raises(CorruptArchiveError, match="no top-level folder 'scenes'"):

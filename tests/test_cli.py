@@ -1,4 +1,5 @@
 """The `iga` command line: every option explains itself; `iga --version` names both versions."""
+
 import argparse
 import subprocess
 import sys
@@ -21,6 +22,8 @@ def test_every_option_has_help():
 
 
 def test_version_names_the_package_and_results_versions():
-    r = subprocess.run([sys.executable, "-m", "iga.cli", "--version"], capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "iga.cli", "--version"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert r.returncode == 0
     assert r.stdout.strip() == f"iga-repro {iga.__version__} (results version {iga.__results_version__})"

@@ -3,18 +3,18 @@
 The unit tests call iga.workflow_config.validate_config, the function the workflow runs when it parses
 (workflow/rules/common.smk); one test runs `snakemake -n` to show that nothing is planned.
 """
+
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_runner import ROOT, run_snakemake
 
 from iga.cells import deep_merge
 from iga.configs import ConfigError
 from iga.workflow_config import json_schema, validate_config
-from snakemake_runner import ROOT, run_snakemake
 
 PAPER = yaml.safe_load((ROOT / "config.yaml").read_text())
 SMOKE = deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "smoke.yaml").read_text()))
@@ -40,18 +40,27 @@ def test_the_committed_presets_are_valid():
 
 
 def test_a_typo_in_a_task_level_key_is_rejected():
-    rejected('tasks:\n  image:\n    overides: {"PE-IGA": {optim: {lr: 0.01}}}\n',
-             "unknown key 'tasks.image.overides'", "overrides")
+    rejected(
+        'tasks:\n  image:\n    overides: {"PE-IGA": {optim: {lr: 0.01}}}\n',
+        "unknown key 'tasks.image.overides'",
+        "overrides",
+    )
 
 
 def test_a_typo_in_a_figures_key_is_rejected():
-    rejected("tasks:\n  image:\n    figures: {crop_item: astronaut}\n",
-             "unknown key 'tasks.image.figures.crop_item'", "crops_item")
+    rejected(
+        "tasks:\n  image:\n    figures: {crop_item: astronaut}\n",
+        "unknown key 'tasks.image.figures.crop_item'",
+        "crops_item",
+    )
 
 
 def test_an_override_pattern_that_matches_no_cell_is_rejected():
-    rejected('tasks:\n  image:\n    overrides: {"cofee/PE-IGA": {adjuster: {end: 4}}}\n',
-             "tasks.image.overrides", "'cofee/PE-IGA' matches no cell")
+    rejected(
+        'tasks:\n  image:\n    overrides: {"cofee/PE-IGA": {adjuster: {end: 4}}}\n',
+        "tasks.image.overrides",
+        "'cofee/PE-IGA' matches no cell",
+    )
     rejected('tasks:\n  image:\n    overrides: {"PE-IGAA": {adjuster: {end: 4}}}\n', "'PE-IGAA' matches no cell")
 
 
@@ -61,18 +70,28 @@ def test_yaml_1_1_exponent_text_gets_a_hint():
 
 
 def test_a_word_where_a_number_belongs_is_rejected():
-    rejected('tasks:\n  image:\n    overrides: {"SIREN-IGA": {model: {first_omega0: "thirty"}}}\n',
-             "cell image/astronaut/SIREN-IGA", "model.first_omega0='thirty'", "valid number")
+    rejected(
+        'tasks:\n  image:\n    overrides: {"SIREN-IGA": {model: {first_omega0: "thirty"}}}\n',
+        "cell image/astronaut/SIREN-IGA",
+        "model.first_omega0='thirty'",
+        "valid number",
+    )
 
 
 def test_a_non_positive_width_is_rejected():
-    rejected("tasks:\n  image:\n    settings:\n      model: {hidden_features: 0}\n",
-             "model.hidden_features=0", "greater than or equal to 1")
+    rejected(
+        "tasks:\n  image:\n    settings:\n      model: {hidden_features: 0}\n",
+        "model.hidden_features=0",
+        "greater than or equal to 1",
+    )
 
 
 def test_an_unknown_device_is_rejected():
-    rejected("tasks:\n  image:\n    settings:\n      train: {device: gpu}\n",
-             "train.device='gpu'", "String should match pattern")
+    rejected(
+        "tasks:\n  image:\n    settings:\n      train: {device: gpu}\n",
+        "train.device='gpu'",
+        "String should match pattern",
+    )
 
 
 @pytest.mark.parametrize("end", [0, 24, 500])
@@ -86,21 +105,31 @@ def test_end_outside_the_groups_is_rejected(end):
 
 
 def test_a_patch_size_that_does_not_divide_the_image_is_rejected():
-    rejected("tasks:\n  image:\n    settings:\n      task: {patch_size: 7}\n",
-             "task.patch_size=7 must divide the (downsampled) image 72x48")
+    rejected(
+        "tasks:\n  image:\n    settings:\n      task: {patch_size: 7}\n",
+        "task.patch_size=7 must divide the (downsampled) image 72x48",
+    )
     rejected("tasks:\n  image:\n    settings:\n      task: {downsample: 5}\n", "task.downsample=5 must divide")
 
 
 def test_a_figure_item_that_is_not_an_item_is_rejected():
-    rejected("tasks:\n  image:\n    figures: {crops_item: chelsea}\n",
-             "figures.crops_item names ['chelsea']", "['astronaut', 'coffee']")
+    rejected(
+        "tasks:\n  image:\n    figures: {crops_item: chelsea}\n",
+        "figures.crops_item names ['chelsea']",
+        "['astronaut', 'coffee']",
+    )
 
 
 def test_nerf_settings_are_typed():
-    rejected("tasks:\n  nerf:\n    settings:\n      run: {num_rays: many}\n",
-             "cell nerf/procedural/NeRF-vanilla", "run.num_rays='many'")
-    rejected("tasks:\n  nerf:\n    settings:\n      adjuster: {end: 300}\n",
-             "adjuster.end=300 must be smaller than run.num_rays=256")
+    rejected(
+        "tasks:\n  nerf:\n    settings:\n      run: {num_rays: many}\n",
+        "cell nerf/procedural/NeRF-vanilla",
+        "run.num_rays='many'",
+    )
+    rejected(
+        "tasks:\n  nerf:\n    settings:\n      adjuster: {end: 300}\n",
+        "adjuster.end=300 must be smaller than run.num_rays=256",
+    )
     rejected("tasks:\n  nerf:\n    settings:\n      iga_end: 4\n", "unknown key 'iga_end'")
 
 
@@ -119,7 +148,9 @@ def test_the_committed_json_schema_is_generated_from_the_models():
 
 def test_the_workflow_rejects_a_bad_config_before_planning_any_job(tmp_path):
     (tmp_path / "bad.yaml").write_text("tasks:\n  image:\n    overides: {}\n")
-    res = run_snakemake(tmp_path, "-n", "--configfile", str(ROOT / "presets" / "smoke.yaml"), str(tmp_path / "bad.yaml"))
+    res = run_snakemake(
+        tmp_path, "-n", "--configfile", str(ROOT / "presets" / "smoke.yaml"), str(tmp_path / "bad.yaml")
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "invalid config: unknown key 'tasks.image.overides'" in out, out[-2000:]

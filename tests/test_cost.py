@@ -1,6 +1,7 @@
 """The result record and the cost table built on it: each task's real writer on a tiny cell, fed into the
 real reader; job wall time encloses the training loop; a re-evaluated cell is marked and kept apart; and
 the workflow wiring (the cost rule depends on the image + ablation cells)."""
+
 import csv
 import json
 import shutil
@@ -9,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_runner import run_snakemake
 
 from iga.cli import main
 from iga.report.cost import REEVALUATED, read_cell, write_cost
 from iga.result_record import TIME_PER_ITERATION, WARMUP_STEPS, StepTimer, Training, build_record, write_record
-from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
@@ -22,8 +23,11 @@ pytestmark = pytest.mark.timeout(600)
 # --- each task's real writer on a tiny cell ------------------------------------------------------
 def image_settings() -> dict:
     from iga.cells import Cell, deep_merge, resolve_settings
-    config = deep_merge(yaml.safe_load((ROOT / "config.yaml").read_text()),
-                        yaml.safe_load((ROOT / "tests" / "presets" / "tiny.yaml").read_text()))
+
+    config = deep_merge(
+        yaml.safe_load((ROOT / "config.yaml").read_text()),
+        yaml.safe_load((ROOT / "tests" / "presets" / "tiny.yaml").read_text()),
+    )
     s = resolve_settings(config, Cell("image", "astronaut", "PE", "IGA"))
     s["train"].update(iterations=12, checkpoint_every=0, progress=False)
     return s
@@ -33,39 +37,123 @@ def train_image(work: Path) -> Path:
     pic = work / "astronaut.png"
     assert main(["make-image", "--name", "astronaut", "--width", "16", "--height", "16", "--out", str(pic)]) == 0
     out = work / "image" / "astronaut" / "PE-IGA"
-    assert main(["train-image", "--settings", json.dumps(image_settings()), "--image", str(pic), "--no-lpips",
-                 "--out", str(out), "--cell", "image/astronaut/PE-IGA", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train-image",
+                "--settings",
+                json.dumps(image_settings()),
+                "--image",
+                str(pic),
+                "--no-lpips",
+                "--out",
+                str(out),
+                "--cell",
+                "image/astronaut/PE-IGA",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out / "metrics.json"
 
 
 def train_occupancy(work: Path) -> Path:
     from test_occupancy import tiny_settings
+
     assert main(["make-shape", "--name", "sphere", "--sdf-resolution", "32", "--out", str(work / "s.ply")]) == 0
     assert main(["voxelize", "--mesh", str(work / "s.ply"), "--resolution", "16", "--out", str(work / "s.npz")]) == 0
     out = work / "occupancy" / "sphere" / "PE-IGA"
-    assert main(["train-occupancy", "--settings", json.dumps(tiny_settings("IGA")), "--volume", str(work / "s.npz"),
-                 "--out", str(out), "--cell", "occupancy/sphere/PE-IGA", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train-occupancy",
+                "--settings",
+                json.dumps(tiny_settings("IGA")),
+                "--volume",
+                str(work / "s.npz"),
+                "--out",
+                str(out),
+                "--cell",
+                "occupancy/sphere/PE-IGA",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out / "metrics.json"
 
 
 def train_toy(work: Path) -> Path:
     from test_toy import exp2_settings
+
     out = work / "toy" / "exp2_s16" / "ReLU-IGA-g4e2"
-    assert main(["toy-train", "--settings", json.dumps(exp2_settings(its=12)), "--out", str(out),
-                 "--cell", "toy/exp2_s16/ReLU-IGA-g4e2", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "toy-train",
+                "--settings",
+                json.dumps(exp2_settings(its=12)),
+                "--out",
+                str(out),
+                "--cell",
+                "toy/exp2_s16/ReLU-IGA-g4e2",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out / "metrics.json"
 
 
 def train_nerf(work: Path) -> Path:
     pytest.importorskip("nerfstudio")
     from iga.nerf.procedural_scene import SceneSpec, generate_scene
+
     scene = work / "scene"
     generate_scene(scene, SceneSpec(size=16, n_train=4, n_val=1, n_test=1, samples_per_ray=32, supersample=1))
     out = work / "nerf" / "scene" / "NeRF-IGA"
-    assert main(["nerf-train", "--method", "iga-nerf", "--data", str(scene), "--out", str(out), "--iterations", "8",
-                 "--end", "4", "--device", "cpu", "--downscale", "1", "--testskip", "1", "--num-rays", "32",
-                 "--coarse-samples", "4", "--fine-samples", "4", "--net-width", "16",
-                 "--checkpoint-every", "100", "--cell", "nerf/scene/NeRF-IGA", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "nerf-train",
+                "--method",
+                "iga-nerf",
+                "--data",
+                str(scene),
+                "--out",
+                str(out),
+                "--iterations",
+                "8",
+                "--end",
+                "4",
+                "--device",
+                "cpu",
+                "--downscale",
+                "1",
+                "--testskip",
+                "1",
+                "--num-rays",
+                "32",
+                "--coarse-samples",
+                "4",
+                "--fine-samples",
+                "4",
+                "--net-width",
+                "16",
+                "--checkpoint-every",
+                "100",
+                "--cell",
+                "nerf/scene/NeRF-IGA",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out / "metrics.json"
 
 
@@ -73,10 +161,15 @@ def train_nerf(work: Path) -> Path:
 def trained(tmp_path_factory):
     """metrics.json of one tiny cell per task, each written by its task's own `iga` command."""
     import os
+
     work = tmp_path_factory.mktemp("work")
     os.environ.setdefault("TORCH_HOME", str(work / "torch"))  # offline: no AlexNet download attempt
-    return {"image": train_image(work), "occupancy": train_occupancy(work), "toy": train_toy(work),
-            "nerf": train_nerf(work)}
+    return {
+        "image": train_image(work),
+        "occupancy": train_occupancy(work),
+        "toy": train_toy(work),
+        "nerf": train_nerf(work),
+    }
 
 
 def test_every_task_writes_the_one_record(trained):
@@ -90,8 +183,10 @@ def test_every_task_writes_the_one_record(trained):
         assert rec["train_time_total_s"] == rec["train_time_this_run_s"] and rec["resumed_from_step"] is None, task
         assert rec["peak_rss_mb"] > 0 and rec["peak_gpu_mb"] is None and rec["extra"] == {}, task
     toy = json.loads(trained["toy"].read_text())  # the toy tables show the record's number
-    assert toy["time_per_iteration_s"] == json.loads((trained["toy"].parent / "provenance.json").read_text())[
-        "time_per_iteration_s"]
+    assert (
+        toy["time_per_iteration_s"]
+        == json.loads((trained["toy"].parent / "provenance.json").read_text())["time_per_iteration_s"]
+    )
 
 
 def test_cost_table_of_the_real_records(trained, tmp_path):
@@ -128,8 +223,9 @@ def test_step_timer_skips_the_warm_up_steps():
 
 def test_a_job_clock_started_after_training_is_refused():
     started_late = time.perf_counter()
-    training = Training(steps_this_run=10, iterations=10, train_time_this_run_s=60.0, train_time_total_s=60.0,
-                        time_per_iteration_s=5.0)
+    training = Training(
+        steps_this_run=10, iterations=10, train_time_this_run_s=60.0, train_time_total_s=60.0, time_per_iteration_s=5.0
+    )
     with pytest.raises(ValueError, match="job wall time .* < training loop"):
         build_record("image/a/PE-IGA", {}, 0, "cpu", started_late, training)
 
@@ -137,16 +233,16 @@ def test_a_job_clock_started_after_training_is_refused():
 def test_a_reevaluated_cell_is_marked_and_kept_out_of_the_task_sums(tmp_path):
     start = time.perf_counter() - 1.0  # a job that began a second ago
     trained = tmp_path / "image" / "a" / "PE-IGA"
-    write_record(trained, "image/a/PE-IGA", {}, 0, "cpu", start,
-                 Training(12, 12, 0.001, 0.001, 0.0001))
+    write_record(trained, "image/a/PE-IGA", {}, 0, "cpu", start, Training(12, 12, 0.001, 0.001, 0.0001))
     again = tmp_path / "image" / "b" / "PE-IGA"
     write_record(again, "image/b/PE-IGA", {}, 0, "cpu", start, Training(0, 12, 0.0, 0.0, None))
     for d in (trained, again):
         (d / "metrics.json").write_text("{}")
     c = read_cell(again / "metrics.json")
     assert c["status"] == REEVALUATED and c["values"]["time_per_iteration_s"] is None
-    rows = write_cost([trained / "metrics.json", again / "metrics.json"], {}, tmp_path / "c.csv", tmp_path / "c.md",
-                      None, "T")
+    rows = write_cost(
+        [trained / "metrics.json", again / "metrics.json"], {}, tmp_path / "c.csv", tmp_path / "c.md", None, "T"
+    )
     note = rows[(rows.item == "b") & (rows.metric == "time_per_iteration_s")].note.iloc[0]
     assert "missing: " + REEVALUATED in note
     assert "| image | 1 | 1 |" in (tmp_path / "c.md").read_text()
@@ -192,8 +288,9 @@ def test_paper_dry_run_lists_the_ablation_cells_and_the_cost_table_needs_image_a
 
 
 def test_smoke_dry_run_lists_the_smoke_ablation(workdir):
-    counts = dry_run_counts(workdir, "--configfile", str(ROOT / "presets" / "smoke.yaml"), "--",
-                            "results/smoke/tables/table4_sampling.csv")
+    counts = dry_run_counts(
+        workdir, "--configfile", str(ROOT / "presets" / "smoke.yaml"), "--", "results/smoke/tables/table4_sampling.csv"
+    )
     assert counts.get("train_image_ablation") == 39  # table4: 2 x 3 x 4; table5: +3 x 3; variants: +3 x 2
     assert counts.get("collect_image_ablation") == 1 and counts.get("tables_image_ablation") == 1
     assert "download_kodak" not in counts  # embedded data only

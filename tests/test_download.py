@@ -1,4 +1,5 @@
 """Downloader behaviour against a local misbehaving HTTP server (no internet needed)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from http_fixture import FixtureServer, closed_port_url
+
 from iga.cli import main
 from iga.data import REGISTRY, DownloadError, fetch, resolve, sha256_file
 
@@ -157,8 +158,7 @@ def test_error_names_every_url_with_its_own_reason(server, tmp_path):
 def test_timeout_is_retried(server, tmp_path):
     url = server.add("/slow.bin", BODY, mode="stall", stall_s=1.0)
     with pytest.raises(DownloadError, match="timed out"):
-        fetch([url], tmp_path / "slow.bin", SHA, retries=1, backoff=0.01, timeout=0.2,
-              progress=False)
+        fetch([url], tmp_path / "slow.bin", SHA, retries=1, backoff=0.01, timeout=0.2, progress=False)
     assert len(server.hits("/slow.bin")) == 2
 
 
@@ -182,18 +182,15 @@ def test_mirror_paths_are_tried_in_order(tmp_path):
     (mirror / "sub").mkdir(parents=True)
     (mirror / "sub" / "f.bin").write_bytes(b"from sub-path")
     (mirror / "f.bin").write_bytes(b"from basename")
-    a = fetch([], tmp_path / "a" / "f.bin", None, mirror=mirror,
-              mirror_paths=["sub/f.bin", "f.bin"], **FAST)
-    b = fetch([], tmp_path / "b" / "f.bin", None, mirror=mirror,
-              mirror_paths=["nope/f.bin", "f.bin"], **FAST)
+    a = fetch([], tmp_path / "a" / "f.bin", None, mirror=mirror, mirror_paths=["sub/f.bin", "f.bin"], **FAST)
+    b = fetch([], tmp_path / "b" / "f.bin", None, mirror=mirror, mirror_paths=["nope/f.bin", "f.bin"], **FAST)
     assert a.read_bytes() == b"from sub-path" and b.read_bytes() == b"from basename"
 
 
 def test_mirror_url_prefix_is_used_first(server, tmp_path):
     server.add("/mirror/data/good.bin", BODY)
     dest = tmp_path / "good.bin"
-    fetch([closed_port_url()], dest, SHA, mirror=server.url("/mirror"),
-          mirror_paths=["data/good.bin"], **FAST)
+    fetch([closed_port_url()], dest, SHA, mirror=server.url("/mirror"), mirror_paths=["data/good.bin"], **FAST)
     assert dest.read_bytes() == BODY
     assert [r.path for r in server.requests] == ["/mirror/data/good.bin"]
 
@@ -231,8 +228,7 @@ def test_sha256_prefix_torchvision_convention(server, tmp_path):
     fetch([url], good, None, sha256_prefix=SHA[:8], **FAST)
     assert good.read_bytes() == BODY
     with pytest.raises(DownloadError, match=f"starting with 7be5be79, got {SHA}"):
-        fetch([url], tmp_path / "alexnet-owt-7be5be79.pth", None, sha256_prefix="7be5be79",
-              **FAST)
+        fetch([url], tmp_path / "alexnet-owt-7be5be79.pth", None, sha256_prefix="7be5be79", **FAST)
 
 
 def test_announced_size_mismatch_and_html_page_rejected(server, tmp_path):
@@ -250,6 +246,7 @@ def test_no_source_at_all(tmp_path):
 
 
 # --- registry -------------------------------------------------------------------------
+
 
 def test_resolve_lists_allowed_names():
     assert resolve("kodak", "kodim03").filename == "kodim03.png"
@@ -276,8 +273,7 @@ def test_mirror_only_entry_explains_itself(tmp_path):
     with pytest.raises(DownloadError, match="no public URL.*mirror"):
         resolve("occupancy", "dragon").fetch(tmp_path / "dragon.mat.zip", progress=False)
     with pytest.raises(DownloadError, match="not in mirror(.|\n)*no public URL"):
-        resolve("occupancy", "dragon").fetch(tmp_path / "dragon.mat.zip", mirror=tmp_path,
-                                             progress=False)
+        resolve("occupancy", "dragon").fetch(tmp_path / "dragon.mat.zip", mirror=tmp_path, progress=False)
 
 
 def test_real_kodak_copy_verifies_against_registry(tmp_path):
@@ -286,22 +282,22 @@ def test_real_kodak_copy_verifies_against_registry(tmp_path):
     if not (mirror / "kodim01.png").is_file():
         pytest.skip("set IGA_TEST_KODAK to a folder with the real kodim01.png to run this")
     src = resolve("kodak", "kodim01")
-    dest = fetch([], tmp_path / "kodim01.png", src.sha256, size=src.size, mirror=mirror,
-                 progress=False)
+    dest = fetch([], tmp_path / "kodim01.png", src.sha256, size=src.size, mirror=mirror, progress=False)
     assert sha256_file(dest) == src.sha256
     # the dataset-level mirror layout (<mirror>/kodak/kodim01.png) works through the registry
-    dest2 = dataclasses.replace(src, urls=()).fetch(tmp_path / "k" / "kodim01.png",
-                                                    mirror=mirror.parent, progress=False)
+    dest2 = dataclasses.replace(src, urls=()).fetch(
+        tmp_path / "k" / "kodim01.png", mirror=mirror.parent, progress=False
+    )
     assert sha256_file(dest2) == src.sha256
 
 
 # --- CLI ------------------------------------------------------------------------------
 
+
 def test_cli_download_bad_hash_exits_1_with_message(server, tmp_path, capsys):
     url = server.add("/good.bin", BODY)
     out = tmp_path / "good.bin"
-    rc = main(["download", "--url", url, "--sha256", "f" * 64, "--out", str(out),
-               "--retries", "0", "--no-progress"])
+    rc = main(["download", "--url", url, "--sha256", "f" * 64, "--out", str(out), "--retries", "0", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1
     assert "iga download: error:" in err and "f" * 64 in err and SHA in err and url in err
@@ -311,11 +307,9 @@ def test_cli_download_bad_hash_exits_1_with_message(server, tmp_path, capsys):
 def test_cli_download_good_and_bad_names(server, tmp_path, capsys):
     url = server.add("/good.bin", BODY)
     out = tmp_path / "good.bin"
-    assert main(["download", "--url", url, "--sha256", SHA, "--out", str(out),
-                 "--no-progress"]) == 0
+    assert main(["download", "--url", url, "--sha256", SHA, "--out", str(out), "--no-progress"]) == 0
     assert out.read_bytes() == BODY
-    assert main(["download", "--dataset", "kodak", "--item", "kodim99",
-                 "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["download", "--dataset", "kodak", "--item", "kodim99", "--out", str(tmp_path / "x.png")]) == 2
     assert "allowed: kodim01" in capsys.readouterr().err
 
 
@@ -323,20 +317,35 @@ def test_cli_fetch_lpips_weights_failure_and_success(server, tmp_path, monkeypat
     out = tmp_path / "w" / "alexnet-owt-7be5be79.pth"
     status = tmp_path / "w" / "alexnet.status.json"
     missing = server.add("/missing.pth", mode="404")
-    assert main(["fetch-lpips-weights", "--out", str(out), "--status", str(status),
-                 "--url", missing, "--retries", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fetch-lpips-weights",
+                "--out",
+                str(out),
+                "--status",
+                str(status),
+                "--url",
+                missing,
+                "--retries",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     st = json.loads(status.read_text())
     assert st["available"] is False and "404" in st["reason"] and not out.exists()
 
     # success: the fixture bytes cannot carry the real prefix, so patch the registry entry
     real = resolve("lpips", "alexnet")
-    monkeypatch.setitem(REGISTRY["lpips"], "alexnet",
-                        dataclasses.replace(real, sha256_prefix=SHA[:8]))
+    monkeypatch.setitem(REGISTRY["lpips"], "alexnet", dataclasses.replace(real, sha256_prefix=SHA[:8]))
     url = server.add("/alexnet-owt-7be5be79.pth", BODY)
-    assert main(["fetch-lpips-weights", "--out", str(out), "--status", str(status),
-                 "--url", url, "--no-progress"]) == 0
+    assert main(["fetch-lpips-weights", "--out", str(out), "--status", str(status), "--url", url, "--no-progress"]) == 0
     st = json.loads(status.read_text())
     assert st == {"available": True, "path": str(out.resolve()), "sha256": SHA}
 
-    assert main(["fetch-lpips-weights", "--out", str(tmp_path / "alexnet.pth"),
-                 "--status", str(status), "--url", url]) == 2
+    assert (
+        main(["fetch-lpips-weights", "--out", str(tmp_path / "alexnet.pth"), "--status", str(status), "--url", url])
+        == 2
+    )

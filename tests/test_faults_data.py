@@ -2,6 +2,7 @@
 
 Everything is offline: archives are built here, servers are tests/http_fixture.py on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,12 +19,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from http_fixture import FixtureServer, closed_port_url
-from iga.cli import main
-from iga.data import (ArchiveLimitError, CorruptArchiveError, DownloadError, ExtractLimits,
-                      UnsafeArchiveError, fetch, resolve, safe_extract)
 from snakemake_runner import ROOT, run_snakemake
+
+from iga.cli import main
+from iga.data import (
+    ArchiveLimitError,
+    CorruptArchiveError,
+    DownloadError,
+    ExtractLimits,
+    UnsafeArchiveError,
+    fetch,
+    resolve,
+    safe_extract,
+)
 
 FAST = dict(retries=0, backoff=0.01, progress=False)
 
@@ -59,6 +68,7 @@ def _cli_error(capsys, argv: list[str], rc: int) -> str:
 
 # --- item 5: extraction limits and link chains ---------------------------------------------
 
+
 def test_item5_zip_bomb_refused_before_writing(tmp_path, capsys):
     arc = tmp_path / "bomb.zip"
     with zipfile.ZipFile(arc, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -87,9 +97,11 @@ def test_item5_tar_gz_bomb_and_every_limit(tmp_path):
     with zipfile.ZipFile(small, "w") as zf:
         zf.writestr("a.txt", b"a" * 100)
         zf.writestr("b.txt", b"b" * 100)
-    for limit, kw in (("max_members", {"max_members": 1}),
-                      ("max_member_bytes", {"max_member_bytes": 99}),
-                      ("max_total_bytes", {"max_total_bytes": 150})):
+    for limit, kw in (
+        ("max_members", {"max_members": 1}),
+        ("max_member_bytes", {"max_member_bytes": 99}),
+        ("max_total_bytes", {"max_total_bytes": 150}),
+    ):
         with pytest.raises(ArchiveLimitError, match=limit):
             safe_extract(small, tmp_path / "out", ExtractLimits(**kw))
     assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
@@ -152,13 +164,11 @@ def test_item6_html_page_saved_as_bunny_is_never_a_finished_download(tmp_path):
     (mirror / "stanford").mkdir(parents=True)
     (mirror / "stanford" / "bunny.tar.gz").write_bytes(HTML)
     with pytest.raises(DownloadError, match="size check failed for bunny.tar.gz"):
-        fetch([], dest, None, min_size=src.min_size, fmt=src.fmt, mirror=mirror,
-              mirror_paths=src.mirror_paths, **FAST)
+        fetch([], dest, None, min_size=src.min_size, fmt=src.fmt, mirror=mirror, mirror_paths=src.mirror_paths, **FAST)
     # the junk is not "already present and verified"; and large junk fails the format check
     (mirror / "stanford" / "bunny.tar.gz").write_bytes(HTML * 20_000)
     with pytest.raises(DownloadError, match="format check failed.*no gzip magic"):
-        fetch([], dest, None, min_size=src.min_size, fmt=src.fmt, mirror=mirror,
-              mirror_paths=src.mirror_paths, **FAST)
+        fetch([], dest, None, min_size=src.min_size, fmt=src.fmt, mirror=mirror, mirror_paths=src.mirror_paths, **FAST)
     # a truncated real tar.gz fails too (the whole gzip stream is checked)
     good = tmp_path / "good.tar.gz"
     with tarfile.open(good, "w:gz") as tf:
@@ -168,8 +178,7 @@ def test_item6_html_page_saved_as_bunny_is_never_a_finished_download(tmp_path):
         tf.addfile(info, io.BytesIO(payload))
     (mirror / "stanford" / "bunny.tar.gz").write_bytes(good.read_bytes()[:-5000])
     with pytest.raises(DownloadError, match="corrupt or truncated gzip"):
-        fetch([], dest, None, min_size=src.min_size, fmt=src.fmt, mirror=mirror,
-              mirror_paths=src.mirror_paths, **FAST)
+        fetch([], dest, None, min_size=src.min_size, fmt=src.fmt, mirror=mirror, mirror_paths=src.mirror_paths, **FAST)
     shutil.copy(good, mirror / "stanford" / "bunny.tar.gz")
     assert src.fetch(dest, mirror=mirror, **FAST) == dest
     assert dest.read_bytes() == good.read_bytes()
@@ -184,13 +193,20 @@ def test_item6_every_stanford_scan_has_a_size_and_a_format_check():
     assert "sha256" in resolve("kodak", "kodim01").checks
 
 
-@pytest.mark.parametrize("name,data", [
-    ("bunny.tar.gz", HTML), ("scene.zip", HTML), ("Armadillo.ply.gz", HTML),
-    ("trunc.tar.gz", None), ("trunc.zip", None)])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("bunny.tar.gz", HTML),
+        ("scene.zip", HTML),
+        ("Armadillo.ply.gz", HTML),
+        ("trunc.tar.gz", None),
+        ("trunc.zip", None),
+    ],
+)
 def test_item6_iga_extract_of_junk_is_one_line_naming_the_archive(tmp_path, capsys, name, data):
     arc = tmp_path / name
     if data is None:  # a real archive cut short
-        full = tmp_path / ("full" + name[len("trunc"):])
+        full = tmp_path / ("full" + name[len("trunc") :])
         if name.endswith(".zip"):
             with zipfile.ZipFile(full, "w") as zf:
                 zf.writestr("a.bin", os.urandom(50_000))
@@ -211,18 +227,17 @@ def test_item6_iga_extract_of_junk_is_one_line_naming_the_archive(tmp_path, caps
 
 # --- item 7: deadline, minimum rate, every source's own reason -----------------------------
 
+
 def test_item7_trickling_server_hits_the_deadline(tmp_path):
     with FixtureServer() as server:
-        url = server.add("/slow.bin", os.urandom(100_000), mode="trickle", trickle_bytes=1024,
-                         trickle_every_s=0.1)
+        url = server.add("/slow.bin", os.urandom(100_000), mode="trickle", trickle_bytes=1024, trickle_every_s=0.1)
         t0 = time.monotonic()
         with pytest.raises(DownloadError, match="exceeded its deadline of 1 s"):
             fetch([url], tmp_path / "slow.bin", None, timeout=1.0, min_rate=0, **FAST)
         assert time.monotonic() - t0 < 5
         t0 = time.monotonic()
         with pytest.raises(DownloadError, match="too slow: .* below the minimum 100000 bytes/s"):
-            fetch([url], tmp_path / "slow2.bin", None, timeout=60, min_rate=100_000,
-                  rate_window=0.5, **FAST)
+            fetch([url], tmp_path / "slow2.bin", None, timeout=60, min_rate=100_000, rate_window=0.5, **FAST)
         assert time.monotonic() - t0 < 5
 
 
@@ -233,18 +248,42 @@ def test_item7_cli_takes_the_deadline_and_lists_every_source_with_its_reason(tmp
     (mirror / "f.bin").write_bytes(body[:-1] + b"X")  # a corrupt copy in the mirror
     refused = closed_port_url("/f.bin")
     sha = hashlib.sha256(body).hexdigest()
-    err = _cli_error(capsys, ["download", "--url", refused, "--sha256", sha, "--out",
-                              str(tmp_path / "f.bin"), "--mirror", str(mirror), "--retries", "0",
-                              "--timeout", "5", "--min-rate", "0", "--no-progress"], 1)
+    err = _cli_error(
+        capsys,
+        [
+            "download",
+            "--url",
+            refused,
+            "--sha256",
+            sha,
+            "--out",
+            str(tmp_path / "f.bin"),
+            "--mirror",
+            str(mirror),
+            "--retries",
+            "0",
+            "--timeout",
+            "5",
+            "--min-rate",
+            "0",
+            "--no-progress",
+        ],
+        1,
+    )
     lines = err.splitlines()
     assert any(str(mirror / "f.bin") in ln and "checksum mismatch" in ln for ln in lines)
     assert any(refused in ln and "refused" in ln for ln in lines)
     assert "last error" not in err
-    assert _cli_error(capsys, ["download", "--url", refused, "--out", str(tmp_path / "g"),
-                               "--timeout", "0"], 2).count("timeout=0") == 1
+    assert (
+        _cli_error(capsys, ["download", "--url", refused, "--out", str(tmp_path / "g"), "--timeout", "0"], 2).count(
+            "timeout=0"
+        )
+        == 1
+    )
 
 
 # --- item 8: config values are shell-quoted; a mirror with a space works end to end -------
+
 
 def test_item8_mirror_with_space_and_shell_characters_through_the_workflow(tmp_path):
     mirror = tmp_path / "my mirror $(touch INJECTED);x"
@@ -258,9 +297,16 @@ def test_item8_mirror_with_space_and_shell_characters_through_the_workflow(tmp_p
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(ROOT / "config.yaml", work / "config.yaml")
-    overlay = {"data": {"root": "data", "mirror": str(mirror), "retries": 0, "timeout_s": 30,
-                        "extract_limits": {"max_members": 10}},
-               "tasks": {"occupancy": {"enabled": True, "dataset": "stanford"}}}
+    overlay = {
+        "data": {
+            "root": "data",
+            "mirror": str(mirror),
+            "retries": 0,
+            "timeout_s": 30,
+            "extract_limits": {"max_members": 10},
+        },
+        "tasks": {"occupancy": {"enabled": True, "dataset": "stanford"}},
+    }
     (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     target = "data/stanford/bunny/extracted"
     res = run_snakemake(work, target, "--configfile", "overlay.yaml", "-p")
@@ -280,6 +326,7 @@ def test_item8_data_root_with_shell_characters_is_rejected_by_the_schema(tmp_pat
 
 
 # --- item 10: extracted folders get the usual permissions ---------------------------------
+
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz", "gz"])
 def test_item10_extracted_folders_are_0755_under_umask_022(tmp_path, kind):

@@ -5,6 +5,7 @@ pictures that are not 8-bit RGB. Each test names its item.
 Training goes through the real CLI (`iga train-image`, as the rule runs it) on a 16x16 picture with
 the tiny preset's settings; --forcerun goes through snakemake on a temporary copy of the workflow.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ def tiny_settings(**train) -> dict:
     import yaml
 
     from iga.cells import Cell, deep_merge, resolve_settings
+
     config = deep_merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(TINY.read_text()))
     settings = resolve_settings(config, Cell("image", "astronaut", "PE", "vanilla"))
     settings["train"].update(train)
@@ -46,8 +48,21 @@ def iga_env() -> dict:
 
 
 def train_cmd(settings: dict, image: Path, out: Path) -> list:
-    return ["iga", "train-image", "--settings", json.dumps(settings, sort_keys=True), "--image", str(image),
-            "--no-lpips", "--out", str(out), "--cell", CELL_ID, "--threads", "1"]
+    return [
+        "iga",
+        "train-image",
+        "--settings",
+        json.dumps(settings, sort_keys=True),
+        "--image",
+        str(image),
+        "--no-lpips",
+        "--out",
+        str(out),
+        "--cell",
+        CELL_ID,
+        "--threads",
+        "1",
+    ]
 
 
 def train(settings: dict, image: Path, out: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -85,6 +100,7 @@ def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 300)
 @pytest.fixture(scope="module")
 def picture(tmp_path_factory) -> Path:
     from PIL import Image
+
     y, x = np.mgrid[0:16, 0:16]
     path = tmp_path_factory.mktemp("faults") / "pattern.png"
     Image.fromarray(np.stack([x * 16, y * 16, (x + y) * 8], -1).astype(np.uint8)).save(path)
@@ -103,11 +119,15 @@ def reference(picture, tmp_path_factory):
 
 
 # --- item 2: two trainers on one cell; a killed trainer; the log after resume ----------------------
-def test_item2_second_trainer_exits_at_once_naming_the_holder_and_a_killed_holder_does_not_block(
-        picture, tmp_path):
+def test_item2_second_trainer_exits_at_once_naming_the_holder_and_a_killed_holder_does_not_block(picture, tmp_path):
     out = tmp_path / "cell"
-    first = subprocess.Popen(train_cmd(tiny_settings(iterations=100_000, checkpoint_every=50), picture, out),
-                             env=iga_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        train_cmd(tiny_settings(iterations=100_000, checkpoint_every=50), picture, out),
+        env=iga_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (out / "checkpoint.pt").exists(), first, "checkpoint")
         log_before = (out / "train_log.jsonl").stat().st_size
@@ -157,12 +177,13 @@ def test_item2_resume_after_kill_rewrites_a_mangled_log_consistently(picture, re
 
 def _checkpoint_at(settings: dict, picture: Path, out: Path, step: int) -> Path:
     """A real unfinished checkpoint at ``step``: the same run stopped there, as a kill would leave it."""
+    from iga.adjust import build_adjuster
     from iga.configs import validate
     from iga.models import build_model
-    from iga.adjust import build_adjuster
     from iga.provenance import settings_fingerprint
     from iga.tasks.image import ImageCellSettings, ImageFittingTask, load_image
     from iga.train import Trainer, seed_everything
+
     cell = validate(ImageCellSettings, settings)
     model_cfg, adj_cfg, optim_cfg, train_cfg = cell.model, cell.adjuster, cell.optim, cell.train
     seed_everything(train_cfg.seed)
@@ -177,8 +198,18 @@ def _checkpoint_at(settings: dict, picture: Path, out: Path, step: int) -> Path:
     def stop(s):
         if s == step:
             raise Stop
-    tr = Trainer(model, task, build_adjuster(adj_cfg, gen), optim_cfg, train_cfg, out, generator=gen,
-                 fingerprint=settings_fingerprint(settings), on_checkpoint=stop)
+
+    tr = Trainer(
+        model,
+        task,
+        build_adjuster(adj_cfg, gen),
+        optim_cfg,
+        train_cfg,
+        out,
+        generator=gen,
+        fingerprint=settings_fingerprint(settings),
+        on_checkpoint=stop,
+    )
     with pytest.raises(Stop):
         tr.fit()
     return out
@@ -186,20 +217,21 @@ def _checkpoint_at(settings: dict, picture: Path, out: Path, step: int) -> Path:
 
 def test_item2_checkpoint_writes_use_unique_fsynced_temp_files(tmp_path, monkeypatch):
     from iga import provenance
+
     synced, names = [], []
     real_fsync = os.fsync
     monkeypatch.setattr(provenance.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
     real_replace = os.replace
     monkeypatch.setattr(provenance.os, "replace", lambda a, b: (names.append(Path(a).name), real_replace(a, b)))
     from iga.train import _atomic_save
+
     _atomic_save({"a": 1}, tmp_path / "checkpoint.pt")
     _atomic_save({"a": 2}, tmp_path / "checkpoint.pt")
     assert torch.load(tmp_path / "checkpoint.pt")["a"] == 2
     assert len(set(names)) == 2 and all(str(os.getpid()) in n for n in names), names
     assert len(synced) == 4  # the file and its folder, each time
-    with pytest.raises(RuntimeError):
-        with provenance.atomic_file(tmp_path / "checkpoint.pt", "wb"):
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), provenance.atomic_file(tmp_path / "checkpoint.pt", "wb"):
+        raise RuntimeError("killed mid-write")
     assert torch.load(tmp_path / "checkpoint.pt")["a"] == 2  # the old file, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temp left behind
 
@@ -207,20 +239,23 @@ def test_item2_checkpoint_writes_use_unique_fsynced_temp_files(tmp_path, monkeyp
 # --- item 3: a checkpoint that cannot be read -------------------------------------------------------
 def _truncated(ref: Path) -> bytes:
     data = (ref / "checkpoint.pt").read_bytes()
-    return data[:len(data) // 2]
+    return data[: len(data) // 2]
 
 
 def _wrong_format(ref: Path) -> bytes:
     import io
+
     buf = io.BytesIO()
     torch.save({"step": 20, "weights": torch.zeros(3)}, buf)
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("damage", [_truncated, lambda ref: b"\x00garbage" * 100, _wrong_format],
-                         ids=["truncated", "garbage", "wrong-format"])
-def test_item3_corrupt_checkpoint_is_moved_aside_and_the_cell_trains_from_scratch(
-        picture, reference, tmp_path, damage):
+@pytest.mark.parametrize(
+    "damage",
+    [_truncated, lambda ref: b"\x00garbage" * 100, _wrong_format],
+    ids=["truncated", "garbage", "wrong-format"],
+)
+def test_item3_corrupt_checkpoint_is_moved_aside_and_the_cell_trains_from_scratch(picture, reference, tmp_path, damage):
     ref_out, expected = reference
     out = tmp_path / "cell"
     out.mkdir()
@@ -251,8 +286,14 @@ def test_item4_forcerun_of_the_training_rule_retrains_from_scratch(tmp_path):
     env.update(IGA_GPU_COUNT="1", IGA_GPU_LOCK_DIR=str(wf / "gpu-locks"))
 
     def smk(*args):
-        r = subprocess.run(["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), *args],
-                           cwd=wf, env=env, capture_output=True, text=True, timeout=400)
+        r = subprocess.run(
+            ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), *args],
+            cwd=wf,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
         return r.stdout + r.stderr
 
@@ -295,8 +336,13 @@ def _png(path: Path, samples: np.ndarray, colour_type: int, bit_depth: int) -> P
 
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, colour_type, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, colour_type, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -311,19 +357,24 @@ CASES = {  # name: (writer, expected RGB in [0, 1])
     "rgb8": (lambda p: _png(p, RGB8, 2, 8), RGB8 / 255),
     "rgba8": (lambda p: _png(p, np.concatenate([RGB8, ALPHA8], -1), 6, 8), RGB8 / 255),
     "gray8": (lambda p: _png(p, RGB8[..., 0], 0, 8), np.repeat(RGB8[..., :1], 3, -1) / 255),
-    "gray_alpha8": (lambda p: _png(p, np.concatenate([RGB8[..., :1], ALPHA8], -1), 4, 8),
-                    np.repeat(RGB8[..., :1], 3, -1) / 255),
+    "gray_alpha8": (
+        lambda p: _png(p, np.concatenate([RGB8[..., :1], ALPHA8], -1), 4, 8),
+        np.repeat(RGB8[..., :1], 3, -1) / 255,
+    ),
     "rgb16": (lambda p: _png(p, RGB16, 2, 16), RGB16 / 65535),
     "rgba16": (lambda p: _png(p, np.concatenate([RGB16, ALPHA16], -1), 6, 16), RGB16 / 65535),
     "gray16": (lambda p: _png(p, RGB16[..., 0], 0, 16), np.repeat(RGB16[..., :1], 3, -1) / 65535),
-    "gray_alpha16": (lambda p: _png(p, np.concatenate([RGB16[..., :1], ALPHA16], -1), 4, 16),
-                     np.repeat(RGB16[..., :1], 3, -1) / 65535),
+    "gray_alpha16": (
+        lambda p: _png(p, np.concatenate([RGB16[..., :1], ALPHA16], -1), 4, 16),
+        np.repeat(RGB16[..., :1], 3, -1) / 65535,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_item9_png_kinds_load_to_rgb_in_unit_range_alpha_dropped(tmp_path, name):
     from iga.tasks.image import load_image
+
     write, expected = CASES[name]
     img = load_image(write(tmp_path / f"{name}.png"))
     assert img.shape == (6, 7, 3) and img.dtype == np.float64
@@ -334,6 +385,7 @@ def test_item9_palette_png_loads_its_colours(tmp_path):
     from PIL import Image
 
     from iga.tasks.image import load_image
+
     im = Image.fromarray(RGB8.astype(np.uint8)).quantize(colors=16)
     im.save(tmp_path / "p.png")
     expected = np.asarray(im.convert("RGB")) / 255
@@ -346,6 +398,7 @@ def test_item9_eight_bit_rgb_loads_exactly_as_before(picture):
     from skimage import io
 
     from iga.tasks.image import load_image
+
     np.testing.assert_array_equal(load_image(picture), io.imread(picture)[..., :3].astype(np.float64) / 255.0)
 
 
@@ -357,10 +410,13 @@ def test_item9_sixteen_bit_gray_trains_to_a_real_psnr(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["psnr"] > 10
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"this is not a picture\n", "not a readable image"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"this is not a picture\n", "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a readable image"),
+    ],
+)
 def test_item9_a_non_image_is_a_one_line_error_naming_the_file_before_training(tmp_path, content, reason):
     path = tmp_path / "bad.png"
     path.write_bytes(content)
@@ -375,8 +431,12 @@ def test_item9_a_non_image_is_a_one_line_error_naming_the_file_before_training(t
 def test_item9_truncated_png_is_a_clear_error(tmp_path):
     from iga.configs import ConfigError
     from iga.tasks.image import load_image
+
     good = _png(tmp_path / "rgb16.png", RGB16, 2, 16).read_bytes()
-    for name, data in {"t16.png": good[:len(good) - 30], "t8.png": CASES["rgb8"][0](tmp_path / "x.png").read_bytes()[:60]}.items():
+    for name, data in {
+        "t16.png": good[: len(good) - 30],
+        "t8.png": CASES["rgb8"][0](tmp_path / "x.png").read_bytes()[:60],
+    }.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ConfigError, match=re.escape(str(tmp_path / name))):
             load_image(tmp_path / name)
@@ -395,6 +455,7 @@ def _nerf_ckpt(folder: Path, step: int, data: bytes | None = None) -> Path:
 
 def test_item3_nerf_corrupt_latest_checkpoint_is_moved_aside_and_an_older_one_resumed(tmp_path):
     from iga.nerf.run import resumable_checkpoint
+
     older = _nerf_ckpt(tmp_path, 99)
     bad = _nerf_ckpt(tmp_path, 199, b"PK\x03\x04 truncated")
     assert resumable_checkpoint(tmp_path, iterations=1000) == 99
@@ -403,6 +464,7 @@ def test_item3_nerf_corrupt_latest_checkpoint_is_moved_aside_and_an_older_one_re
 
 def test_item4_nerf_finished_checkpoint_is_not_resumed(tmp_path):
     from iga.nerf.run import resumable_checkpoint
+
     _nerf_ckpt(tmp_path, 999)
     assert resumable_checkpoint(tmp_path, iterations=1000) is None
     assert not list(tmp_path.glob("*.ckpt"))

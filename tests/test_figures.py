@@ -1,4 +1,5 @@
 """Image figures accept reconstructions of a downsampled image (mini preset: 4x)."""
+
 import numpy as np
 from skimage import io
 
@@ -15,8 +16,9 @@ def test_figures_with_a_downsampled_reconstruction(tmp_path):
         io.imsave(p, (rng.random((16, 24, 3)) * 255).astype(np.uint8), check_contrast=False)
         recons[m] = p
     figure_crops(tmp_path / "gt.png", recons, "PE", tmp_path / "crops.png", "t")
-    figure_visual({"x": tmp_path / "gt.png"}, {("x", "PE", m): p for m, p in recons.items()}, ["PE"],
-                  tmp_path / "visual.png", "t")
+    figure_visual(
+        {"x": tmp_path / "gt.png"}, {("x", "PE", m): p for m, p in recons.items()}, ["PE"], tmp_path / "visual.png", "t"
+    )
     assert (tmp_path / "crops.png").stat().st_size > 1000 and (tmp_path / "visual.png").stat().st_size > 1000
 
 
@@ -29,6 +31,7 @@ import pytest  # noqa: E402
 def _draw(fig):
     """Render once (mathtext errors surface here, not at savefig time only)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig).draw()
 
 
@@ -54,26 +57,49 @@ def _toy_cell(root, item, name, exp, **m):
     freqs = m.pop("freqs", [1, 3, 5, 10])
     decay = np.exp(-steps[:, None] / (40.0 * (1 + np.arange(len(freqs)))))
     np.savez(d / "curve.npz", steps=steps, mse=1 + decay[:, 0], delta=decay)
-    metrics = {"experiment": exp, "width": 64, "seed": 16, "freqs": freqs, "bins": list(range(1, len(freqs) + 1)),
-               "balanced": None, "group_size": 1, **m}
+    metrics = {
+        "experiment": exp,
+        "width": 64,
+        "seed": 16,
+        "freqs": freqs,
+        "bins": list(range(1, len(freqs) + 1)),
+        "balanced": None,
+        "group_size": 1,
+        **m,
+    }
     (d / "metrics.json").write_text(json.dumps(metrics))
     return d / "metrics.json"
 
 
 def test_toy_figures_label_every_axis_and_draw_the_baseline_once(tmp_path):
     from iga.report import toy_figures as tf
+
     exp1 = [_toy_cell(tmp_path, "exp1_w64_s16", "TwoLayer-vanilla", "exp1")] + [
-        _toy_cell(tmp_path, "exp1_w64_s16", f"TwoLayer-{b}-e3", "exp1", balanced=3) for b in ("NTK", "eNTK", "IGA")]
+        _toy_cell(tmp_path, "exp1_w64_s16", f"TwoLayer-{b}-e3", "exp1", balanced=3) for b in ("NTK", "eNTK", "IGA")
+    ]
     exp2 = []
     for arch in ("ReLU", "SIREN"):
         exp2.append(_toy_cell(tmp_path, "exp2_s16", f"{arch}-vanilla", "exp2", freqs=[5, 10, 15, 20]))
         for g in (1, 4):
             for e in (2, 4):
-                exp2.append(_toy_cell(tmp_path, "exp2_s16", f"{arch}-IGA-g{g}e{e}", "exp2", freqs=[5, 10, 15, 20],
-                                      balanced=e, group_size=g))
+                exp2.append(
+                    _toy_cell(
+                        tmp_path,
+                        "exp2_s16",
+                        f"{arch}-IGA-g{g}e{e}",
+                        "exp2",
+                        freqs=[5, 10, 15, 20],
+                        balanced=e,
+                        group_size=g,
+                    )
+                )
     figs = tf.exp1_figures(tf.load_cells(exp1), {"fig1": tmp_path / "f1.png", "fig6": tmp_path / "f6.png"})
-    figs |= tf.exp2_figures(tf.load_cells(exp2), {k: tmp_path / f"{k}.png" for k in ("fig2", "fig3", "fig7", "fig8")},
-                           component=2, fig2_group=4)
+    figs |= tf.exp2_figures(
+        tf.load_cells(exp2),
+        {k: tmp_path / f"{k}.png" for k in ("fig2", "fig3", "fig7", "fig8")},
+        component=2,
+        fig2_group=4,
+    )
     for f in ("f1", "f6", "fig2", "fig3", "fig7", "fig8"):
         assert (tmp_path / f"{f}.png").stat().st_size > 5000
     fig7 = figs["fig7"]
@@ -99,8 +125,13 @@ def _image_cell(root, item, arch, method, psnrs):
 
 def test_training_curves_one_line_per_method_per_architecture(tmp_path):
     from iga.report.curve_figures import figure_curves, read_curve
-    logs = [_image_cell(tmp_path, item, arch, m, [10 + i + k for i in range(5)])
-            for item in ("a", "b") for arch in ("ReLU", "SIREN") for k, m in enumerate(("vanilla", "IGA"))]
+
+    logs = [
+        _image_cell(tmp_path, item, arch, m, [10 + i + k for i in range(5)])
+        for item in ("a", "b")
+        for arch in ("ReLU", "SIREN")
+        for k, m in enumerate(("vanilla", "IGA"))
+    ]
     steps, vals = read_curve(logs[0], "psnr")
     assert steps.tolist() == [0, 1, 2, 3, 4] and vals[-1] == 15.0
     fig = figure_curves(logs, "psnr", tmp_path / "curves.png", "t [SCALE]")
@@ -116,6 +147,7 @@ def test_training_curves_one_line_per_method_per_architecture(tmp_path):
 
 def _long(path, rows):
     import csv
+
     cols = ["preset", "task", "dataset", "item", "metric", "architecture", "method", "value", "note", "cell"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, cols)
@@ -128,11 +160,16 @@ def _long(path, rows):
 def test_ours_vs_paper_pairs_cells_with_the_papers_value(tmp_path):
     from iga.report.curve_figures import figure_vs_paper
     from iga.report.tables import reference_lookup
+
     paper = reference_lookup("6")[("image", "kodak", "kodim01", "psnr", "ReLU", "vanilla")]
-    csv_ = _long(tmp_path / "image_long.csv", [
-        {"dataset": "kodak", "item": "kodim01", "architecture": "ReLU", "method": "vanilla", "value": paper + 1},
-        {"dataset": "kodak", "item": "kodim01", "architecture": "SIREN", "method": "IGA", "value": 40.0},
-        {"dataset": "kodak", "item": "kodim01", "architecture": "SIREN", "method": "IGA-x", "value": 40.0}])
+    csv_ = _long(
+        tmp_path / "image_long.csv",
+        [
+            {"dataset": "kodak", "item": "kodim01", "architecture": "ReLU", "method": "vanilla", "value": paper + 1},
+            {"dataset": "kodak", "item": "kodim01", "architecture": "SIREN", "method": "IGA", "value": 40.0},
+            {"dataset": "kodak", "item": "kodim01", "architecture": "SIREN", "method": "IGA-x", "value": 40.0},
+        ],
+    )
     fig = figure_vs_paper([csv_], "image", tmp_path / "vs.png", "MINI scale")
     _draw(fig)
     assert_labelled(fig)
@@ -143,8 +180,10 @@ def test_ours_vs_paper_pairs_cells_with_the_papers_value(tmp_path):
     assert np.array_equal(line.get_xdata(), line.get_ydata())
     assert "MINI scale" in fig._suptitle.get_text() and "Table 6" in ax.get_xlabel()
 
-    other = _long(tmp_path / "smoke.csv", [{"dataset": "embedded", "item": "astronaut", "architecture": "ReLU",
-                                            "method": "vanilla", "value": 20.0}])
+    other = _long(
+        tmp_path / "smoke.csv",
+        [{"dataset": "embedded", "item": "astronaut", "architecture": "ReLU", "method": "vanilla", "value": 20.0}],
+    )
     fig = figure_vs_paper([other], "image", tmp_path / "vs2.png", "SMOKE")
     assert "No cell of this run has a paper value" in fig.axes[0].texts[0].get_text()
 
@@ -157,8 +196,9 @@ def test_visual_figure_shows_the_tables_psnr(tmp_path):
     d.mkdir(parents=True)
     io.imsave(d / "recon.png", (rng.random((16, 24, 3)) * 255).astype(np.uint8), check_contrast=False)
     (d / "metrics.json").write_text(json.dumps({"psnr": 52.0912}))
-    fig = figure_visual({"x": tmp_path / "gt.png"}, {("x", "PE", "IGA"): d / "recon.png"}, ["PE"],
-                        tmp_path / "visual.png", "t")
+    fig = figure_visual(
+        {"x": tmp_path / "gt.png"}, {("x", "PE", "IGA"): d / "recon.png"}, ["PE"], tmp_path / "visual.png", "t"
+    )
     assert "52.09 dB" in fig.axes[1].get_title()
     fig = figure_crops(tmp_path / "gt.png", {"IGA": d / "recon.png"}, "PE", tmp_path / "crops.png", "t")
     _draw(fig)
@@ -168,6 +208,7 @@ def test_visual_figure_shows_the_tables_psnr(tmp_path):
 def test_occupancy_figure_explains_blank_panels(tmp_path):
     from iga.data.voxelize import save_volume
     from iga.report.occupancy_figures import figure_occupancy
+
     gt = np.zeros((8, 20, 12), bool)
     gt[2:6, 3:17, 2:10] = True
     save_volume(tmp_path / "gt.npz", gt)
@@ -191,6 +232,7 @@ def test_cost_figure_explains_an_empty_column(tmp_path):
 
     from iga.report.cost import cells_frame, cost_figure, read_cell
     from iga.result_record import Training, write_record
+
     files = []
     for cell, tpi in (("image/a/PE-IGA", 0.01), ("nerf/procedural/NeRF-IGA", None)):
         d = tmp_path / cell

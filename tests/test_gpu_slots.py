@@ -4,6 +4,7 @@ Fake GPU counts (IGA_GPU_COUNT) and a private lock folder; the child commands pr
 CUDA_VISIBLE_DEVICES they were given and wait for a release file, so the tests can hold slots
 from several processes at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,7 @@ HOLDER = (
 
 
 def _env(tmp_path, count=None, **extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "IGA_GPU_COUNT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "IGA_GPU_COUNT")}
     if count is not None:
         env["IGA_GPU_COUNT"] = str(count)
     env["IGA_GPU_LOCK_DIR"] = str(tmp_path / "locks")
@@ -60,8 +60,7 @@ def _no_leftover_jobs():
 def _start(tmp_path, name, gpus, env, use_cli=False):
     out, release = tmp_path / f"{name}.out", tmp_path / f"{name}.release"
     head = ["iga", "gpu-slot"] if use_cli else [sys.executable, "-m", "iga.gpu_slots"]
-    cmd = head + ["--gpus", str(gpus), "--label", name, "--",
-                  sys.executable, "-c", HOLDER, str(out), str(release)]
+    cmd = head + ["--gpus", str(gpus), "--label", name, "--", sys.executable, "-c", HOLDER, str(out), str(release)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _STARTED.append((proc, release))
     return proc, out, release
@@ -147,8 +146,8 @@ def test_multi_gpu_requests_are_all_or_nothing(tmp_path):
     try:
         got = _wait_for(a[1]).split(",")
         assert len(got) == 2 and len(set(got)) == 2
-        b = _start(tmp_path, "b", 2, env)   # needs 2, only 1 free: waits, holding nothing
-        c = _start(tmp_path, "c", 1, env)   # the free one
+        b = _start(tmp_path, "b", 2, env)  # needs 2, only 1 free: waits, holding nothing
+        c = _start(tmp_path, "c", 1, env)  # the free one
         left = ({"0", "1", "2"} - set(got)).pop()
         assert _wait_for(c[1]) == left
         time.sleep(1.0)
@@ -197,9 +196,25 @@ def test_timeout_when_no_slot_frees(tmp_path):
     holder = _start(tmp_path, "holder", 1, env)
     try:
         _wait_for(holder[1])
-        r = subprocess.run([sys.executable, "-m", "iga.gpu_slots", "--gpus", "1", "--timeout", "0.5", "--",
-                            sys.executable, "-c", "print('ran')"], env=env, capture_output=True, text=True,
-                           timeout=30)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "iga.gpu_slots",
+                "--gpus",
+                "1",
+                "--timeout",
+                "0.5",
+                "--",
+                sys.executable,
+                "-c",
+                "print('ran')",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert r.returncode == 75, r.stderr
         assert "ran" not in r.stdout and "no 1 free GPU slot" in r.stderr
     finally:
@@ -215,11 +230,16 @@ def test_local_profile_counts_the_detected_gpus(tmp_path):
     preset = ROOT / "tests" / "presets" / "tiny.yaml"
     seen = {}
     for count in (0, 3):
-        r = subprocess.run(["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(preset)],
-                           cwd=tmp_path, env=_env(tmp_path, count=count), capture_output=True, text=True,
-                           timeout=300)
+        r = subprocess.run(
+            ["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(preset)],
+            cwd=tmp_path,
+            env=_env(tmp_path, count=count),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         seen[count] = {ln.strip() for ln in r.stdout.splitlines() if "iga gpu-slot --gpus" in ln}
         assert seen[count], r.stdout
-    assert all("--gpus 0 " in ln for ln in seen[0])   # no GPU: the tiny preset's gpu=1 is capped to 0
-    assert all("--gpus 1 " in ln for ln in seen[3])   # 3 GPUs: each job asks for its 1
+    assert all("--gpus 0 " in ln for ln in seen[0])  # no GPU: the tiny preset's gpu=1 is capped to 0
+    assert all("--gpus 1 " in ln for ln in seen[3])  # 3 GPUs: each job asks for its 1

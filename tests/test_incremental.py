@@ -10,6 +10,7 @@ then dry runs after edits:
 The full run goes through `--profile profiles/local` with 2 fake GPUs, so it also checks that each
 training job ran through `iga gpu-slot`.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
 TRAIN_RULES = re.compile(r"^train_")
-AGGREGATIONS = {"collect_image", "tables_image", "figures_image", "cost_table", "all",
-                "figures_image_curves",  # training curves (iga.report.curve_figures)
-                "report_page_tables", "report_page_figures"}  # the report's pages (workflow/rules/report.smk)
+AGGREGATIONS = {
+    "collect_image",
+    "tables_image",
+    "figures_image",
+    "cost_table",
+    "all",
+    "figures_image_curves",  # training curves (iga.report.curve_figures)
+    "report_page_tables",
+    "report_page_figures",
+}  # the report's pages (workflow/rules/report.smk)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -60,7 +68,7 @@ def snakemake(cwd: Path, *args, env=None, check=True, timeout=400) -> str:
 
 def planned(out: str) -> list:
     """(rule, wildcards) of every job a dry run plans."""
-    jobs, rule = [], None
+    jobs, rule, wildcards = [], None, ""
     for line in out.splitlines():
         m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
         if m:
@@ -68,7 +76,7 @@ def planned(out: str) -> list:
                 jobs.append((rule, wildcards))
             rule, wildcards = m.group(1), ""
         elif rule is not None and line.strip().startswith("wildcards:"):
-            wildcards = line.strip()[len("wildcards:"):].strip()
+            wildcards = line.strip()[len("wildcards:") :].strip()
     if rule is not None:
         jobs.append((rule, wildcards))
     return jobs
@@ -148,9 +156,9 @@ def test_cosmetic_code_edits_rerun_nothing(finished_copy, tmp_path):
     def edit(pkg):
         with open(pkg / "tasks" / "image.py", "a") as f:
             f.write("\n# a cosmetic edit: no result changes\n")
+
     env = smk_env(finished_copy, **src_copy(tmp_path, edit))
-    probe = subprocess.run(["python", "-c", "import iga; print(iga.__file__)"], env=env, capture_output=True,
-                           text=True)
+    probe = subprocess.run(["python", "-c", "import iga; print(iga.__file__)"], env=env, capture_output=True, text=True)
     assert str(tmp_path / "src") in probe.stdout  # the edited copy is what the workflow imports
     rule_file = finished_copy / "workflow" / "rules" / "image.smk"
     text = rule_file.read_text()
@@ -206,6 +214,7 @@ def _trainer_pids(cell_id: str) -> list:
 
 def _table_value(wf: Path, method: str) -> float:
     import pandas as pd
+
     t = pd.read_csv(wf / "results/tiny/tables/table1_image_average.csv")
     row = t[(t.metric == "psnr") & (t.architecture == "PE") & (t.method == method)]
     assert len(row) == 1, t.to_string()
@@ -219,11 +228,13 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     cell = "image/astronaut/PE-IGA"
     old = _table_value(finished_copy, "IGA")
     overlay = tmp_path / "end.yaml"  # the issue's scenario: one cell's hyperparameter changes
-    overlay.write_text('tasks:\n  image:\n    overrides:\n'
-                       '      "astronaut/PE-IGA": {adjuster: {end: 4}, train: {iterations: 4000}}\n')
+    overlay.write_text(
+        'tasks:\n  image:\n    overrides:\n      "astronaut/PE-IGA": {adjuster: {end: 4}, train: {iterations: 4000}}\n'
+    )
     args = ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), str(overlay)]
-    proc = subprocess.Popen(args, cwd=finished_copy, env=smk_env(finished_copy), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        args, cwd=finished_copy, env=smk_env(finished_copy), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         pids = []

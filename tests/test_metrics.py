@@ -1,4 +1,5 @@
 """Metrics: values, and LPIPS reported missing (with a reason) instead of NaN or random-weight numbers."""
+
 import json
 
 import numpy as np
@@ -47,7 +48,10 @@ def test_lpips_status_file_from_the_fetch_rule_is_honoured(tmp_path, capsys):
     status.write_text(json.dumps({"available": False, "reason": "could not fetch: URLError offline"}))
     assert LPIPS(status).status["reason"] == LPIPS_OFFLINE
     assert "could not fetch: URLError offline" in capsys.readouterr().err
-    assert LPIPS(disabled_reason="disabled in config")(np.zeros((2, 2, 3)), np.zeros((2, 2, 3))).reason == "disabled in config"
+    assert (
+        LPIPS(disabled_reason="disabled in config")(np.zeros((2, 2, 3)), np.zeros((2, 2, 3))).reason
+        == "disabled in config"
+    )
 
 
 def test_lpips_loads_verified_weights_into_the_alexnet_slices(tmp_path, monkeypatch):
@@ -59,6 +63,7 @@ def test_lpips_loads_verified_weights_into_the_alexnet_slices(tmp_path, monkeypa
     import torchvision
 
     import iga.metrics as m
+
     torch.manual_seed(0)
     path = tmp_path / "alexnet-owt-7be5be79.pth"
     state = torchvision.models.alexnet().state_dict()

@@ -1,4 +1,5 @@
 """Models (FR merge, BN placements), samplers, the trainer's resume, and config errors."""
+
 import json
 
 import pytest
@@ -6,21 +7,26 @@ import torch
 
 from iga.adjust import GroupSampler, IGAAdjuster, build_adjuster
 from iga.cells import Cell, resolve_settings
-from iga.workflow_config import validate_config
-from iga.configs import (AdjusterConfig, ConfigError, FRConfig, ModelConfig, OptimConfig, TrainConfig,
-                         from_dict)
+from iga.configs import AdjusterConfig, ConfigError, FRConfig, ModelConfig, OptimConfig, TrainConfig, from_dict
 from iga.grouping import chunk_groups, interval_groups, patch_groups
 from iga.models import FourierLinear, build_model
 from iga.models.mlp import Sine
 from iga.train import Batch, Trainer, lr_factor
+from iga.workflow_config import validate_config
 
 
 # --- models -----------------------------------------------------------------------------
 @pytest.mark.parametrize("arch", ["ReLU", "PE", "SIREN"])
 def test_fr_merge_gives_identical_outputs(arch):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(architecture=arch, hidden_features=32, technique="fr",
-                                    fr=FRConfig(low_freqs=8, high_freqs=8, phases=4, alpha=0.05)))
+    model = build_model(
+        ModelConfig(
+            architecture=arch,
+            hidden_features=32,
+            technique="fr",
+            fr=FRConfig(low_freqs=8, high_freqs=8, phases=4, alpha=0.05),
+        )
+    )
     assert any(isinstance(m, FourierLinear) for m in model.modules())
     merged = model.merged()
     assert not any(isinstance(m, FourierLinear) for m in merged.modules())
@@ -35,15 +41,18 @@ def test_fr_bases_follow_the_reference_layout():
     assert fr.bases[0, 0] == pytest.approx(0.5 * torch.cos(torch.tensor(0.5 * -2 * torch.pi)).item(), abs=1e-5)
 
 
-@pytest.mark.parametrize("arch,placement,expected", [
-    ("ReLU", "linear_act_bn", [torch.nn.Linear, torch.nn.ReLU, torch.nn.BatchNorm1d]),
-    ("PE", "linear_bn_act", [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]),
-    ("SIREN", "sine_bn", [torch.nn.Linear, None, torch.nn.BatchNorm1d, Sine]),
-])
+@pytest.mark.parametrize(
+    "arch,placement,expected",
+    [
+        ("ReLU", "linear_act_bn", [torch.nn.Linear, torch.nn.ReLU, torch.nn.BatchNorm1d]),
+        ("PE", "linear_bn_act", [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]),
+        ("SIREN", "sine_bn", [torch.nn.Linear, None, torch.nn.BatchNorm1d, Sine]),
+    ],
+)
 def test_bn_placements_build_and_train(arch, placement, expected):
     torch.manual_seed(0)
     model = build_model(ModelConfig(architecture=arch, hidden_features=32, technique="bn", bn_placement=placement))
-    first = list(model.net)[:len(expected)]
+    first = list(model.net)[: len(expected)]
     for mod, typ in zip(first, expected):
         if typ is not None:
             assert isinstance(mod, typ)
@@ -89,7 +98,9 @@ def test_official_quirk_samples_every_groups_argmax_in_every_group():
     targets = torch.zeros(4, 5, 3)
     targets[torch.arange(4), torch.tensor([1, 3, 0, 2])] = 1.0
     per_group = IGAAdjuster(AdjusterConfig(kind="iga", end=2)).sample(inputs, outputs, targets)
-    quirk = IGAAdjuster(AdjusterConfig(kind="iga", end=2, official_indexing_quirk=True)).sample(inputs, outputs, targets)
+    quirk = IGAAdjuster(AdjusterConfig(kind="iga", end=2, official_indexing_quirk=True)).sample(
+        inputs, outputs, targets
+    )
     assert per_group.shape == (4, 2) and quirk.shape == (4, 4, 2)
     assert torch.equal(per_group, inputs[torch.arange(4), torch.tensor([1, 3, 0, 2])])
     # group j's "sample" holds the argmax positions of ALL groups, taken inside group j
@@ -144,9 +155,16 @@ def _train(tmp, crash_at=None, resume=True):
     model = build_model(ModelConfig(architecture="SIREN", in_features=1, out_features=2, hidden_features=16))
     gen = torch.Generator().manual_seed(5)
     adj = build_adjuster(AdjusterConfig(kind="iga", end=4, sampling="ri"), gen)  # RI uses the generator
-    tr = Trainer(model, ToyTask(crash_at), adj, OptimConfig(lr=1e-3, schedule="step", step_size=15),
-                 TrainConfig(iterations=40, checkpoint_every=10, progress=False), tmp, generator=gen,
-                 fingerprint="f1")
+    tr = Trainer(
+        model,
+        ToyTask(crash_at),
+        adj,
+        OptimConfig(lr=1e-3, schedule="step", step_size=15),
+        TrainConfig(iterations=40, checkpoint_every=10, progress=False),
+        tmp,
+        generator=gen,
+        fingerprint="f1",
+    )
     return tr, tr.fit(resume=resume)
 
 
@@ -159,19 +177,26 @@ def test_interrupt_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert res.best_score == ref.best_score and res.best_step == ref.best_step
     for k in ref.best_state:
         assert torch.equal(res.best_state[k], ref.best_state[k])
-    steps = [json.loads(l)["step"] for l in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
     assert steps == list(range(40))  # no duplicated or missing log lines after the resume
     ref_log = (tmp_path / "ref" / "train_log.jsonl").read_text().splitlines()
     cut_log = (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()
-    assert [json.loads(l)["loss"] for l in ref_log] == [json.loads(l)["loss"] for l in cut_log]
+    assert [json.loads(line)["loss"] for line in ref_log] == [json.loads(line)["loss"] for line in cut_log]
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
     _train(tmp_path)
     torch.manual_seed(0)
     model = build_model(ModelConfig(architecture="SIREN", in_features=1, out_features=2, hidden_features=16))
-    tr = Trainer(model, ToyTask(), None, OptimConfig(lr=1e-3), TrainConfig(iterations=5, progress=False),
-                 tmp_path, fingerprint="other")
+    tr = Trainer(
+        model,
+        ToyTask(),
+        None,
+        OptimConfig(lr=1e-3),
+        TrainConfig(iterations=5, progress=False),
+        tmp_path,
+        fingerprint="other",
+    )
     assert tr.try_resume() is False
 
 
@@ -180,17 +205,20 @@ def test_step_schedule_stops_after_max_steps():
     assert lr_factor(cfg, 2999, 10000) == 1.0
     assert lr_factor(cfg, 3000, 10000) == pytest.approx(0.1)
     assert lr_factor(cfg, 9999, 10000) == pytest.approx(0.1)  # the official scheduler stops at 3100
-    assert lr_factor(OptimConfig(schedule="exponential", final_factor=0.1), 100, 200) == pytest.approx(0.1 ** 0.5)
+    assert lr_factor(OptimConfig(schedule="exponential", final_factor=0.1), 100, 200) == pytest.approx(0.1**0.5)
 
 
 # --- config errors ------------------------------------------------------------------------
-@pytest.mark.parametrize("cls,data,match", [
-    (OptimConfig, {"lr": -1e-3}, "lr=-0.001: Input should be greater than 0"),
-    (ModelConfig, {"architecture": "Tanh"}, r"architecture='Tanh': Input should be 'ReLU', 'PE' or 'SIREN'"),
-    (AdjusterConfig, {"end": 0}, "end=0: Input should be greater than or equal to 1"),
-    (TrainConfig, {"iterations": 10, "colour": 1}, r"unknown key 'colour'; allowed: \[.*'iterations'"),
-    (OptimConfig, {"schedule": "cosine"}, "schedule='cosine': Input should be 'constant', 'step' or 'exponential'"),
-])
+@pytest.mark.parametrize(
+    "cls,data,match",
+    [
+        (OptimConfig, {"lr": -1e-3}, "lr=-0.001: Input should be greater than 0"),
+        (ModelConfig, {"architecture": "Tanh"}, r"architecture='Tanh': Input should be 'ReLU', 'PE' or 'SIREN'"),
+        (AdjusterConfig, {"end": 0}, "end=0: Input should be greater than or equal to 1"),
+        (TrainConfig, {"iterations": 10, "colour": 1}, r"unknown key 'colour'; allowed: \[.*'iterations'"),
+        (OptimConfig, {"schedule": "cosine"}, "schedule='cosine': Input should be 'constant', 'step' or 'exponential'"),
+    ],
+)
 def test_invalid_settings_name_the_value(cls, data, match):
     with pytest.raises(ConfigError, match=match):
         from_dict(cls, data)
@@ -205,12 +233,19 @@ def test_iga_end_larger_than_groups_is_rejected_with_the_allowed_range():
 
 
 def test_cells_resolve_in_order_and_validate():
-    config = {"preset": "t", "tasks": {"image": {
-        "items": ["kodim01", "kodim02"], "architectures": ["ReLU", "PE"], "methods": ["vanilla", "IGA", "IGA-RSI"],
-        "settings": {"optim": {"lr": 1e-3}, "adjuster": {"end": 20}},
-        "variants": {"RSI": {"adjuster": {"sampling": "rsi"}}},
-        "overrides": {"*-IGA*": {"optim": {"lr": 5e-3}}, "kodim02/PE-IGA": {"adjuster": {"end": 7}}},
-    }}}
+    config = {
+        "preset": "t",
+        "tasks": {
+            "image": {
+                "items": ["kodim01", "kodim02"],
+                "architectures": ["ReLU", "PE"],
+                "methods": ["vanilla", "IGA", "IGA-RSI"],
+                "settings": {"optim": {"lr": 1e-3}, "adjuster": {"end": 20}},
+                "variants": {"RSI": {"adjuster": {"sampling": "rsi"}}},
+                "overrides": {"*-IGA*": {"optim": {"lr": 5e-3}}, "kodim02/PE-IGA": {"adjuster": {"end": 7}}},
+            }
+        },
+    }
     s = resolve_settings(config, Cell("image", "kodim02", "PE", "IGA"))
     assert s["optim"]["lr"] == 5e-3 and s["adjuster"]["end"] == 7 and s["adjuster"]["kind"] == "iga"
     s = resolve_settings(config, Cell("image", "kodim01", "PE", "IGA-RSI"))
@@ -218,10 +253,15 @@ def test_cells_resolve_in_order_and_validate():
     assert resolve_settings(config, Cell("image", "kodim01", "ReLU", "vanilla"))["optim"]["lr"] == 1e-3
     validate_config(config)
     config["tasks"]["image"]["overrides"]["ReLU-vanilla"] = {"optim": {"lr": 0}}
-    with pytest.raises(ConfigError, match=r"cell image/kodim0[12]/ReLU-vanilla: optim.lr=0: Input should be greater than 0"):
+    with pytest.raises(
+        ConfigError, match=r"cell image/kodim0[12]/ReLU-vanilla: optim.lr=0: Input should be greater than 0"
+    ):
         validate_config(config)
     with pytest.raises(ConfigError, match="variant 'XYZ'"):
         resolve_settings(config, Cell("image", "kodim01", "PE", "IGA-XYZ"))
     with pytest.raises(ConfigError, match="method='GD'"):
         resolve_settings(config, Cell("image", "kodim01", "PE", "GD"))
-    assert from_dict(AdjusterConfig, resolve_settings(config, Cell("image", "kodim01", "PE", "IGA"))["adjuster"]).kind == "iga"
+    assert (
+        from_dict(AdjusterConfig, resolve_settings(config, Cell("image", "kodim01", "PE", "IGA"))["adjuster"]).kind
+        == "iga"
+    )

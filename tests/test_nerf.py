@@ -1,4 +1,5 @@
 """The nerfstudio plugin: registration, architecture, the IGA gradient (exact, float64), a short run."""
+
 import json
 import math
 from importlib.metadata import entry_points
@@ -45,8 +46,12 @@ def random_rays(n, gen):
     target = 0.3 * torch.randn(n, 3, generator=gen)
     dirs = target - origins
     dirs = dirs / dirs.norm(dim=-1, keepdim=True)
-    return RayBundle(origins=origins, directions=dirs, pixel_area=torch.full((n, 1), 1e-4),
-                     camera_indices=torch.zeros(n, 1, dtype=torch.long))
+    return RayBundle(
+        origins=origins,
+        directions=dirs,
+        pixel_area=torch.full((n, 1), 1e-4),
+        camera_indices=torch.zeros(n, 1, dtype=torch.long),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -69,6 +74,7 @@ def test_entry_points_register_the_methods():
 
 def test_method_defaults_are_nerf_pytorch_blender():
     from iga.nerf.method_configs import iga_nerf
+
     c = iga_nerf.config
     dm, m = c.pipeline.datamanager, c.pipeline.model
     assert dm.train_num_rays_per_batch == 1024
@@ -86,10 +92,10 @@ def test_field_is_nerf_pytorch_architecture():
     field = NeRFPytorchField()
     # nerf-pytorch NeRF(D=8, W=256, input_ch=63, input_ch_views=27, skips=[4], use_viewdirs=True)
     assert sum(p.numel() for p in field.parameters()) == 595_844
-    assert [l.in_features for l in field.pts_linears] == [63, 256, 256, 256, 256, 319, 256, 256]
+    assert [layer.in_features for layer in field.pts_linears] == [63, 256, 256, 256, 256, 319, 256, 256]
     x = torch.randn(5, 3)
     enc = NeRFPytorchEncoding(3, 10)(x)
-    ref = [x] + [f(x * 2.0 ** k) for k in range(10) for f in (torch.sin, torch.cos)]
+    ref = [x] + [f(x * 2.0**k) for k in range(10) for f in (torch.sin, torch.cos)]
     assert torch.allclose(enc, torch.cat(ref, dim=-1))
     assert NeRFPytorchEncoding(3, 4).get_out_dim() == 27
 
@@ -106,14 +112,15 @@ def test_lr_schedules():
     m = tiny_model()
     assert m.learning_rate(0) == pytest.approx(5e-4)
     assert m.learning_rate(500_000) == pytest.approx(5e-5)
-    assert m.learning_rate(250_000) == pytest.approx(5e-4 * 0.1 ** 0.5)
+    assert m.learning_rate(250_000) == pytest.approx(5e-4 * 0.1**0.5)
     assert tiny_model(lr_schedule="official").learning_rate(12345) == 5e-5
 
 
 def test_lpips_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no weights there
     m = NeRFPytorchModelConfig(net_width=16, num_coarse_samples=4, num_importance_samples=4).setup(
-        scene_box=SceneBox(aabb=torch.ones(2, 3)), num_train_data=1)
+        scene_box=SceneBox(aabb=torch.ones(2, 3)), num_train_data=1
+    )
     assert m._lpips is None
     assert all("lpips" not in k for k in m.state_dict())
 
@@ -122,7 +129,9 @@ def test_lpips_never_downloads(tmp_path, monkeypatch):
 @pytest.mark.parametrize("technique", ["none", "fr"])
 def test_entk_of_sampled_points_uses_hooks_and_matches_jacobian(float64, technique):
     torch.manual_seed(0)
-    field = NeRFPytorchField(depth=8, width=16, fr=FRConfig(low_freqs=4, high_freqs=4, phases=2, alpha=0.05) if technique == "fr" else None)
+    field = NeRFPytorchField(
+        depth=8, width=16, fr=FRConfig(low_freqs=4, high_freqs=4, phases=2, alpha=0.05) if technique == "fr" else None
+    )
     net = SampledPointOutputs(field)
     assert _linear_layers(net) is not None, "all parameters in linear layers: the fast hook path"
     x = torch.cat([torch.randn(12, 3), torch.nn.functional.normalize(torch.randn(12, 3), dim=-1)], dim=-1)
@@ -231,6 +240,7 @@ def test_downscale_and_testskip(tmp_path):
     from PIL import Image
 
     from iga.nerf.data import IGABlenderDataParserConfig, box_downscale_rgba
+
     scene = tmp_path / "scene"
     generate_scene(scene, SceneSpec(size=16, n_train=2, n_val=1, n_test=5, samples_per_ray=48, supersample=1))
     full = IGABlenderDataParserConfig(data=scene, downscale=1, testskip=2).setup()
@@ -250,6 +260,7 @@ def test_downscale_and_testskip(tmp_path):
 
 def test_single_image_pixel_sampler():
     from iga.nerf.data import SingleImagePixelSamplerConfig
+
     sampler = SingleImagePixelSamplerConfig(num_rays_per_batch=50).setup()
     idx = sampler.sample_method(50, num_images=7, image_height=8, image_width=9)
     assert idx.shape == (50, 3)
@@ -262,12 +273,25 @@ def test_single_image_pixel_sampler():
 def test_short_offline_run_checkpoints_resumes_and_reports(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # offline: no AlexNet weights
     from iga.nerf.run import NeRFRunSettings, latest_checkpoint, run
+
     scene = tmp_path / "scene"
     generate_scene(scene, SceneSpec(size=16, n_train=4, n_val=1, n_test=2, samples_per_ray=64, supersample=1))
     out = tmp_path / "run"
-    s = NeRFRunSettings(method="iga-nerf", data=str(scene), out=str(out), iterations=3, end=4, device="cpu",
-                        downscale=1, testskip=1, num_rays=32, coarse_samples=6, fine_samples=6, net_width=32,
-                        checkpoint_every=100)
+    s = NeRFRunSettings(
+        method="iga-nerf",
+        data=str(scene),
+        out=str(out),
+        iterations=3,
+        end=4,
+        device="cpu",
+        downscale=1,
+        testskip=1,
+        num_rays=32,
+        coarse_samples=6,
+        fine_samples=6,
+        net_width=32,
+        checkpoint_every=100,
+    )
     metrics = run(s)
     ckpt_dirs = list((out / "nerfstudio").rglob("nerfstudio_models"))
     assert len(ckpt_dirs) == 1 and latest_checkpoint(ckpt_dirs[0]) == 2

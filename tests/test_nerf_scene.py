@@ -1,4 +1,5 @@
 """The embedded Blender-format scene (numpy + Pillow only; no nerfstudio needed)."""
+
 import json
 import math
 
@@ -46,7 +47,28 @@ def test_cameras_look_at_origin():
 
 def test_cli_nerf_scene(tmp_path):
     from iga.cli import main
-    assert main(["nerf-scene", "--out", str(tmp_path / "s"), "--size", "8", "--n-train", "2", "--n-val", "1",
-                 "--n-test", "1", "--samples-per-ray", "32", "--supersample", "1"]) == 0
+
+    assert (
+        main(
+            [
+                "nerf-scene",
+                "--out",
+                str(tmp_path / "s"),
+                "--size",
+                "8",
+                "--n-train",
+                "2",
+                "--n-val",
+                "1",
+                "--n-test",
+                "1",
+                "--samples-per-ray",
+                "32",
+                "--supersample",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "s" / "transforms_test.json").exists()
     assert np.asarray(Image.open(tmp_path / "s" / "train" / "r_1.png")).shape == (8, 8, 4)

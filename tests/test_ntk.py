@@ -1,4 +1,5 @@
 """The IGA math: kernels, transformation matrix, surrogate gradient (float64 where exactness matters)."""
+
 import math
 
 import pytest
@@ -20,8 +21,15 @@ def float64():
 
 
 def small_model(arch="PE", technique="none", out=3):
-    cfg = ModelConfig(architecture=arch, out_features=out, hidden_features=24, hidden_layers=2,
-                      pe_frequencies=3, technique=technique, fr=FRConfig(low_freqs=4, high_freqs=4, phases=3, alpha=0.05))
+    cfg = ModelConfig(
+        architecture=arch,
+        out_features=out,
+        hidden_features=24,
+        hidden_layers=2,
+        pe_frequencies=3,
+        technique=technique,
+        fr=FRConfig(low_freqs=4, high_freqs=4, phases=3, alpha=0.05),
+    )
     return build_model(cfg)
 
 
@@ -70,9 +78,11 @@ def test_surrogate_gradient_equals_explicit_adjusted_gradient(end):
     R = (outputs - targets).detach()
     SR = torch.einsum("ij,jkl->ikl", S, R).reshape(-1)
     Jfull = torch.autograd.functional.jacobian(
-        lambda *ps: torch.func.functional_call(model, dict(zip([n for n, _ in model.named_parameters()], ps)),
-                                               (inputs.reshape(-1, 2),)).reshape(-1),
-        tuple(p.detach() for p in params))
+        lambda *ps: torch.func.functional_call(
+            model, dict(zip([n for n, _ in model.named_parameters()], ps)), (inputs.reshape(-1, 2),)
+        ).reshape(-1),
+        tuple(p.detach() for p in params),
+    )
     Jmat = torch.cat([j.reshape(j.shape[0], -1) for j in Jfull], dim=1)
     expected = 2.0 / SR.numel() * (Jmat.T @ SR)
     assert torch.allclose(got, expected, rtol=1e-8, atol=1e-12)

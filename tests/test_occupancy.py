@@ -1,10 +1,10 @@
 """Occupancy task: IoU, cropping convention, coordinates, epoch batching, lr schedule, settings
 validation and one tiny cell end to end through the CLI."""
+
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +15,15 @@ from iga.configs import ConfigError, OptimConfig, TrainConfig
 from iga.data.voxelize import save_volume
 from iga.grouping import chunk_groups
 from iga.metrics import iou
-from iga.tasks.occupancy import (GridCoordinates, OccupancyTask, OccupancyTaskConfig, _derived_schedule,
-                                 crop, crop_box, run_cell)
+from iga.tasks.occupancy import (
+    GridCoordinates,
+    OccupancyTask,
+    OccupancyTaskConfig,
+    _derived_schedule,
+    crop,
+    crop_box,
+    run_cell,
+)
 from iga.tasks.occupancy_config import task_config
 from iga.train import lr_factor
 
@@ -36,14 +43,14 @@ def test_iou_identical_disjoint_partial():
 def test_crop_official_drops_last_occupied_slice():
     vol = np.zeros((10, 12, 9), bool)
     vol[3:8, 2:6, 4:7] = True  # occupied indices 3..7, 2..5, 4..6
-    assert crop_box(vol, "official") == ((3, 7), (2, 5), (4, 6))   # hi = last index, exclusive
+    assert crop_box(vol, "official") == ((3, 7), (2, 5), (4, 6))  # hi = last index, exclusive
     assert crop_box(vol, "inclusive") == ((3, 8), (2, 6), (4, 7))
     assert crop_box(vol, "none") == ((0, 10), (0, 12), (0, 9))
     c, box = crop(vol, "official")
     assert c.shape == (4, 3, 2) and c.all()
     # the official numpy expression, literally
     h, w, t = np.where(vol > 0.99)
-    assert (c == vol[h.min():h.max(), w.min():w.max(), t.min():t.max()]).all()
+    assert (c == vol[h.min() : h.max(), w.min() : w.max(), t.min() : t.max()]).all()
     with pytest.raises(ConfigError, match="crop='tight'"):
         crop_box(vol, "tight")
 
@@ -52,8 +59,9 @@ def test_coordinates_linspace_per_axis_and_official_meshgrid_order():
     H, W, T = 4, 5, 3
     gc = GridCoordinates((H, W, T), "ij")
     dense = gc.dense().numpy()
-    ref = np.stack(np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), np.linspace(-1, 1, T),
-                               indexing="ij"), -1).reshape(-1, 3)
+    ref = np.stack(
+        np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), np.linspace(-1, 1, T), indexing="ij"), -1
+    ).reshape(-1, 3)
     assert np.allclose(dense, ref, atol=1e-6)
     flat = torch.tensor([0, 7, H * W * T - 1])
     assert np.allclose(gc(flat).numpy(), ref[[0, 7, -1]], atol=1e-6)
@@ -89,7 +97,7 @@ def test_epoch_visits_every_group_once_then_leftover_vanilla_step():
         assert torch.equal(b.targets.reshape(-1), torch.from_numpy(vol.reshape(-1)[flat.numpy()]).float())
         assert torch.allclose(b.inputs.reshape(-1, 3), task.coords(flat))
     got = torch.cat(seen)
-    assert sorted(got[:, 0].tolist()) == groups[:, 0].tolist()          # every group exactly once
+    assert sorted(got[:, 0].tolist()) == groups[:, 0].tolist()  # every group exactly once
     assert all((row == row[0] + torch.arange(8)).all() for row in got)  # consecutive voxels
     # a new order every epoch, reproducible from the seed (resume-safe)
     order = lambda t, e: t._permutation(e).tolist()
@@ -131,14 +139,31 @@ def test_task_settings_validation_names_the_key():
 
 
 def tiny_settings(method="vanilla", arch="PE", **task):
-    t = {"resolution": 16, "group_size": 16, "groups_per_step": 8, "epochs": 2, "checkpoint_every_epochs": 1,
-         "mesh_resolution": 16, "eval_chunk": 1000}
+    t = {
+        "resolution": 16,
+        "group_size": 16,
+        "groups_per_step": 8,
+        "epochs": 2,
+        "checkpoint_every_epochs": 1,
+        "mesh_resolution": 16,
+        "eval_chunk": 1000,
+    }
     t.update(task)
-    return {"model": {"architecture": arch, "technique": "none", "in_features": 3, "out_features": 1,
-                      "hidden_features": 16, "hidden_layers": 1, "pe_frequencies": 4},
-            "adjuster": {"kind": "iga" if method == "IGA" else "vanilla", "end": 3, "sampling": "centre"},
-            "optim": {"lr": 5e-3, "schedule": "exponential", "final_factor": 0.1},
-            "train": {"seed": 1, "device": "cpu", "progress": False}, "task": t}
+    return {
+        "model": {
+            "architecture": arch,
+            "technique": "none",
+            "in_features": 3,
+            "out_features": 1,
+            "hidden_features": 16,
+            "hidden_layers": 1,
+            "pe_frequencies": 4,
+        },
+        "adjuster": {"kind": "iga" if method == "IGA" else "vanilla", "end": 3, "sampling": "centre"},
+        "optim": {"lr": 5e-3, "schedule": "exponential", "final_factor": 0.1},
+        "train": {"seed": 1, "device": "cpu", "progress": False},
+        "task": t,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -153,15 +178,28 @@ def tiny_volume(tmp_path_factory):
 def test_tiny_cell_end_to_end_through_the_cli(tmp_path, tiny_volume, method, capsys):
     out = tmp_path / f"PE-{method}"
     settings = tiny_settings(method)
-    rc = main(["train-occupancy", "--settings", json.dumps(settings), "--volume", str(tiny_volume),
-               "--out", str(out), "--cell", f"occupancy/sphere/PE-{method}", "--threads", "1"])
+    rc = main(
+        [
+            "train-occupancy",
+            "--settings",
+            json.dumps(settings),
+            "--volume",
+            str(tiny_volume),
+            "--out",
+            str(out),
+            "--cell",
+            f"occupancy/sphere/PE-{method}",
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
-    epochs = [json.loads(l) for l in (out / "epochs.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line) for line in (out / "epochs.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [1, 2]
-    assert m["iou"] == pytest.approx(max(e["iou"] for e in epochs))    # best over epochs
-    assert m["iou_final"] == pytest.approx(epochs[-1]["iou"])           # and the last one
-    assert m["iou_best_state_recomputed"] == pytest.approx(m["iou"])    # the saved best state is that one
+    assert m["iou"] == pytest.approx(max(e["iou"] for e in epochs))  # best over epochs
+    assert m["iou_final"] == pytest.approx(epochs[-1]["iou"])  # and the last one
+    assert m["iou_best_state_recomputed"] == pytest.approx(m["iou"])  # the saved best state is that one
     assert 0.0 <= m["iou"] <= 1.0 and m["iou_running"] is not None
     assert m["iterations"] == 2 * m["steps_per_epoch"]
     assert m["cropped_shape"] == [hi - lo for lo, hi in m["crop_box"]]
@@ -178,8 +216,19 @@ def test_cell_rejects_unknown_task_key_and_wrong_resolution(tmp_path, tiny_volum
     wrong = tiny_settings(resolution=32)
     with pytest.raises(ConfigError, match="task.resolution=32"):
         run_cell(wrong, tiny_volume, tmp_path / "b", "occupancy/sphere/PE-vanilla")
-    rc = main(["train-occupancy", "--settings", json.dumps(bad), "--volume", str(tiny_volume),
-               "--out", str(tmp_path / "c"), "--cell", "occupancy/sphere/PE-vanilla"])
+    rc = main(
+        [
+            "train-occupancy",
+            "--settings",
+            json.dumps(bad),
+            "--volume",
+            str(tiny_volume),
+            "--out",
+            str(tmp_path / "c"),
+            "--cell",
+            "occupancy/sphere/PE-vanilla",
+        ]
+    )
     assert rc == 2
 
 
@@ -192,17 +241,18 @@ def test_bn_cell_with_big_batches_runs(tmp_path, tiny_volume):
 
 def test_render_and_figure(tmp_path):
     from iga.report.occupancy_figures import detail_box, figure_occupancy, render, view_axis_of
+
     g = np.linspace(-1, 1, 20)
     X, Y, Z = np.meshgrid(g, g, g, indexing="ij")
-    ball = X ** 2 + Y ** 2 + (Z * 1.5) ** 2 < 0.8
+    ball = X**2 + Y**2 + (Z * 1.5) ** 2 < 0.8
     img = render(ball, view_axis_of(ball.shape, "z"))
     hit = (img < 1).any(-1)
     assert hit[10, 10] and not hit[0, 0] and img.shape == (20, 20, 3)
     assert view_axis_of((5, 3, 9)) == 1
     with pytest.raises(ValueError, match="view axis"):
         view_axis_of((5, 3, 9), "w")
-    t, l, h, w = detail_box(img, [render(np.zeros_like(ball), 2)])
-    assert 0 <= t <= 20 - h and 0 <= l <= 20 - w
+    t, left, h, w = detail_box(img, [render(np.zeros_like(ball), 2)])
+    assert 0 <= t <= 20 - h and 0 <= left <= 20 - w
     save_volume(tmp_path / "gt.npz", ball)
     cropped, _ = crop(ball, "official")
     preds = {}

@@ -1,4 +1,5 @@
 """profiles/local says so when it finds no GPU (every training job then runs with gpu=0, on the CPU)."""
+
 import os
 import shutil
 import subprocess
@@ -26,7 +27,14 @@ def workflow_copy(tmp_path_factory):
 def test_local_profile_warns_when_it_finds_no_gpu(workflow_copy, gpus, warned):
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
     env["IGA_GPU_COUNT"] = gpus
-    r = subprocess.run(["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(TINY)],
-                       cwd=workflow_copy, env=env, capture_output=True, text=True, timeout=300, check=False)
+    r = subprocess.run(
+        ["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(TINY)],
+        cwd=workflow_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert (WARNING in r.stderr) is warned

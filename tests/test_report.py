@@ -4,6 +4,7 @@ The report is parsed, not screenshotted: the landing text must link Table 1 to a
 (an HTML result, which Snakemake shows in a frame; any other type is only a download), that page must hold
 the table as an HTML <table> with its scale, figures must be pages with their caption, .tex/.csv downloads.
 """
+
 from __future__ import annotations
 
 import base64
@@ -55,9 +56,13 @@ class Parsed(HTMLParser):
 
 
 def _layout():
-    return render.Layout("Table X: a title", "TEST scale 16x16", ["Method", "PSNR ↑"],
-                         [["PE", render.Entry("21.50", True, "30.46")], ["PE+IGA", "—"]],
-                         notes=["missing: AlexNet weights not available offline"])
+    return render.Layout(
+        "Table X: a title",
+        "TEST scale 16x16",
+        ["Method", "PSNR ↑"],
+        [["PE", render.Entry("21.50", True, "30.46")], ["PE+IGA", "—"]],
+        notes=["missing: AlexNet weights not available offline"],
+    )
 
 
 def test_markdown_table_page_is_an_html_table_with_title_scale_and_notes(tmp_path):
@@ -67,7 +72,12 @@ def test_markdown_table_page_is_an_html_table_with_title_scale_and_notes(tmp_pat
     assert doc.has("table")
     assert doc.cells[:2] == ["Method", "PSNR ↑"] and "21.50 (30.46)" in doc.cells and "—" in doc.cells
     text = doc.all_text
-    for part in ("Table X: a title", "TEST scale 16x16", "AlexNet weights not available offline", "A caption with code"):
+    for part in (
+        "Table X: a title",
+        "TEST scale 16x16",
+        "AlexNet weights not available offline",
+        "A caption with code",
+    ):
         assert part in text
     assert any(t == "title" for t, _ in doc.tags)
 

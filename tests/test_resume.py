@@ -10,6 +10,7 @@ same settings, CPU, bit for bit), and the rerun's first progress line shows that
 the checkpoint's step, not at 0.
 Runs in temporary copies of the workflow: nothing lands in the repository's results/.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,6 +81,7 @@ def checkpoint_step(wf: Path) -> int:
 def first_progress_step(wf: Path) -> int:
     """The step the (last) training attempt started at, from its first tqdm frame in the rule's log."""
     import re
+
     log = (wf / f"logs/tiny/image/{CELL}.log").read_text()
     m = re.search(r"(\d+)/(\d+) \[", log)
     assert m, log[:1000]
@@ -134,17 +136,36 @@ def base(tmp_path_factory):
 def reference(base, tmp_path_factory):
     """An uninterrupted run: the command the rule runs, with the settings the workflow resolves."""
     import yaml
+
     from iga.cells import Cell, deep_merge, resolve_settings
+
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     for overlay in (TINY.read_text(), LONG):
         config = deep_merge(config, yaml.safe_load(overlay))
     item, name = CELL.split("/")
     settings = resolve_settings(config, Cell("image", item, *name.split("-", 1)))
     out = tmp_path_factory.mktemp("resume") / "reference"
-    r = subprocess.run(["iga", "train-image", "--settings", json.dumps(settings, sort_keys=True),
-                        "--image", str(base / "data/embedded/images/astronaut_16x16.png"), "--no-lpips",
-                        "--out", str(out), "--cell", f"image/{CELL}", "--threads", "1"],
-                       env=smk_env(base), capture_output=True, text=True, timeout=400)
+    r = subprocess.run(
+        [
+            "iga",
+            "train-image",
+            "--settings",
+            json.dumps(settings, sort_keys=True),
+            "--image",
+            str(base / "data/embedded/images/astronaut_16x16.png"),
+            "--no-lpips",
+            "--out",
+            str(out),
+            "--cell",
+            f"image/{CELL}",
+            "--threads",
+            "1",
+        ],
+        env=smk_env(base),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     steps = [json.loads(ln) for ln in (out / "train_log.jsonl").read_text().splitlines() if ln.strip()]
@@ -170,8 +191,15 @@ def wf(base, tmp_path):
 
 
 def start(wf: Path, *args) -> subprocess.Popen:
-    return subprocess.Popen(smk_cmd(*args, "--", TARGET), cwd=wf, env=smk_env(wf), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        smk_cmd(*args, "--", TARGET),
+        cwd=wf,
+        env=smk_env(wf),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 # --- tests --------------------------------------------------------------------------------------
@@ -179,11 +207,13 @@ def test_killed_trainer_is_retried_and_resumes(wf, reference):
     """A time limit / OOM kill of the training process: the retry resumes from the checkpoint."""
     proc = start(wf, "--retries", "1")
     try:
+
         def kill_trainer():
             victims = trainer_processes(wf)
             assert victims, "no training process found"
             for p in victims:
                 p.send_signal(signal.SIGKILL)
+
         killed_at = wait_for_checkpoint_then(wf, proc, kill_trainer)
         out, _ = proc.communicate(timeout=400)
     finally:

@@ -1,4 +1,5 @@
 """Paper-shaped tables: values beside the paper's, one renderer, LaTeX that compiles, notes that explain."""
+
 import csv
 import re
 import shutil
@@ -16,14 +17,29 @@ from iga.report.tables import TABLES, build_table, layout, read_long, with_avera
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "results").glob("*/tables/*"))
-MAIN = {"image": ["table1_image_average", "table6_image_psnr", "table7_image_ssim", "table8_image_lpips"],
-        "nerf": ["table3_nerf_average", "table10_nerf_per_scene"],
-        "occupancy": ["table2_occupancy_average", "table9_occupancy_iou"]}
+MAIN = {
+    "image": ["table1_image_average", "table6_image_psnr", "table7_image_ssim", "table8_image_lpips"],
+    "nerf": ["table3_nerf_average", "table10_nerf_per_scene"],
+    "occupancy": ["table2_occupancy_average", "table9_occupancy_iou"],
+}
 
 
 def _rows(items, dataset="kodak", value=1.0, metric="psnr", task="image"):
-    return [{"preset": "t", "task": task, "dataset": dataset, "item": i, "metric": metric,
-             "architecture": "PE", "method": "IGA", "value": value, "note": "", "cell": ""} for i in items]
+    return [
+        {
+            "preset": "t",
+            "task": task,
+            "dataset": dataset,
+            "item": i,
+            "metric": metric,
+            "architecture": "PE",
+            "method": "IGA",
+            "value": value,
+            "note": "",
+            "cell": "",
+        }
+        for i in items
+    ]
 
 
 def test_tables_put_the_paper_value_beside_ours():
@@ -62,8 +78,10 @@ def test_iou_zero_is_explained_and_headers_carry_metric_labels(tmp_path):
     nerf = _rows(["lego"], dataset="blender", value=20.0, task="nerf")
     nerf += [dict(r, metric="ssim", value=0.5) for r in nerf]
     write_table(TABLES["table10_nerf_per_scene"], nerf, tmp_path, "TEST scale")
-    assert "| Method | lego PSNR ↑ | lego SSIM ↑ | average PSNR ↑ | average SSIM ↑ |" in (
-        tmp_path / "table10_nerf_per_scene.md").read_text()
+    assert (
+        "| Method | lego PSNR ↑ | lego SSIM ↑ | average PSNR ↑ | average SSIM ↑ |"
+        in (tmp_path / "table10_nerf_per_scene.md").read_text()
+    )
 
 
 def test_tex_escape_compiles_what_notes_contain():
@@ -75,7 +93,9 @@ def test_one_layout_renders_the_same_values_in_every_format():
     t = render.Layout("T ↑", "S", ["Method", "x"], [["PE", render.Entry("1.00", True, "2.00")]], notes=["n"])
     assert "| PE | **1.00** (2.00) |" in render.markdown(t)
     assert r"PE & \textbf{1.00} \scriptsize{(2.00)} \\" in render.latex(t)
-    assert "<td><b>1.00</b> <small>(2.00)</small></td>" in render.html(t) and "<caption>T ↑ [S]</caption>" in render.html(t)
+    assert "<td><b>1.00</b> <small>(2.00)</small></td>" in render.html(
+        t
+    ) and "<caption>T ↑ [S]</caption>" in render.html(t)
 
 
 def _regenerate(preset: str, out: Path) -> None:
@@ -87,10 +107,20 @@ def _regenerate(preset: str, out: Path) -> None:
                 write_table(TABLES[n], read_long([res / "metrics" / f"{task}_long.csv"]), out, scale(n))
     cfg = deep_merge(yaml.safe_load(open(ROOT / "config.yaml")), yaml.safe_load(open(ROOT / f"presets/{preset}.yaml")))
     sec = cfg["tasks"]["image_ablation"]
-    names = [n for n in ("table4_sampling", "table5_group_size", "variants_paper_vs_code")
-             if (res / "tables" / f"{n}.csv").exists()]
-    write_ablation_tables(read_long([res / "metrics" / "image_ablation_long.csv"]).to_dict("records"),
-                          sec["grids"], sec, sec["dataset"], out, scale(names[0]), names)
+    names = [
+        n
+        for n in ("table4_sampling", "table5_group_size", "variants_paper_vs_code")
+        if (res / "tables" / f"{n}.csv").exists()
+    ]
+    write_ablation_tables(
+        read_long([res / "metrics" / "image_ablation_long.csv"]).to_dict("records"),
+        sec["grids"],
+        sec,
+        sec["dataset"],
+        out,
+        scale(names[0]),
+        names,
+    )
 
 
 @pytest.mark.parametrize("preset", ["smoke", "mini"])
@@ -104,8 +134,13 @@ def test_committed_tables_are_what_the_code_builds_from_the_committed_long_form(
 
 def test_no_committed_note_contains_an_exception_or_url_error():
     bad = re.compile(r"\b\w+(Error|Exception)\b|Traceback|Errno|https?://")
-    hits = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in COMMITTED if p.suffix in (".csv", ".md", ".tex")
-            for m in [bad.search(p.read_text())] if m]
+    hits = [
+        f"{p.relative_to(ROOT)}: {m.group(0)}"
+        for p in COMMITTED
+        if p.suffix in (".csv", ".md", ".tex")
+        for m in [bad.search(p.read_text())]
+        if m
+    ]
     assert not hits, hits
 
 
@@ -117,10 +152,20 @@ def test_every_tex_compiles(tmp_path):
     for p in texs:
         assert "booktabs" in p.read_text().splitlines()[0]  # the header says what the table needs
         doc = tmp_path / f"{p.parent.parent.name}_{p.stem}.tex"
-        doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-                       + p.read_text() + "\\end{document}\n")
-        res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        doc.write_text(
+            "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+            + p.read_text()
+            + "\\end{document}\n"
+        )
+        res = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if res.returncode != 0:
-            failed.append(f"{p.relative_to(ROOT)}: " + " | ".join(l for l in res.stdout.splitlines() if l.startswith("!")))
+            failed.append(
+                f"{p.relative_to(ROOT)}: " + " | ".join(ln for ln in res.stdout.splitlines() if ln.startswith("!"))
+            )
     assert not failed, failed

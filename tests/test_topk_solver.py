@@ -1,6 +1,7 @@
 """The top-k eigensolver behind transformation_matrix(solver="topk"|"auto"): S as float64 eigh's, on the
 real eNTKs of this project's networks (small sizes; the large ones are in benchmarks/iga_group_scaling.py),
 warm starts, fallbacks, the counts in the cell record, and the official fallbacks kept."""
+
 import copy
 from pathlib import Path
 
@@ -75,8 +76,9 @@ def toy_settings(item: str, arch: str, method: str, n_points: int) -> dict:
     return s
 
 
-@pytest.mark.parametrize("item,arch,method", [("exp2_s16", "ReLU", "IGA-g1e8"),
-                                              ("exp1_w1024_s16", "TwoLayer", "eNTK-e15")])
+@pytest.mark.parametrize(
+    "item,arch,method", [("exp2_s16", "ReLU", "IGA-g1e8"), ("exp1_w1024_s16", "TwoLayer", "eNTK-e15")]
+)
 def test_topk_matches_eigh_on_toy_entks(item, arch, method):
     from iga.tasks.toy import build_cell
 
@@ -99,9 +101,15 @@ def test_topk_matches_eigh_on_the_nerf_fine_network():
 
     torch.manual_seed(0)
     box = SceneBox(aabb=torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]))
-    model = NeRFPytorchModelConfig(net_width=64, net_depth=8, num_coarse_samples=4, num_importance_samples=4,
-                                   use_lpips=False, adjust="iga", iga_solver="topk").setup(scene_box=box,
-                                                                                          num_train_data=4)
+    model = NeRFPytorchModelConfig(
+        net_width=64,
+        net_depth=8,
+        num_coarse_samples=4,
+        num_importance_samples=4,
+        use_lpips=False,
+        adjust="iga",
+        iga_solver="topk",
+    ).setup(scene_box=box, num_train_data=4)
     pts = torch.cat([torch.rand(256, 3) * 2 - 1, torch.nn.functional.normalize(torch.randn(256, 3), dim=-1)], 1)
     S = model.iga_transformation(pts)
     K = entk(model.iga_network(), pts).detach()

@@ -1,7 +1,7 @@
 """Toy studies (paper section 5): Δ_k, the exact-NTK adjustment, the 2-layer net's kernel, cells via the CLI."""
+
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -23,25 +23,56 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def exp1_settings(kind="vanilla", end=3, group=1, n=32, width=64, its=30, **task):
-    s = {"task": {"experiment": "exp1", "n_points": n, "freqs": [0.2, 0.4, 0.8, 1.6], "group_size": group,
-                  "eval_every": 10, "save_residuals": True, "kernel_monitor": True},
-         "model": {"architecture": "TwoLayer", "hidden_features": width, "technique": "none"},
-         "adjuster": {"kind": kind, "end": end, "target": "start", "sampling": "centre"},
-         "optim": {"optimizer": "sgd", "lr": 0.1},
-         "train": {"iterations": its, "seed": 16, "checkpoint_every": 10, "device": "cpu", "progress": False,
-                   "log_every": 10}}
+    s = {
+        "task": {
+            "experiment": "exp1",
+            "n_points": n,
+            "freqs": [0.2, 0.4, 0.8, 1.6],
+            "group_size": group,
+            "eval_every": 10,
+            "save_residuals": True,
+            "kernel_monitor": True,
+        },
+        "model": {"architecture": "TwoLayer", "hidden_features": width, "technique": "none"},
+        "adjuster": {"kind": kind, "end": end, "target": "start", "sampling": "centre"},
+        "optim": {"optimizer": "sgd", "lr": 0.1},
+        "train": {
+            "iterations": its,
+            "seed": 16,
+            "checkpoint_every": 10,
+            "device": "cpu",
+            "progress": False,
+            "log_every": 10,
+        },
+    }
     s["task"].update(task)
     return s
 
 
 def exp2_settings(arch="ReLU", group=4, end=1, kind="iga", n=64, its=20):
-    return {"task": {"experiment": "exp2", "n_points": n, "freqs": [2, 4, 6], "group_size": group, "eval_every": 5},
-            "model": {"architecture": arch, "in_features": 1, "out_features": 1, "hidden_features": 16,
-                      "hidden_layers": 1, "first_omega0": 5.0, "hidden_omega0": 5.0, "technique": "none"},
-            "adjuster": {"kind": kind, "end": end, "target": "end", "sampling": "centre"},
-            "optim": {"optimizer": "adam", "lr": 1e-3},
-            "train": {"iterations": its, "seed": 16, "checkpoint_every": 0, "device": "cpu", "progress": False,
-                      "log_every": 5}}
+    return {
+        "task": {"experiment": "exp2", "n_points": n, "freqs": [2, 4, 6], "group_size": group, "eval_every": 5},
+        "model": {
+            "architecture": arch,
+            "in_features": 1,
+            "out_features": 1,
+            "hidden_features": 16,
+            "hidden_layers": 1,
+            "first_omega0": 5.0,
+            "hidden_omega0": 5.0,
+            "technique": "none",
+        },
+        "adjuster": {"kind": kind, "end": end, "target": "end", "sampling": "centre"},
+        "optim": {"optimizer": "adam", "lr": 1e-3},
+        "train": {
+            "iterations": its,
+            "seed": 16,
+            "checkpoint_every": 0,
+            "device": "cpu",
+            "progress": False,
+            "log_every": 5,
+        },
+    }
 
 
 # --- Δ_k (eq. 7) -------------------------------------------------------------------------------
@@ -100,9 +131,16 @@ def test_exact_ntk_adjuster_uses_S_of_the_analytic_kernel_and_moves_like_eq2():
     params = [p for p in model.parameters() if p.requires_grad]
     out = model(b.inputs.reshape(-1, 2)).reshape(40, 1, 1)
     grads = torch.autograd.grad(adj.loss(model, b.inputs, out, b.targets), params)
-    J = torch.cat([torch.autograd.functional.jacobian(
-        lambda w, bb: model.out(torch.relu(b.inputs.reshape(-1, 2) @ w.T + bb)).reshape(-1) * model.scale,
-        (params[0].detach(), params[1].detach()))[i].reshape(40, -1) for i in range(2)], dim=1)
+    J = torch.cat(
+        [
+            torch.autograd.functional.jacobian(
+                lambda w, bb: model.out(torch.relu(b.inputs.reshape(-1, 2) @ w.T + bb)).reshape(-1) * model.scale,
+                (params[0].detach(), params[1].detach()),
+            )[i].reshape(40, -1)
+            for i in range(2)
+        ],
+        dim=1,
+    )
     r = (out - b.targets).detach().reshape(-1)
     expected = 2.0 / 40 * J.T @ (adj.S @ r)
     got = torch.cat([g.reshape(-1) for g in grads])
@@ -122,7 +160,7 @@ def test_two_layer_net_mean_entk_approaches_the_analytic_ntk(scale, factor):
         assert float(net.hidden.bias.detach().abs().max()) == 0.0
         mean += entk(net, x) / nets
     assert net.kernel_factor == factor
-    assert float((mean / factor - K).abs().max()) < 0.02   # Monte Carlo error ~ 1/sqrt(nets·m)
+    assert float((mean / factor - K).abs().max()) < 0.02  # Monte Carlo error ~ 1/sqrt(nets·m)
     if factor == 2:
         assert float((mean - K).abs().max()) > 0.2  # the m^-1/2 net's kernel is twice the analytic one
 
@@ -132,24 +170,29 @@ def test_kernel_distance_shrinks_with_width():
     x = torch.stack([theta.cos(), theta.sin()], 1)
     from iga.configs import AdjusterConfig
     from iga.grouping import interval_groups
-    mon = KernelMonitor(x, analytic_relu_ntk(x.double()), AdjusterConfig(kind="entk", end=5, target="start"),
-                        interval_groups(32, 4))
+
+    mon = KernelMonitor(
+        x, analytic_relu_ntk(x.double()), AdjusterConfig(kind="entk", end=5, target="start"), interval_groups(32, 4)
+    )
     rel = {}
     for m in (64, 4096):
         torch.manual_seed(0)
         rel[m] = mon(TwoLayerReLU(TwoLayerConfig(hidden_features=m)), 1.0)
-    assert rel[4096]["k_rel"] < rel[64]["k_rel"] / 3      # ~ m^-1/2: a factor 8 expected
+    assert rel[4096]["k_rel"] < rel[64]["k_rel"] / 3  # ~ m^-1/2: a factor 8 expected
     assert set(rel[64]) == {"k_rel", "s_rel", "ke_rel", "se_rel"}
 
 
 # --- settings ------------------------------------------------------------------------------
-@pytest.mark.parametrize("mutate,match", [
-    (lambda s: s["task"].update(group_size=8) or s["adjuster"].update(kind="entk"), "group_size must be 1"),
-    (lambda s: s["adjuster"].update(end=40), "does not fit 32 groups"),
-    (lambda s: s["task"].update(color="red"), "task.color"),
-    (lambda s: s["task"].update(group_size=5), "must divide"),
-    (lambda s: s["model"].update(depth=3), "model.depth"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda s: s["task"].update(group_size=8) or s["adjuster"].update(kind="entk"), "group_size must be 1"),
+        (lambda s: s["adjuster"].update(end=40), "does not fit 32 groups"),
+        (lambda s: s["task"].update(color="red"), "task.color"),
+        (lambda s: s["task"].update(group_size=5), "must divide"),
+        (lambda s: s["model"].update(depth=3), "model.depth"),
+    ],
+)
 def test_bad_toy_settings_name_the_problem(mutate, match):
     s = exp1_settings("iga", group=1)
     mutate(s)
@@ -160,13 +203,14 @@ def test_bad_toy_settings_name_the_problem(mutate, match):
 def test_ntk_is_exp1_only_and_balanced_counts_follow_the_paper():
     with pytest.raises(ConfigError, match="exp1 only"):
         validate(exp2_settings(kind="ntk", group=1))
-    assert balanced_eigenvalues({"end": 3, "target": "end"}) == 4      # official --xuhao 3 --replace_end 3
+    assert balanced_eigenvalues({"end": 3, "target": "end"}) == 4  # official --xuhao 3 --replace_end 3
     assert balanced_eigenvalues({"end": 15, "target": "start"}) == 15
 
 
 def test_presets_enumerate_every_toy_cell():
-    from iga.cells import deep_merge, enumerate_cells, resolve_settings, Cell
+    from iga.cells import Cell, deep_merge, enumerate_cells, resolve_settings
     from iga.workflow_config import validate_config
+
     paper = yaml.safe_load((ROOT / "config.yaml").read_text())
     smoke = deep_merge(paper, yaml.safe_load((ROOT / "presets" / "smoke.yaml").read_text()))
     for cfg in (paper, smoke):
@@ -175,9 +219,19 @@ def test_presets_enumerate_every_toy_cell():
     assert len(enumerate_cells(paper, "toy", "exp1")) == 128
     assert len(enumerate_cells(paper, "toy", "exp2")) == 52
     s = resolve_settings(paper, Cell("toy", "exp2_s32", "SIREN", "IGA-g4e6"))
-    assert (s["task"]["group_size"], s["adjuster"]["end"], s["train"]["seed"], s["model"]["first_omega0"]) == (4, 5, 32, 5.0)
+    assert (s["task"]["group_size"], s["adjuster"]["end"], s["train"]["seed"], s["model"]["first_omega0"]) == (
+        4,
+        5,
+        32,
+        5.0,
+    )
     s = resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "IGA-e13"))
-    assert (s["task"]["group_size"], s["adjuster"]["end"], s["model"]["hidden_features"], s["optim"]["lr"]) == (8, 13, 8192, 0.1)
+    assert (s["task"]["group_size"], s["adjuster"]["end"], s["model"]["hidden_features"], s["optim"]["lr"]) == (
+        8,
+        13,
+        8192,
+        0.1,
+    )
     assert resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "eNTK-e13"))["task"]["group_size"] == 1
 
 
@@ -189,10 +243,12 @@ def _run(tmp: Path, name: str, settings: dict) -> Path:
 
 
 def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
-    cells = {"exp1_w64_s16/TwoLayer-vanilla": exp1_settings("vanilla"),
-             "exp1_w64_s16/TwoLayer-NTK-e3": exp1_settings("ntk", end=3),
-             "exp1_w64_s16/TwoLayer-eNTK-e3": exp1_settings("entk", end=3, init_samples=3),
-             "exp1_w64_s16/TwoLayer-IGA-e3": exp1_settings("iga", end=3, group=4)}
+    cells = {
+        "exp1_w64_s16/TwoLayer-vanilla": exp1_settings("vanilla"),
+        "exp1_w64_s16/TwoLayer-NTK-e3": exp1_settings("ntk", end=3),
+        "exp1_w64_s16/TwoLayer-eNTK-e3": exp1_settings("entk", end=3, init_samples=3),
+        "exp1_w64_s16/TwoLayer-IGA-e3": exp1_settings("iga", end=3, group=4),
+    }
     outs = {k: _run(tmp_path, k, v) for k, v in cells.items()}
     for k, out in outs.items():
         m = json.loads((out / "metrics.json").read_text())
@@ -203,11 +259,11 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
         assert m["mse_final"] < m["mse_init"]
         assert ("s_rel" in c) == (k.split("-")[1] in ("eNTK", "IGA")) and ("se_rel" in c) == ("IGA" in k)
     m = json.loads((outs["exp1_w64_s16/TwoLayer-eNTK-e3"] / "metrics.json").read_text())
-    assert m["init_samples"] == 3 and m["k_rel_init_mc_std"] > 0 and 0 < m["s_rel_init_mc"]
+    assert m["init_samples"] == 3 and m["k_rel_init_mc_std"] > 0 and m["s_rel_init_mc"] > 0
     ntk = np.load(outs["exp1_w64_s16/TwoLayer-NTK-e3"] / "curve.npz")
     van = np.load(outs["exp1_w64_s16/TwoLayer-vanilla"] / "curve.npz")
     assert not np.allclose(ntk["residual"][-1], van["residual"][-1])  # the adjustment changes the dynamics
-    assert np.array_equal(ntk["residual"][0], van["residual"][0])      # from the same initialisation
+    assert np.array_equal(ntk["residual"][0], van["residual"][0])  # from the same initialisation
 
     # a finished cell rerun (forced: metrics.json gone) retrains from scratch to the same evaluation history
     out = outs["exp1_w64_s16/TwoLayer-IGA-e3"]
@@ -217,9 +273,11 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
     after = np.load(out / "curve.npz")
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
-    e2 = {"exp2_s16/ReLU-vanilla": exp2_settings(kind="vanilla"),
-          "exp2_s16/ReLU-IGA-g4e2": exp2_settings(group=4, end=1),
-          "exp2_s16/ReLU-IGA-g1e2": exp2_settings(group=1, end=1)}
+    e2 = {
+        "exp2_s16/ReLU-vanilla": exp2_settings(kind="vanilla"),
+        "exp2_s16/ReLU-IGA-g4e2": exp2_settings(group=4, end=1),
+        "exp2_s16/ReLU-IGA-g1e2": exp2_settings(group=1, end=1),
+    }
     e2_outs = [_run(tmp_path, k, v) for k, v in e2.items()]
 
     m1 = [str(o / "metrics.json") for o in outs.values()]
@@ -228,17 +286,63 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
     assert main(["toy-tables", "--experiment", "exp1", "--preset", "test", "--out-dir", str(tables)] + m1) == 0
     assert main(["toy-tables", "--experiment", "exp2", "--preset", "test", "--out-dir", str(tables)] + m2) == 0
     import csv
+
     rows = list(csv.DictReader(open(tables / "exp1_final_errors.csv")))
-    assert rows[0].keys() == {"table", "task", "dataset", "item", "metric", "architecture", "method", "value",
-                              "paper_value", "delta", "note", "scale"}
+    assert rows[0].keys() == {
+        "table",
+        "task",
+        "dataset",
+        "item",
+        "metric",
+        "architecture",
+        "method",
+        "value",
+        "paper_value",
+        "delta",
+        "note",
+        "scale",
+    }
     assert all(r["scale"] == "test" for r in rows)  # no --scale-note: the preset's name
     assert {r["method"] for r in rows} == {"vanilla", "NTK-e3", "eNTK-e3", "IGA-e3"}
     width = list(csv.DictReader(open(tables / "exp1_convergence_with_width.csv")))
     assert {r["method"] for r in width if r["metric"] == "traj_dist_max"} == {"eNTK-e3", "IGA-e3", "vanilla"}
-    assert main(["toy-figures", "--experiment", "exp1", "--out", f"fig1={figs / 'f1.png'}", "--out",
-                 f"fig6={figs / 'f6.png'}", "--out", f"width={figs / 'w.png'}"] + m1) == 0
-    assert main(["toy-figures", "--experiment", "exp2", "--fig2-group-size", "4", "--out", f"fig2={figs / 'f2.png'}",
-                 "--out", f"fig3={figs / 'f3.png'}", "--out", f"fig7={figs / 'f7.png'}",
-                 "--out", f"fig8={figs / 'f8.png'}"] + m2) == 0
+    assert (
+        main(
+            [
+                "toy-figures",
+                "--experiment",
+                "exp1",
+                "--out",
+                f"fig1={figs / 'f1.png'}",
+                "--out",
+                f"fig6={figs / 'f6.png'}",
+                "--out",
+                f"width={figs / 'w.png'}",
+            ]
+            + m1
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "toy-figures",
+                "--experiment",
+                "exp2",
+                "--fig2-group-size",
+                "4",
+                "--out",
+                f"fig2={figs / 'f2.png'}",
+                "--out",
+                f"fig3={figs / 'f3.png'}",
+                "--out",
+                f"fig7={figs / 'f7.png'}",
+                "--out",
+                f"fig8={figs / 'f8.png'}",
+            ]
+            + m2
+        )
+        == 0
+    )
     for f in ("f1", "f6", "w", "f2", "f3", "f7", "f8"):
         assert (figs / f"{f}.png").stat().st_size > 10_000

@@ -1,11 +1,11 @@
 """Mesh → occupancy: inside tests on closed and open meshes, the edge tie rule, PLY and volume I/O."""
+
 from __future__ import annotations
 
 import gzip
 import io
 import json
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,30 +13,71 @@ import pytest
 from iga.cli import main
 from iga.configs import ConfigError
 from iga.data.procedural_shape import make_mesh, mesh_volume, torus_mesh
-from iga.data.voxelize import (_axis_crossings, find_mesh, load_mat_volume, load_volume, normalize_acorn,
-                               read_ply, save_volume, voxelize, write_ply)
+from iga.data.voxelize import (
+    _axis_crossings,
+    find_mesh,
+    load_mat_volume,
+    load_volume,
+    normalize_acorn,
+    read_ply,
+    save_volume,
+    voxelize,
+    write_ply,
+)
 
 
 def icosphere(subdivisions: int = 3):
     """Closed, outward-oriented unit icosphere."""
-    t = (1 + 5 ** 0.5) / 2
-    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
-         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
-         (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
-         (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    t = (1 + 5**0.5) / 2
+    v = [
+        (-1, t, 0),
+        (1, t, 0),
+        (-1, -t, 0),
+        (1, -t, 0),
+        (0, -1, t),
+        (0, 1, t),
+        (0, -1, -t),
+        (0, 1, -t),
+        (t, 0, -1),
+        (t, 0, 1),
+        (-t, 0, -1),
+        (-t, 0, 1),
+    ]
+    f = [
+        (0, 11, 5),
+        (0, 5, 1),
+        (0, 1, 7),
+        (0, 7, 10),
+        (0, 10, 11),
+        (1, 5, 9),
+        (5, 11, 4),
+        (11, 10, 2),
+        (10, 7, 6),
+        (7, 1, 8),
+        (3, 9, 4),
+        (3, 4, 2),
+        (3, 2, 6),
+        (3, 6, 8),
+        (3, 8, 9),
+        (4, 9, 5),
+        (2, 4, 11),
+        (6, 2, 10),
+        (8, 6, 7),
+        (9, 8, 1),
+    ]
     verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
     faces = list(f)
     for _ in range(subdivisions):
         cache, new = {}, []
 
-        def mid(a, b):
+        def mid(a, b, cache=cache):
             key = (min(a, b), max(a, b))
             if key not in cache:
                 m = verts[a] + verts[b]
                 verts.append(m / np.linalg.norm(m))
                 cache[key] = len(verts) - 1
             return cache[key]
+
         for a, b, c in faces:
             ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
             new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
@@ -67,7 +108,7 @@ def test_closed_sphere_volume_and_inside(method):
     vn = normalize_acorn(v)[0]
     true_vol = mesh_volume(vn, f)
     h = 2 / (R - 1)
-    assert occ.sum() * h ** 3 == pytest.approx(true_vol, rel=0.03)
+    assert occ.sum() * h**3 == pytest.approx(true_vol, rel=0.03)
     # away from the surface the answer is exact
     r = np.linalg.norm(grid_points(R), axis=-1)
     assert (occ[r < 0.95]).all() and not (occ[r > 1.0 + 1e-9]).any()
@@ -197,6 +238,7 @@ def test_ply_binary_roundtrip_and_gz(tmp_path):
 
 def test_fast_binary_write_is_byte_identical_to_plyfile(tmp_path):
     from iga.data.voxelize import _mesh_plydata
+
     v, f = icosphere(1)
     write_ply(tmp_path / "fast.ply", v, f)
     _mesh_plydata(v, f, text=False).write(str(tmp_path / "ref.ply"))
@@ -210,6 +252,7 @@ def test_ply_roundtrip_scan_layout(tmp_path, text, quads, gz):
     """A scan-like PLY written by plyfile: an extra vertex property (confidence), faces named
     `vertex_index`, triangles (memory-mapped) or quads (read record by record), plain or gzipped."""
     from plyfile import PlyData, PlyElement
+
     rng = np.random.default_rng(1)
     xyz = rng.normal(size=(40, 3)).astype("<f4")
     vert = np.empty(40, dtype=[("x", "<f4"), ("y", "<f4"), ("confidence", "<f4"), ("z", "<f4")])
@@ -219,7 +262,7 @@ def test_ply_roundtrip_scan_layout(tmp_path, text, quads, gz):
     face = np.empty(25, dtype=[("vertex_index", "<i4", (n,))])
     face["vertex_index"] = polys
     out = tmp_path / ("m.ply.gz" if gz else "m.ply")
-    with (gzip.open(out, "wb") if gz else open(out, "wb")) as fh:
+    with gzip.open(out, "wb") if gz else open(out, "wb") as fh:
         PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")], text=text).write(fh)
     v, f = read_ply(out)
     assert v.dtype == np.float64 and np.allclose(v, xyz)
@@ -260,13 +303,21 @@ end_header
 _XYZ = b"property float x\nproperty float y\nproperty float z\n"
 
 
-@pytest.mark.parametrize("body, match", [
-    (b"hello\n", "not a readable PLY file"),
-    (b"ply\nformat ascii 1.0\nelement vertex 2\n" + _XYZ + b"end_header\n0 0 0\n", "early end-of-file"),
-    (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"end_header\n0 0 0\n", "a point cloud"),
-    (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"element face 1\nproperty list uchar int vertex_indices\n"
-     b"end_header\n0 0 0\n3 0 1 2\n", "outside the 1 vertices"),
-])
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (b"hello\n", "not a readable PLY file"),
+        (b"ply\nformat ascii 1.0\nelement vertex 2\n" + _XYZ + b"end_header\n0 0 0\n", "early end-of-file"),
+        (b"ply\nformat ascii 1.0\nelement vertex 1\n" + _XYZ + b"end_header\n0 0 0\n", "a point cloud"),
+        (
+            b"ply\nformat ascii 1.0\nelement vertex 1\n"
+            + _XYZ
+            + b"element face 1\nproperty list uchar int vertex_indices\n"
+            b"end_header\n0 0 0\n3 0 1 2\n",
+            "outside the 1 vertices",
+        ),
+    ],
+)
 def test_bad_ply_is_a_one_line_config_error_naming_the_file(tmp_path, capsys, body, match):
     bad = tmp_path / "broken.ply"
     bad.write_bytes(body)
@@ -310,9 +361,11 @@ def test_ply_big_endian_with_colours_and_other_elements(tmp_path):
     vert["x"], vert["y"], vert["z"] = v[:, 0], v[:, 1], v[:, 2]
     face = np.empty(1, dtype=[("n", "u1"), ("i", ">i4", (3,))])
     face["n"], face["i"] = 3, [0, 1, 2]
-    header = ("ply\nformat binary_big_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-              "property float z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\n"
-              "element face 1\nproperty list uchar int vertex_indices\nelement extra 1\nproperty int k\nend_header\n")
+    header = (
+        "ply\nformat binary_big_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+        "property float z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\n"
+        "element face 1\nproperty list uchar int vertex_indices\nelement extra 1\nproperty int k\nend_header\n"
+    )
     (tmp_path / "b.ply").write_bytes(header.encode() + vert.tobytes() + face.tobytes() + np.array([7], ">i4").tobytes())
     v2, f2 = read_ply(tmp_path / "b.ply")
     assert np.allclose(v2, v) and f2.tolist() == [[0, 1, 2]]
@@ -327,6 +380,7 @@ def test_volume_roundtrip(tmp_path):
 
 def test_mat_volume_and_cli_folder_with_odd_member_name(tmp_path):
     from scipy import io as sio
+
     cube = np.zeros((8, 8, 8), np.uint8)
     cube[2:5, 3:6, 1:7] = 255
     folder = tmp_path / "dragon"
@@ -342,8 +396,19 @@ def test_cli_voxelize_member_search(tmp_path, capsys):
     write_ply(tmp_path / "scan" / "bunny" / "reconstruction" / "bun_zipper.ply", v, f)
     # the configured member path is wrong but the file name is unique: it is found
     assert find_mesh(tmp_path / "scan", "elsewhere/bun_zipper.ply").name == "bun_zipper.ply"
-    rc = main(["voxelize", "--mesh", str(tmp_path / "scan"), "--member", "bunny/reconstruction/bun_zipper.ply",
-               "--resolution", "16", "--out", str(tmp_path / "vol.npz")])
+    rc = main(
+        [
+            "voxelize",
+            "--mesh",
+            str(tmp_path / "scan"),
+            "--member",
+            "bunny/reconstruction/bun_zipper.ply",
+            "--resolution",
+            "16",
+            "--out",
+            str(tmp_path / "vol.npz"),
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rep["faces"] == len(f) and 0.2 < rep["occupied_fraction"] < 0.6

@@ -1,4 +1,5 @@
 """The workflow spine: config rejections, the image branch end to end, and the aggregation."""
+
 import csv
 import json
 import shutil
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_runner import run_snakemake
 
 from iga.report.tables import LONG_COLUMNS
-from snakemake_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,15 +25,24 @@ def overlay(workdir: Path, data: dict, name: str = "overlay.yaml") -> str:
     return name
 
 
-@pytest.mark.parametrize("bad,expected", [
-    ({"tasks": {"image": {"architectures": ["ReLU", "Tanh"]}}}, ["tasks.image: architectures ['Tanh']", "ReLU", "SIREN"]),
-    ({"tasks": {"image": {"methods": ["vanilla", "SGD"]}}}, ["method='SGD'", "vanilla"]),
-    ({"tasks": {"audio": {"enabled": True}}}, ["unknown key 'tasks.audio'", "image"]),
-    ({"tasks": {"image": {"items": ["kodim01", "../etc/passwd"]}}}, ["tasks.image.items", "../etc/passwd"]),
-    ({"tasks": {"image": {"overrides": {"PE-IGA": {"optim": {"lr": -0.001}}}}}}, ["optim.lr=-0.001", "greater than 0"]),
-    # the group count is known from the dataset before any job: 768x512 in 32x32 patches = 384 groups
-    ({"tasks": {"image": {"overrides": {"PE-IGA": {"adjuster": {"end": 999}}}}}}, ["adjuster.end=999", "1..383"]),
-])
+@pytest.mark.parametrize(
+    "bad,expected",
+    [
+        (
+            {"tasks": {"image": {"architectures": ["ReLU", "Tanh"]}}},
+            ["tasks.image: architectures ['Tanh']", "ReLU", "SIREN"],
+        ),
+        ({"tasks": {"image": {"methods": ["vanilla", "SGD"]}}}, ["method='SGD'", "vanilla"]),
+        ({"tasks": {"audio": {"enabled": True}}}, ["unknown key 'tasks.audio'", "image"]),
+        ({"tasks": {"image": {"items": ["kodim01", "../etc/passwd"]}}}, ["tasks.image.items", "../etc/passwd"]),
+        (
+            {"tasks": {"image": {"overrides": {"PE-IGA": {"optim": {"lr": -0.001}}}}}},
+            ["optim.lr=-0.001", "greater than 0"],
+        ),
+        # the group count is known from the dataset before any job: 768x512 in 32x32 patches = 384 groups
+        ({"tasks": {"image": {"overrides": {"PE-IGA": {"adjuster": {"end": 999}}}}}}, ["adjuster.end=999", "1..383"]),
+    ],
+)
 def test_bad_config_fails_before_any_job_naming_the_key(workdir, bad, expected):
     res = run_snakemake(workdir, "-n", "--configfile", overlay(workdir, bad))
     out = res.stdout + res.stderr
@@ -67,24 +77,42 @@ TINY = {
     "lpips": {"enabled": False},
     "resources": {"train_image": {"gpu": 0, "mem_mb": 1000, "runtime": 5, "threads": 1}},
     "tasks": {
-        "image_ablation": {"enabled": False}, "toy": {"enabled": False},
-        "occupancy": {"enabled": False}, "nerf": {"enabled": False},
+        "image_ablation": {"enabled": False},
+        "toy": {"enabled": False},
+        "occupancy": {"enabled": False},
+        "nerf": {"enabled": False},
         "image": {
-        "dataset": "embedded", "items": ["astronaut"], "embedded_size": [24, 16],
-        "architectures": ["ReLU", "SIREN"], "methods": ["vanilla", "IGA"],
-        "figures": {"crops_item": "astronaut", "crops_arch": "SIREN", "visual_items": ["astronaut"]},
-        "settings": {"task": {"patch_size": 8}, "model": {"hidden_features": 16},
-                     "optim": {"step_size": 10}, "train": {"iterations": 20, "checkpoint_every": 10, "device": "cpu"}},
-        "overrides": {"ReLU-IGA": {"adjuster": {"end": 3}}, "PE-IGA": {"adjuster": {"end": 3}},
-                      "SIREN-IGA": {"adjuster": {"end": 3}}},
-    }},
+            "dataset": "embedded",
+            "items": ["astronaut"],
+            "embedded_size": [24, 16],
+            "architectures": ["ReLU", "SIREN"],
+            "methods": ["vanilla", "IGA"],
+            "figures": {"crops_item": "astronaut", "crops_arch": "SIREN", "visual_items": ["astronaut"]},
+            "settings": {
+                "task": {"patch_size": 8},
+                "model": {"hidden_features": 16},
+                "optim": {"step_size": 10},
+                "train": {"iterations": 20, "checkpoint_every": 10, "device": "cpu"},
+            },
+            "overrides": {
+                "ReLU-IGA": {"adjuster": {"end": 3}},
+                "PE-IGA": {"adjuster": {"end": 3}},
+                "SIREN-IGA": {"adjuster": {"end": 3}},
+            },
+        },
+    },
 }
 
 
 def test_rules_find_iga_without_an_activated_environment(workdir):
     # users run `.venv/bin/snakemake` / `make smoke` from a plain shell: PATH has no venv bin
-    res = run_snakemake(workdir, "data/embedded/images/astronaut_16x16.png", "--configfile",
-                        overlay(workdir, {"preset": "pytest_path"}), env={"PATH": "/usr/bin:/bin"})
+    res = run_snakemake(
+        workdir,
+        "data/embedded/images/astronaut_16x16.png",
+        "--configfile",
+        overlay(workdir, {"preset": "pytest_path"}),
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert (workdir / "data" / "embedded" / "images" / "astronaut_16x16.png").stat().st_size > 100
 
@@ -96,8 +124,10 @@ def test_image_branch_end_to_end(workdir):
     rows = list(csv.DictReader(open(tables / "table1_image_average.csv")))
     assert list(rows[0].keys()) == LONG_COLUMNS
     got = {(r["architecture"], r["method"], r["metric"]): r for r in rows}
-    assert set(got) == {(a, m, k) for a in ("ReLU", "SIREN") for m in ("vanilla", "IGA") for k in ("psnr", "ssim", "lpips")}
-    for (a, m, k), r in got.items():
+    assert set(got) == {
+        (a, m, k) for a in ("ReLU", "SIREN") for m in ("vanilla", "IGA") for k in ("psnr", "ssim", "lpips")
+    }
+    for (_arch, _method, k), r in got.items():
         if k == "lpips":  # disabled: missing with the reason, never NaN
             assert r["value"] == "" and "disabled" in r["note"]
         else:
@@ -105,7 +135,12 @@ def test_image_branch_end_to_end(workdir):
         assert r["paper_value"] == ""  # embedded images have no paper counterpart
         assert "TEST scale" in r["scale"]  # every CSV row says its scale
     assert "TEST scale" in (tables / "table1_image_average.md").read_text()
-    for fig in ("fig4_image_crops.png", "fig10_image_visual.png", "image_training_curves.png", "image_ours_vs_paper.png"):
+    for fig in (
+        "fig4_image_crops.png",
+        "fig10_image_visual.png",
+        "image_training_curves.png",
+        "image_ours_vs_paper.png",
+    ):
         assert (workdir / "results" / "pytest_tiny" / "figures" / fig).stat().st_size > 1000
     cell = workdir / "work" / "pytest_tiny" / "image" / "astronaut" / "SIREN-IGA"
     prov = json.loads((cell / "provenance.json").read_text())
@@ -121,7 +156,8 @@ def test_image_branch_end_to_end(workdir):
 def test_every_report_caption_exists():
     """`snakemake --report` (the second half of `make smoke`) fails on a missing caption file."""
     import re
-    rules = (ROOT / "workflow" / "rules")
+
+    rules = ROOT / "workflow" / "rules"
     captions = {m for f in rules.glob("*.smk") for m in re.findall(r'caption="([^"]+)"', f.read_text())}
     assert captions
     missing = [c for c in captions if not (rules / c).resolve().exists()]

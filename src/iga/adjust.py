@@ -9,14 +9,13 @@ targets ``[G, P, O]``; it knows nothing about images, voxels or rays.
   residuals mixed across groups (eq. 4). With group size 1 it is the full eNTK adjustment.
 * :class:`FixedKernelAdjuster` — S from a given kernel, e.g. the exact NTK of toy Exp. 1.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .configs import AdjusterConfig, ConfigError, SAMPLINGS
+from .configs import SAMPLINGS, AdjusterConfig, ConfigError
 from .ntk import TopkEigensolver, entk, grouped_entk, transformation_matrix
 
 
@@ -41,12 +40,12 @@ class GroupSampler:
     rsi: random once, then fixed; ri: random at every step.
     """
 
-    def __init__(self, strategy: str, generator: Optional[torch.Generator] = None):
+    def __init__(self, strategy: str, generator: torch.Generator | None = None):
         if strategy not in SAMPLINGS:
             raise ConfigError(f"sampling={strategy!r} is not allowed; choose one of {list(SAMPLINGS)}")
         self.strategy = strategy
         self.generator = generator
-        self.fixed: Optional[torch.Tensor] = None
+        self.fixed: torch.Tensor | None = None
 
     def select(self, residual: torch.Tensor) -> torch.Tensor:
         G, P = residual.shape[:2]
@@ -70,8 +69,9 @@ class GroupSampler:
 class GradientAdjuster:
     name = "base"
 
-    def loss(self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor,
-             targets: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -97,7 +97,7 @@ class IGAAdjuster(GradientAdjuster):
 
     name = "iga"
 
-    def __init__(self, cfg: AdjusterConfig, generator: Optional[torch.Generator] = None):
+    def __init__(self, cfg: AdjusterConfig, generator: torch.Generator | None = None):
         self.cfg = cfg
         self.sampler = GroupSampler(cfg.sampling, generator)
         self.eigensolver = TopkEigensolver()  # warm start + counts across this run's steps
@@ -105,8 +105,9 @@ class IGAAdjuster(GradientAdjuster):
     def transformation(self, model: nn.Module, sampled_inputs: torch.Tensor) -> torch.Tensor:
         """S from the eNTK of one sampled input per group ([G, in]; [G, k, in] sums k points)."""
         K = grouped_entk(model, sampled_inputs) if sampled_inputs.dim() == 3 else entk(model, sampled_inputs)
-        return transformation_matrix(K, self.cfg.end, self.cfg.target, self.cfg.start, self.cfg.variant,
-                                     self.cfg.solver, self.eigensolver)
+        return transformation_matrix(
+            K, self.cfg.end, self.cfg.target, self.cfg.start, self.cfg.variant, self.cfg.solver, self.eigensolver
+        )
 
     def sample(self, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         idx = self.sampler.select((outputs - targets).detach())
@@ -118,8 +119,10 @@ class IGAAdjuster(GradientAdjuster):
     def loss(self, model, inputs, outputs, targets):
         G = inputs.shape[0]
         if self.cfg.end >= G + (self.cfg.target != "end"):
-            raise ConfigError(f"end={self.cfg.end} must be smaller than the number of groups G={G}"
-                              f" (allowed: 1..{G - 1 if self.cfg.target == 'end' else G})")
+            raise ConfigError(
+                f"end={self.cfg.end} must be smaller than the number of groups G={G}"
+                f" (allowed: 1..{G - 1 if self.cfg.target == 'end' else G})"
+            )
         S = self.transformation(model, self.sample(inputs, outputs, targets))
         return surrogate_loss(outputs, targets, S)
 
@@ -142,21 +145,25 @@ class FixedKernelAdjuster(GradientAdjuster):
 
     def __init__(self, cfg: AdjusterConfig, kernel: torch.Tensor):
         self.solver, self.eigensolver = cfg.solver, TopkEigensolver()
-        self.S = transformation_matrix(kernel, cfg.end, cfg.target, cfg.start, cfg.variant, cfg.solver,
-                                       self.eigensolver)
+        self.S = transformation_matrix(
+            kernel, cfg.end, cfg.target, cfg.start, cfg.variant, cfg.solver, self.eigensolver
+        )
 
     def stats(self):
         return {"eigensolver": self.solver, **self.eigensolver.stats()}
 
     def loss(self, model, inputs, outputs, targets):
         if outputs.shape[0] != self.S.shape[0]:
-            raise ConfigError(f"the fixed kernel covers {self.S.shape[0]} points but the batch has "
-                              f"{outputs.shape[0]} groups; use group_size=1 over all points")
+            raise ConfigError(
+                f"the fixed kernel covers {self.S.shape[0]} points but the batch has "
+                f"{outputs.shape[0]} groups; use group_size=1 over all points"
+            )
         return surrogate_loss(outputs, targets, self.S.to(outputs.device))
 
 
-def build_adjuster(cfg: AdjusterConfig, generator: Optional[torch.Generator] = None,
-                   kernel: Optional[torch.Tensor] = None) -> GradientAdjuster:
+def build_adjuster(
+    cfg: AdjusterConfig, generator: torch.Generator | None = None, kernel: torch.Tensor | None = None
+) -> GradientAdjuster:
     if cfg.kind == "vanilla":
         return VanillaAdjuster()
     if cfg.kind in ("iga", "entk"):

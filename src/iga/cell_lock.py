@@ -6,15 +6,16 @@ checkpoints. Every ``iga train-*`` / ``iga nerf-train`` takes this lock first; a
 at once with a one-line error naming the holder's PID. The kernel releases a flock when its holder
 dies in any way, so a killed trainer never leaves a lock that blocks the rerun.
 """
+
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from .configs import ConfigError
 
@@ -44,12 +45,16 @@ def cell_lock(cell_dir: Path, label: str = "") -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise CellBusyError(f"cell folder {cell_dir} is being trained by another process "
-                                    f"({_holder(path)}); wait for it to end or stop it, then rerun") from None
+                raise CellBusyError(
+                    f"cell folder {cell_dir} is being trained by another process "
+                    f"({_holder(path)}); wait for it to end or stop it, then rerun"
+                ) from None
             raise
         # who holds it, for the message above and for people looking at the folder
-        info = f"pid {os.getpid()} on {os.uname().nodename}, {label or cell_dir.name}, " \
-               f"since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        info = (
+            f"pid {os.getpid()} on {os.uname().nodename}, {label or cell_dir.name}, "
+            f"since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
         yield path

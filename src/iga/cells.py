@@ -9,18 +9,18 @@ appears in paths and table rows. Settings resolve as::
 
 and are handed to exactly one rule as ``params`` so that a change to one cell reruns only it.
 """
+
 from __future__ import annotations
 
 import copy
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
 
 from .configs import ConfigError
 
 # base method -> what it changes; the variant suffix ("IGA-RSI") picks task.variants["RSI"]
-METHOD_DEFAULTS: Dict[str, dict] = {
+METHOD_DEFAULTS: dict[str, dict] = {
     "vanilla": {"model": {"technique": "none"}, "adjuster": {"kind": "vanilla"}},
     "FR": {"model": {"technique": "fr"}, "adjuster": {"kind": "vanilla"}},
     "BN": {"model": {"technique": "bn"}, "adjuster": {"kind": "vanilla"}},
@@ -59,7 +59,7 @@ class Cell:
         return Path(root) / self.task / self.item / self.name
 
     @classmethod
-    def from_id(cls, cell_id: str) -> "Cell":
+    def from_id(cls, cell_id: str) -> Cell:
         """Inverse of :attr:`id` ("image/kodim03/PE-IGA-RSI")."""
         parts = str(cell_id).strip("/").split("/")
         if len(parts) != 3:
@@ -71,7 +71,7 @@ class Cell:
         return cls(task, item, arch, method)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "Cell":
+    def from_path(cls, path: str | Path) -> Cell:
         """The cell of a file or folder ``…/{task}/{item}/{arch}-{method}[/file]``."""
         p = Path(path)
         if p.is_file() or "-" not in p.name:  # a file inside the cell folder
@@ -95,10 +95,10 @@ def task_section(config: dict, task: str) -> dict:
     try:
         return config["tasks"][task]
     except KeyError:
-        raise ConfigError(f"task {task!r} is not configured; configured: {sorted(config.get('tasks', {}))}")
+        raise ConfigError(f"task {task!r} is not configured; configured: {sorted(config.get('tasks', {}))}") from None
 
 
-def enumerate_cells(config: dict, task: str, group: str | None = None) -> List[Cell]:
+def enumerate_cells(config: dict, task: str, group: str | None = None) -> list[Cell]:
     """All cells of ``task`` (or of one of its named ``grids`` for ablations)."""
     sec = task_section(config, task)
     grid = sec if group is None else sec["grids"][group]
@@ -143,8 +143,10 @@ def resolve_settings(config: dict, cell: Cell) -> dict:
     if cell.variant is not None:
         variants = sec.get("variants", {})
         if cell.variant not in variants:
-            raise ConfigError(f"variant {cell.variant!r} of method {cell.method!r} is not defined in "
-                              f"tasks.{cell.task}.variants; defined: {sorted(variants)}")
+            raise ConfigError(
+                f"variant {cell.variant!r} of method {cell.method!r} is not defined in "
+                f"tasks.{cell.task}.variants; defined: {sorted(variants)}"
+            )
         settings = deep_merge(settings, variants[cell.variant])
     for pattern, over in sorted((sec.get("overrides") or {}).items(), key=lambda kv: _specificity(kv[0])):
         if fnmatch.fnmatchcase(cell.name, pattern) or fnmatch.fnmatchcase(f"{cell.item}/{cell.name}", pattern):

@@ -7,10 +7,11 @@ strict: unknown keys, strings where numbers belong and values outside the allowe
 :class:`ConfigError` with the key path, the value and what is allowed. Torch-free, so that
 ``snakemake -n`` validates every cell of the paper grid quickly.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Dict, List, Literal, Optional, Type, get_origin
+from typing import Any, ClassVar, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -31,7 +32,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
 
-def _models_in(ann: Any) -> List[type]:
+def _models_in(ann: Any) -> list[type]:
     return [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
 
 
@@ -41,7 +42,7 @@ def _walk(cls: Any, loc: tuple) -> tuple:
     Union members appear in locations by their tag ("model.TwoLayer.depth"); they are not keys the
     user wrote, so they are dropped from the path.
     """
-    parts: List[str] = []
+    parts: list[str] = []
     here: Any = cls  # a model class, a list of union members, ("dict", value model) or None
     for part in loc:
         fields = getattr(here, "model_fields", None) if isinstance(here, type) else None
@@ -56,8 +57,14 @@ def _walk(cls: Any, loc: tuple) -> tuple:
             else:
                 here = members[0] if len(members) == 1 else (members or None)
         elif isinstance(here, list):  # a union: the member named by the location's tag
-            here = next((m for m in here if part == m.model_fields.get("architecture", FieldInfo()).default
-                         or part == m.__name__), None)
+            here = next(
+                (
+                    m
+                    for m in here
+                    if part == m.model_fields.get("architecture", FieldInfo()).default or part == m.__name__
+                ),
+                None,
+            )
         elif isinstance(here, tuple):  # a dict's key, then its value's model
             parts.append(str(part))
             here = here[1]
@@ -85,14 +92,16 @@ def _describe(cls: Any, err: dict, prefix: str) -> str:
     if isinstance(value, str) and err["type"] in ("float_type", "int_type", "float_parsing", "int_parsing"):
         try:
             float(value)
-            text += (f" (YAML 1.1 reads {value} as text; write it with a dot and a signed exponent, "
-                     f"e.g. 1.0e-3, or as a plain number)")
+            text += (
+                f" (YAML 1.1 reads {value} as text; write it with a dot and a signed exponent, "
+                f"e.g. 1.0e-3, or as a plain number)"
+            )
         except ValueError:
             pass
     return text
 
 
-def validate(cls: Type[BaseModel], data: Any, prefix: str = "", context: Optional[dict] = None):
+def validate(cls: type[BaseModel], data: Any, prefix: str = "", context: dict | None = None):
     """``cls`` validated from ``data``; any problem raises one ConfigError naming every bad key."""
     try:
         return cls.model_validate({} if data is None else data, context=context)
@@ -127,15 +136,17 @@ class ModelConfig(Strict):
     # the training technique that changes the network
     technique: Literal["none", "fr", "bn"] = "none"
     fr: FRConfig = FRConfig()
-    bn_placement: Optional[Literal["linear_act_bn", "linear_bn_act", "sine_bn"]] = None
+    bn_placement: Literal["linear_act_bn", "linear_bn_act", "sine_bn"] | None = None
 
     @model_validator(mode="after")
     def _bn_placement_fits(self):
         if self.technique == "bn" and self.bn_placement is None:  # the official layouts
             self.bn_placement = {"SIREN": "sine_bn", "PE": "linear_bn_act"}.get(self.architecture, "linear_act_bn")
         if self.technique == "bn" and (self.bn_placement == "sine_bn") != (self.architecture == "SIREN"):
-            raise ValueError(f"bn_placement {self.bn_placement!r} does not fit architecture {self.architecture}; "
-                             "SIREN uses 'sine_bn', ReLU/PE use 'linear_act_bn' or 'linear_bn_act'")
+            raise ValueError(
+                f"bn_placement {self.bn_placement!r} does not fit architecture {self.architecture}; "
+                "SIREN uses 'sine_bn', ReLU/PE use 'linear_act_bn' or 'linear_bn_act'"
+            )
         return self
 
 
@@ -180,7 +191,7 @@ class OptimConfig(Strict):
     # step: lr × gamma once at each multiple of step_size (official image code: once at 3000)
     step_size: int = Field(3000, ge=1)
     gamma: float = Field(0.1, gt=0)
-    max_steps_of_schedule: Optional[int] = Field(None, ge=1)  # official: the scheduler stops after 3100 steps
+    max_steps_of_schedule: int | None = Field(None, ge=1)  # official: the scheduler stops after 3100 steps
     # exponential: lr(t) = lr · final_factor^(t / total)
     final_factor: float = Field(0.1, gt=0)
 
@@ -211,15 +222,15 @@ class TaskSection(Strict):
 
     enabled: bool = True  # a task section that is written is on unless it says otherwise
     dataset: str = ""
-    scale_note: Optional[str] = None
-    items: List[str] = []
-    architectures: List[str] = []
-    methods: List[str] = []
-    settings: Dict[str, Any] = {}  # validated per cell by the task's CellSettings model
-    settings_from: Optional[str] = None  # another task whose settings these start from (one copy, no drift)
-    variants: Dict[str, Dict[str, Any]] = {}
-    overrides: Dict[str, Optional[Dict[str, Any]]] = {}
-    grids: Dict[str, "Grid"] = {}
+    scale_note: str | None = None
+    items: list[str] = []
+    architectures: list[str] = []
+    methods: list[str] = []
+    settings: dict[str, Any] = {}  # validated per cell by the task's CellSettings model
+    settings_from: str | None = None  # another task whose settings these start from (one copy, no drift)
+    variants: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, dict[str, Any] | None] = {}
+    grids: dict[str, Grid] = {}
 
     @field_validator("items", "architectures")
     @classmethod
@@ -241,20 +252,20 @@ class TaskSection(Strict):
         """What a cell's cross-field rules need to know about its item (image size, …)."""
         return {}
 
-    def known_items(self) -> List[str]:
+    def known_items(self) -> list[str]:
         """Items an override pattern may name (beyond those in this run's grid)."""
         return []
 
-    def check(self, info: Optional[ValidationInfo] = None) -> None:
+    def check(self, info: ValidationInfo | None = None) -> None:
         """Section-level rules that need the whole section (figure items among the items, …)."""
 
 
 class Grid(Strict):
     """A named sub-grid (ablations, toy experiments); a missing list falls back to the task's."""
 
-    items: Optional[List[str]] = None
-    architectures: Optional[List[str]] = None
-    methods: Optional[List[str]] = None
+    items: list[str] | None = None
+    architectures: list[str] | None = None
+    methods: list[str] | None = None
 
     @field_validator("items", "architectures")
     @classmethod
@@ -273,12 +284,12 @@ TaskSection.model_rebuild()
 class TaskSpec:
     """What a task registers: its section model and its cells' settings model."""
 
-    def __init__(self, name: str, section: Type[TaskSection], cell: Type[BaseModel]):
+    def __init__(self, name: str, section: type[TaskSection], cell: type[BaseModel]):
         self.name, self.section, self.cell = name, section, cell
 
 
-TASKS: Dict[str, TaskSpec] = {}
+TASKS: dict[str, TaskSpec] = {}
 
 
-def register_task(name: str, section: Type[TaskSection], cell: Type[BaseModel]) -> None:
+def register_task(name: str, section: type[TaskSection], cell: type[BaseModel]) -> None:
     TASKS[name] = TaskSpec(name, section, cell)

@@ -29,6 +29,7 @@ Special cases:
   multi-GPU allocation (``salloc`` + ``--profile profiles/local``) take slots among them, with
   locks kept per SLURM job (GPU ids in a job are the job's own).
 """
+
 from __future__ import annotations
 
 import errno
@@ -39,14 +40,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 DEFAULT_LOCK_DIR = Path("/tmp/iga-gpu-slots")
 
 
-def _parse_visible(value: str) -> List[str]:
+def _parse_visible(value: str) -> list[str]:
     """GPU ids of a CUDA_VISIBLE_DEVICES value ("" or "-1" → none; CUDA stops at the first invalid id)."""
     ids = []
     for part in value.split(","):
@@ -70,7 +71,7 @@ def _nvidia_smi_count() -> int:
     return sum(1 for ln in out.stdout.splitlines() if ln.startswith("GPU "))
 
 
-def available_gpus(env: Optional[Dict[str, str]] = None) -> List[str]:
+def available_gpus(env: dict[str, str] | None = None) -> list[str]:
     """The ids (as CUDA_VISIBLE_DEVICES spells them) of the GPUs jobs on this machine may use."""
     env = os.environ if env is None else env
     forced = env.get("IGA_GPU_COUNT", "").strip()
@@ -85,7 +86,7 @@ def available_gpus(env: Optional[Dict[str, str]] = None) -> List[str]:
     return [str(i) for i in range(_nvidia_smi_count())]
 
 
-def gpu_count(env: Optional[Dict[str, str]] = None) -> int:
+def gpu_count(env: dict[str, str] | None = None) -> int:
     """How many GPUs to give snakemake as ``--resources gpu=N`` (profiles/default uses this)."""
     try:
         return len(available_gpus(env))
@@ -93,7 +94,7 @@ def gpu_count(env: Optional[Dict[str, str]] = None) -> int:
         return 0
 
 
-def default_lock_dir(env: Optional[Dict[str, str]] = None) -> Path:
+def default_lock_dir(env: dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get("IGA_GPU_LOCK_DIR"):
         return Path(env["IGA_GPU_LOCK_DIR"])
@@ -104,10 +105,10 @@ def default_lock_dir(env: Optional[Dict[str, str]] = None) -> Path:
 
 @dataclass
 class Slots:
-    gpus: List[str]      # ids handed to the job ([] for none)
-    fds: List[int]       # open, flock'ed lock files (inheritable), one per GPU
-    visible: str         # the CUDA_VISIBLE_DEVICES value for the job
-    note: str            # one line saying what was decided
+    gpus: list[str]  # ids handed to the job ([] for none)
+    fds: list[int]  # open, flock'ed lock files (inheritable), one per GPU
+    visible: str  # the CUDA_VISIBLE_DEVICES value for the job
+    note: str  # one line saying what was decided
 
     def release(self) -> None:
         for fd in self.fds:
@@ -128,7 +129,7 @@ def _lock_file(lock_dir: Path, gpu: str) -> int:
     return fd
 
 
-def _try_take(lock_dir: Path, gpu: str) -> Optional[int]:
+def _try_take(lock_dir: Path, gpu: str) -> int | None:
     fd = _lock_file(lock_dir, gpu)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,8 +151,15 @@ def _describe(fd: int, label: str) -> None:
         pass
 
 
-def acquire(k: int, label: str = "", lock_dir: Optional[Path] = None, timeout: Optional[float] = None,
-            poll: float = 0.5, env: Optional[Dict[str, str]] = None, log=None) -> Slots:
+def acquire(
+    k: int,
+    label: str = "",
+    lock_dir: Path | None = None,
+    timeout: float | None = None,
+    poll: float = 0.5,
+    env: dict[str, str] | None = None,
+    log=None,
+) -> Slots:
     """Take ``k`` free GPU slots (all or nothing), waiting while fewer are free.
 
     Raises TimeoutError after ``timeout`` seconds (None: wait for ever).
@@ -180,7 +188,7 @@ def acquire(k: int, label: str = "", lock_dir: Optional[Path] = None, timeout: O
     t0 = time.monotonic()
     waited = False
     while True:
-        taken: List[tuple] = []
+        taken: list[tuple] = []
         for gpu in order:
             fd = _try_take(lock_dir, gpu)
             if fd is not None:
@@ -207,7 +215,7 @@ def acquire(k: int, label: str = "", lock_dir: Optional[Path] = None, timeout: O
         time.sleep(poll)
 
 
-def job_environment(slots: Slots, k: int, env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def job_environment(slots: Slots, k: int, env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if env is None else env)
     if k <= 0 or slots.gpus:
         env["CUDA_VISIBLE_DEVICES"] = slots.visible
@@ -216,8 +224,9 @@ def job_environment(slots: Slots, k: int, env: Optional[Dict[str, str]] = None) 
     return env
 
 
-def run(command: Sequence[str], k: int, label: str = "", lock_dir: Optional[Path] = None,
-        timeout: Optional[float] = None) -> int:
+def run(
+    command: Sequence[str], k: int, label: str = "", lock_dir: Path | None = None, timeout: float | None = None
+) -> int:
     """Take the slots and ``exec`` the command with them (does not return on success)."""
     if not command:
         print("gpu-slot: no command given (usage: iga gpu-slot --gpus K -- COMMAND ...)", file=sys.stderr)
@@ -225,8 +234,10 @@ def run(command: Sequence[str], k: int, label: str = "", lock_dir: Optional[Path
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     slots = acquire(k, label=label, lock_dir=lock_dir, timeout=timeout, log=log)
     env = job_environment(slots, k)
-    log(f"gpu-slot: {label or command[0]}: CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '<unset>')}"
-        f" - {slots.note}")
+    log(
+        f"gpu-slot: {label or command[0]}: CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '<unset>')}"
+        f" - {slots.note}"
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -241,6 +252,7 @@ def run(command: Sequence[str], k: int, label: str = "", lock_dir: Optional[Path
 def main(argv=None) -> int:
     """``python -m iga.gpu_slots --gpus K [--label L] -- COMMAND ...`` (same as ``iga gpu-slot``)."""
     import argparse
+
     p = argparse.ArgumentParser(prog="iga gpu-slot", description=__doc__.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)
@@ -249,6 +261,7 @@ def main(argv=None) -> int:
 
 def add_arguments(p) -> None:
     import argparse
+
     p.add_argument("--gpus", type=int, default=1, help="GPUs the job needs (snakemake's resources.gpu)")
     p.add_argument("--label", default="", help="the job, e.g. its cell id (written into the lock file)")
     p.add_argument("--lock-dir", help=f"folder of lock files (default {DEFAULT_LOCK_DIR} or $IGA_GPU_LOCK_DIR)")
@@ -261,8 +274,13 @@ def run_from_args(args) -> int:
     if command and command[0] == "--":
         command = command[1:]
     try:
-        return run(command, args.gpus, label=args.label,
-                   lock_dir=Path(args.lock_dir) if args.lock_dir else None, timeout=args.timeout)
+        return run(
+            command,
+            args.gpus,
+            label=args.label,
+            lock_dir=Path(args.lock_dir) if args.lock_dir else None,
+            timeout=args.timeout,
+        )
     except TimeoutError as exc:
         print(f"gpu-slot: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL

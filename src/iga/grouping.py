@@ -3,6 +3,7 @@
 Tasks own grouping (the adjuster only sees grouped tensors); these helpers build the
 index maps for the layouts the paper uses.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,7 @@ from .configs import ConfigError
 def interval_groups(n: int, group_size: int) -> torch.Tensor:
     """Contiguous 1D intervals of ``group_size`` consecutive points (toy studies)."""
     if group_size < 1 or n % group_size:
-        raise ConfigError(f"group_size={group_size} must divide the number of points n={n}; "
-                          f"allowed: divisors of {n}")
+        raise ConfigError(f"group_size={group_size} must divide the number of points n={n}; allowed: divisors of {n}")
     return torch.arange(n).reshape(n // group_size, group_size)
 
 

@@ -3,6 +3,7 @@
 A metric that cannot be computed is a :class:`Missing` value with a reason — never NaN and
 never a number from random weights.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,6 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 
@@ -28,11 +28,11 @@ class Missing:
         return {"missing": True, "reason": self.reason}
 
 
-MetricValue = Union[float, Missing]
+MetricValue = float | Missing
 
 
 def psnr_from_mse(mse: float, peak: float = 1.0) -> float:
-    return float(10.0 * math.log10(peak ** 2 / max(mse, 1e-30)))
+    return float(10.0 * math.log10(peak**2 / max(mse, 1e-30)))
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -47,6 +47,7 @@ def psnr(pred: np.ndarray, target: np.ndarray) -> float:
 def ssim(pred_u8: np.ndarray, target_u8: np.ndarray) -> float:
     """SSIM of two uint8 H×W×C images (scikit-image, channel axis last)."""
     from skimage.metrics import structural_similarity
+
     return float(structural_similarity(pred_u8, target_u8, channel_axis=-1, data_range=255))
 
 
@@ -61,7 +62,7 @@ def _sha256(path: Path) -> str:
 LPIPS_OFFLINE = "AlexNet weights not available offline (see README › LPIPS)"
 
 
-def alexnet_weights_status(status_file: Optional[Path] = None, weights: Optional[Path] = None) -> dict:
+def alexnet_weights_status(status_file: Path | None = None, weights: Path | None = None) -> dict:
     """Where the real AlexNet weights are, or why not: {"available": bool, "path"|"reason": str}."""
     if status_file is not None and Path(status_file).exists():
         st = json.loads(Path(status_file).read_text())
@@ -79,17 +80,24 @@ def alexnet_weights_status(status_file: Optional[Path] = None, weights: Optional
         return {"available": False, "reason": LPIPS_OFFLINE}
     digest = _sha256(weights)
     if not digest.startswith(ALEXNET_SHA256_PREFIX):
-        return {"available": False, "reason": f"{weights} has SHA-256 {digest[:16]}…, expected prefix {ALEXNET_SHA256_PREFIX}"}
+        return {
+            "available": False,
+            "reason": f"{weights} has SHA-256 {digest[:16]}…, expected prefix {ALEXNET_SHA256_PREFIX}",
+        }
     return {"available": True, "path": str(weights)}
 
 
 class LPIPS:
     """LPIPS-alex with the real torchvision AlexNet weights, or a Missing value explaining why not."""
 
-    def __init__(self, status_file: Optional[Path] = None, weights: Optional[Path] = None,
-                 disabled_reason: Optional[str] = None):
-        self.status = ({"available": False, "reason": disabled_reason} if disabled_reason
-                       else alexnet_weights_status(status_file, weights))
+    def __init__(
+        self, status_file: Path | None = None, weights: Path | None = None, disabled_reason: str | None = None
+    ):
+        self.status = (
+            {"available": False, "reason": disabled_reason}
+            if disabled_reason
+            else alexnet_weights_status(status_file, weights)
+        )
         self._net = None
 
     @property
@@ -116,6 +124,7 @@ class LPIPS:
         if not self.available:
             return Missing(self.status["reason"])
         import torch
+
         if self._net is None:
             self._net = self._load()
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None]

@@ -11,11 +11,11 @@
 
 Multi-output networks are reduced to one scalar by "sum of logits": g(x) = Σ_o f_o(x)/√O.
 """
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -34,15 +34,17 @@ def sum_of_logits(out: torch.Tensor) -> torch.Tensor:
     return out.sum(dim=-1) / math.sqrt(out.shape[-1])
 
 
-def _trainable(model: nn.Module) -> Dict[str, torch.Tensor]:
+def _trainable(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.named_parameters() if v.requires_grad}
 
 
 def _check_no_batch_coupling(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
-            raise ConfigError("the eNTK is per-sample and undefined for a model with BatchNorm in "
-                              "training mode; IGA and BN are separate methods (use method 'IGA' or 'BN')")
+            raise ConfigError(
+                "the eNTK is per-sample and undefined for a model with BatchNorm in "
+                "training mode; IGA and BN are separate methods (use method 'IGA' or 'BN')"
+            )
 
 
 def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +61,7 @@ def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([g[k].reshape(x.shape[0], -1) for k in params], dim=1)
 
 
-def _linear_layers(model: nn.Module) -> List[nn.Module] | None:
+def _linear_layers(model: nn.Module) -> list[nn.Module] | None:
     """The layers holding every trainable parameter, or None if some parameter is elsewhere."""
     layers, covered = [], set()
     for m in model.modules():
@@ -73,9 +75,9 @@ def _linear_layers(model: nn.Module) -> List[nn.Module] | None:
     return layers
 
 
-def _layer_factors(model: nn.Module, x: torch.Tensor, layers) -> List[Tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+def _layer_factors(model: nn.Module, x: torch.Tensor, layers) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
     """One forward + one backward: for each layer its effective inputs A and output grads Δ."""
-    captured: Dict[nn.Module, list] = {m: [] for m in layers}
+    captured: dict[nn.Module, list] = {m: [] for m in layers}
 
     def hook(mod, inputs, output):
         captured[mod].append((inputs[0], output))
@@ -165,9 +167,15 @@ def _identity_like(K: torch.Tensor) -> torch.Tensor:
     return torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
 
 
-def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start: int = 0,
-                          variant: str = "official", solver: str = "auto",
-                          eigensolver: "TopkEigensolver | None" = None) -> torch.Tensor:
+def transformation_matrix(
+    K: torch.Tensor,
+    end: int,
+    target: str = "end",
+    start: int = 0,
+    variant: str = "official",
+    solver: str = "auto",
+    eigensolver: TopkEigensolver | None = None,
+) -> torch.Tensor:
     """S with the eigenvectors of K that balances the eigenvalues with index in [start, end).
 
     Eigenvalues sorted descending, 0-based, ``end`` exclusive, λ_t = λ_end ("end", Adam) or
@@ -188,10 +196,12 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
     n = K.shape[0]
     max_end = n - 1 if target == "end" else n
     if not (0 <= start < end <= max_end):
-        raise ConfigError(f"end={end} (start={start}) does not fit {n} sampled groups: need "
-                          f"0 <= start < end <= {max_end} (target={target!r} uses λ_end, so end < n)"
-                          if target == "end" else
-                          f"end={end} (start={start}) does not fit {n} sampled groups: need 0 <= start < end <= {n}")
+        raise ConfigError(
+            f"end={end} (start={start}) does not fit {n} sampled groups: need "
+            f"0 <= start < end <= {max_end} (target={target!r} uses λ_end, so end < n)"
+            if target == "end"
+            else f"end={end} (start={start}) does not fit {n} sampled groups: need 0 <= start < end <= {n}"
+        )
     eye = _identity_like(K)
     if not torch.isfinite(K).all():
         log.warning("IGA: kernel has non-finite entries; using S = I for this step")
@@ -208,8 +218,10 @@ def transformation_matrix(K: torch.Tensor, end: int, target: str = "end", start:
         if pairs is None:
             es.counts["fallbacks"] += 1
             if es.counts["fallbacks"] in (1, 10, 100, 1000, 10000):
-                log.warning("IGA: topk eigensolver did not converge (%d time(s) so far); using eigh for this step",
-                            es.counts["fallbacks"])
+                log.warning(
+                    "IGA: topk eigensolver did not converge (%d time(s) so far); using eigh for this step",
+                    es.counts["fallbacks"],
+                )
     if pairs is None:
         if not topk:  # a fallback is counted as such, not as an eigh step
             es.counts["eigh"] += 1
@@ -248,6 +260,7 @@ def _use_topk(solver: str, n: int, block: int) -> bool:
         return False
     return solver == "topk" or (solver == "auto" and n >= AUTO_TOPK_MIN_GROUPS)
 
+
 # --- top-k eigenpairs: IGA needs only the top `end` (+1) of n ------------------------------------
 SOLVERS = ("eigh", "topk", "auto")
 # `auto` uses topk from this many groups on. Chosen from `benchmarks/iga_group_scaling.py --solve-only`
@@ -267,7 +280,8 @@ class TopkEigensolver:
     θ_w the smallest wanted Ritz value: S's sensitivity to K is ~1/λ_end, so a residual relative to
     λ_0 (ReLU: λ_0/λ_25 ≈ 6000) would not bound S's error. Rayleigh–Ritz in float64; the kernel
     products (n²·block, cheap next to eigh's n³) in float64 for steep spectra and in float32 for flat
-    ones (λ_end/λ_0 ≥ 1e-2), whose result is then checked with one float64 product. tol = 1e-4 gave S within 2e-5 (relative
+    ones (λ_end/λ_0 ≥ 1e-2), whose result is then checked with one float64 product. tol = 1e-4 gave S
+    within 2e-5 (relative
     Frobenius of S − I) of float64 eigh on real ReLU/PE/SIREN eNTKs. The basis stays below n − block
     columns (restarts) so it never exhausts the space. After ``max_iter`` products :meth:`top`
     returns None and the caller falls back to ``eigh``.
@@ -329,7 +343,7 @@ class TopkEigensolver:
         """Block Lanczos with products by ``Kmv``: (θ, V, next start, iterations) or (None, …, its)."""
         n = K64.shape[0]
         limit = min(self.max_blocks * b, n - b)  # below n: the Krylov space never exhausts
-        mv = (lambda X: (Kmv @ X.to(Kmv.dtype)).double())
+        mv = lambda X: (Kmv @ X.to(Kmv.dtype)).double()
         B = self._orth(start.double(), None)
         KB = mv(B)
         H = B.T @ KB  # Rayleigh quotient, grown block by block
@@ -359,10 +373,14 @@ class TopkEigensolver:
             B, KB = torch.cat([B, Q], 1), torch.cat([KB, KQ], 1)
         return None, None, None, max_iter
 
-    def stats(self) -> Dict[str, float]:
+    def stats(self) -> dict[str, float]:
         c = self.counts
-        return {"eig_topk_steps": c["topk"], "eig_eigh_steps": c["eigh"], "eig_fallbacks": c["fallbacks"],
-                "eig_topk_mean_iterations": round(c["iterations"] / max(c["topk"] + c["fallbacks"], 1), 3)}
+        return {
+            "eig_topk_steps": c["topk"],
+            "eig_eigh_steps": c["eigh"],
+            "eig_fallbacks": c["fallbacks"],
+            "eig_topk_mean_iterations": round(c["iterations"] / max(c["topk"] + c["fallbacks"], 1), 3),
+        }
 
 
 def analytic_relu_ntk(x: torch.Tensor) -> torch.Tensor:

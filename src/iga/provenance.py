@@ -1,6 +1,7 @@
 """Provenance helpers: git commit, code hash, settings fingerprint, peak memory, device, atomic writes.
 
 The result record built from them is :mod:`iga.result_record`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,19 +11,25 @@ import platform
 import resource
 import secrets
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator
+from typing import IO, Any
 
 import iga
 
 
-def git_commit(cwd: Path | None = None) -> Dict[str, Any]:
+def git_commit(cwd: Path | None = None) -> dict[str, Any]:
     cwd = cwd or Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if rev.returncode == 0:
             return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):
@@ -46,12 +53,13 @@ def settings_fingerprint(settings: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def peak_memory() -> Dict[str, float]:
+def peak_memory() -> dict[str, float]:
     out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     try:
         import torch
+
         if torch.cuda.is_available():
-            out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+            out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     except ImportError:
         pass
     return out
@@ -60,6 +68,7 @@ def peak_memory() -> Dict[str, float]:
 def device_description(device: str) -> str:
     if device.startswith("cuda"):
         import torch
+
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 

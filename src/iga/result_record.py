@@ -18,6 +18,7 @@ measured:
 
 The cost table (:mod:`iga.report.cost`) reads only this record.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -28,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import iga
 
@@ -41,9 +42,10 @@ TIME_PER_ITERATION = (
     f"median wall time of one optimisation step (batch, forward, loss with the gradient adjuster, backward, "
     f"optimiser update) over the steps run by the job that trained the cell, skipping its first "
     f"{WARMUP_STEPS} steps as warm-up when it ran more than {WARMUP_STEPS}; evaluation, logging and "
-    f"checkpointing are not part of a step")
+    f"checkpointing are not part of a step"
+)
 
-_job_start: Optional[float] = None
+_job_start: float | None = None
 
 
 def start_job() -> None:
@@ -64,12 +66,13 @@ class StepTimer:
 
     def __init__(self, synchronize: bool = False):
         self.synchronize = synchronize  # CUDA: wait for the step's kernels, or the time is the launch's
-        self.durations: List[float] = []
-        self._t: Optional[float] = None
+        self.durations: list[float] = []
+        self._t: float | None = None
 
     def _sync(self) -> None:
         if self.synchronize:
             import torch
+
             torch.cuda.synchronize()
 
     def start(self) -> None:
@@ -87,7 +90,7 @@ class StepTimer:
     def steps(self) -> int:
         return len(self.durations)
 
-    def time_per_iteration(self) -> Optional[float]:
+    def time_per_iteration(self) -> float | None:
         """:data:`TIME_PER_ITERATION`; None when the job ran no step."""
         d = self.durations[WARMUP_STEPS:] if len(self.durations) > WARMUP_STEPS else self.durations
         return statistics.median(d) if d else None
@@ -96,28 +99,34 @@ class StepTimer:
 @dataclass
 class Training:
     """What a job's training loop measured (the trainer of each task fills it)."""
+
     steps_this_run: int
-    iterations: int                  # the cell's total after this job
+    iterations: int  # the cell's total after this job
     train_time_this_run_s: float
-    train_time_total_s: float        # over every job that trained the cell (resumes)
-    time_per_iteration_s: Optional[float]
-    resumed_from_step: Optional[int] = None  # None: trained from step 0 (or nothing to train)
-    extra: Dict[str, Any] = field(default_factory=dict)
+    train_time_total_s: float  # over every job that trained the cell (resumes)
+    time_per_iteration_s: float | None
+    resumed_from_step: int | None = None  # None: trained from step 0 (or nothing to train)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_timer(cls, timer: StepTimer, iterations: int, this_run_s: float, total_s: float,
-                   resumed_from_step: Optional[int] = None) -> "Training":
+    def from_timer(
+        cls, timer: StepTimer, iterations: int, this_run_s: float, total_s: float, resumed_from_step: int | None = None
+    ) -> Training:
         return cls(timer.steps, int(iterations), this_run_s, total_s, timer.time_per_iteration(), resumed_from_step)
 
 
-def build_record(cell_id: str, settings: dict, seed: Optional[int], device: str, job_start: float,
-                 training: Training, **task_fields) -> Dict[str, Any]:
+def build_record(
+    cell_id: str, settings: dict, seed: int | None, device: str, job_start: float, training: Training, **task_fields
+) -> dict[str, Any]:
     """The record of one job; raises if its job wall time does not enclose its training loop."""
     import torch
+
     job_wall = time.perf_counter() - job_start
     if job_wall + 1e-6 < training.train_time_this_run_s:
-        raise ValueError(f"job wall time {job_wall:.3f} s < training loop {training.train_time_this_run_s:.3f} s "
-                         f"for {cell_id}: the job clock must start before training (take_job_start first)")
+        raise ValueError(
+            f"job wall time {job_wall:.3f} s < training loop {training.train_time_this_run_s:.3f} s "
+            f"for {cell_id}: the job clock must start before training (take_job_start first)"
+        )
     now = _dt.datetime.now(_dt.timezone.utc)
     started = now - _dt.timedelta(seconds=job_wall)
     rec = {
@@ -155,7 +164,7 @@ def build_record(cell_id: str, settings: dict, seed: Optional[int], device: str,
     return rec
 
 
-def write_record(out_dir: Path, *args, **kwargs) -> Dict[str, Any]:
+def write_record(out_dir: Path, *args, **kwargs) -> dict[str, Any]:
     """:func:`build_record` → ``out_dir/provenance.json`` (atomic); returns the record."""
     rec = build_record(*args, **kwargs)
     write_json(rec, Path(out_dir) / RECORD_FILE)

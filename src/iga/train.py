@@ -15,6 +15,7 @@ task sets up state that follows the checkpoint):
   ``checkpoint.pt.corrupt-<UTC time>`` with a warning naming it, and the cell trains from scratch;
 * of other settings: ignored (training starts afresh and overwrites it).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -23,9 +24,10 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -36,15 +38,26 @@ from .provenance import atomic_file
 from .result_record import StepTimer, Training
 
 log = logging.getLogger(__name__)
-_STATE_KEYS = ("step", "model", "optimizer", "adjuster", "generator", "torch_rng", "best_score", "best_step",
-               "best_state", "last_metrics", "elapsed")
+_STATE_KEYS = (
+    "step",
+    "model",
+    "optimizer",
+    "adjuster",
+    "generator",
+    "torch_rng",
+    "best_score",
+    "best_step",
+    "best_state",
+    "last_metrics",
+    "elapsed",
+)
 
 
 @dataclass
 class Batch:
-    inputs: torch.Tensor   # [G, P, in]
+    inputs: torch.Tensor  # [G, P, in]
     targets: torch.Tensor  # [G, P, out]
-    adjust: bool = True    # False: a plain MSE step (e.g. occupancy leftovers)
+    adjust: bool = True  # False: a plain MSE step (e.g. occupancy leftovers)
 
 
 class Task(Protocol):
@@ -52,10 +65,10 @@ class Task(Protocol):
 
     def batch(self, step: int, generator: torch.Generator) -> Batch: ...
 
-    def step_metrics(self, step: int, batch_mse: float) -> Optional[Dict[str, float]]:
+    def step_metrics(self, step: int, batch_mse: float) -> dict[str, float] | None:
         """Metrics of the pre-step state from this step's loss (full-batch tasks), or None."""
 
-    def evaluate(self, model: nn.Module, step: int) -> Optional[Dict[str, float]]:
+    def evaluate(self, model: nn.Module, step: int) -> dict[str, float] | None:
         """Periodic evaluation after ``step`` (e.g. once per epoch), or None."""
 
 
@@ -69,6 +82,7 @@ def seed_everything(seed: int) -> None:
     import random
 
     import numpy as np
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -95,21 +109,22 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
 class TrainResult:
     best_score: float
     best_step: int
-    final_metrics: Dict[str, float]
-    best_state: Dict[str, torch.Tensor]
+    final_metrics: dict[str, float]
+    best_state: dict[str, torch.Tensor]
     wall_time_s: float
     device: str
     steps: int
     history: list = field(default_factory=list)
-    resumed_from_step: Optional[int] = None  # None: this invocation trained from step 0
-    train_time_this_run_s: float = 0.0      # training-loop time of this invocation (wall_time_s: all of them)
+    resumed_from_step: int | None = None  # None: this invocation trained from step 0
+    train_time_this_run_s: float = 0.0  # training-loop time of this invocation (wall_time_s: all of them)
     timer: StepTimer = field(default_factory=StepTimer)  # this invocation's optimisation steps
-    extra: Dict[str, Any] = field(default_factory=dict)  # per-run counters for the record (e.g. solver fallbacks)
+    extra: dict[str, Any] = field(default_factory=dict)  # per-run counters for the record (e.g. solver fallbacks)
 
     def training(self) -> Training:
         """What the result record says about this invocation's training (iga.result_record)."""
-        t = Training.from_timer(self.timer, self.steps, self.train_time_this_run_s, self.wall_time_s,
-                                self.resumed_from_step)
+        t = Training.from_timer(
+            self.timer, self.steps, self.train_time_this_run_s, self.wall_time_s, self.resumed_from_step
+        )
         t.extra.update(self.extra)
         return t
 
@@ -124,8 +139,9 @@ def move_aside_corrupt(path: Path, problem: str) -> Path:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, aside)
-    log.warning("%s cannot be resumed (%s); moved it to %s and training this cell from scratch",
-                path, problem[:200], aside)
+    log.warning(
+        "%s cannot be resumed (%s); moved it to %s and training this cell from scratch", path, problem[:200], aside
+    )
     return aside
 
 
@@ -138,10 +154,19 @@ def load_problem(exc: BaseException) -> str:
 class Trainer:
     """``Trainer(model, task, adjuster, optim, train, workdir).fit()``."""
 
-    def __init__(self, model: nn.Module, task: Task, adjuster: Optional[GradientAdjuster],
-                 optim: OptimConfig, train: TrainConfig, workdir: Optional[Path] = None,
-                 evaluate_every: int = 0, generator: Optional[torch.Generator] = None,
-                 on_checkpoint: Optional[Callable[[int], None]] = None, fingerprint: str = ""):
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        adjuster: GradientAdjuster | None,
+        optim: OptimConfig,
+        train: TrainConfig,
+        workdir: Path | None = None,
+        evaluate_every: int = 0,
+        generator: torch.Generator | None = None,
+        on_checkpoint: Callable[[int], None] | None = None,
+        fingerprint: str = "",
+    ):
         self.device = resolve_device(train.device)
         self.model = model.to(self.device)
         self.task = task
@@ -158,27 +183,34 @@ class Trainer:
         self.step = 0
         self.best_score = -math.inf
         self.best_step = -1
-        self.best_state: Dict[str, torch.Tensor] = {}
-        self.last_metrics: Dict[str, float] = {}
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.last_metrics: dict[str, float] = {}
         self.elapsed = 0.0
-        self.resumed_from: Optional[int] = None
+        self.resumed_from: int | None = None
         self._found = self._vet_checkpoint()  # a resumable checkpoint's state, or None
 
     # --- checkpoints ---------------------------------------------------------------
     @property
-    def ckpt_path(self) -> Optional[Path]:
+    def ckpt_path(self) -> Path | None:
         return self.workdir / "checkpoint.pt" if self.workdir else None
 
     @property
-    def log_path(self) -> Optional[Path]:
+    def log_path(self) -> Path | None:
         return self.workdir / "train_log.jsonl" if self.workdir else None
 
     def _state(self) -> dict:
         return {
-            "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "adjuster": self.adjuster.state_dict(), "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "best_score": self.best_score, "best_step": self.best_step,
-            "best_state": self.best_state, "last_metrics": self.last_metrics, "elapsed": self.elapsed,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "adjuster": self.adjuster.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "best_state": self.best_state,
+            "last_metrics": self.last_metrics,
+            "elapsed": self.elapsed,
             "fingerprint": self.fingerprint,
         }
 
@@ -189,7 +221,7 @@ class Trainer:
         if self.on_checkpoint:
             self.on_checkpoint(self.step)
 
-    def _vet_checkpoint(self) -> Optional[dict]:
+    def _vet_checkpoint(self) -> dict | None:
         """Read the checkpoint once; move aside an unreadable one, remove a finished one (module doc)."""
         path = self.ckpt_path
         if path is None or not path.exists():
@@ -207,8 +239,13 @@ class Trainer:
             return None
         if st["step"] >= self.cfg.iterations:
             path.unlink()
-            log.info("%s is of a finished run (step %d of %d): the job was forced or its inputs changed; "
-                     "retraining from scratch", path, st["step"], self.cfg.iterations)
+            log.info(
+                "%s is of a finished run (step %d of %d): the job was forced or its inputs changed; "
+                "retraining from scratch",
+                path,
+                st["step"],
+                self.cfg.iterations,
+            )
             return None
         return st
 
@@ -221,8 +258,11 @@ class Trainer:
             return f"missing {missing}"
         own = self.model.state_dict()
         theirs = st["model"]
-        if not isinstance(theirs, dict) or set(theirs) != set(own) or any(
-                getattr(theirs[k], "shape", None) != own[k].shape for k in own):
+        if (
+            not isinstance(theirs, dict)
+            or set(theirs) != set(own)
+            or any(getattr(theirs[k], "shape", None) != own[k].shape for k in own)
+        ):
             return "its model state does not fit this model"
         if not isinstance(st["step"], int) or st["step"] < 0:
             return f"step={st['step']!r}"
@@ -255,8 +295,12 @@ class Trainer:
                 rec = json.loads(ln)
             except json.JSONDecodeError:
                 continue
-            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] < step \
-                    and (not keep or rec["step"] > keep[-1]["step"]):
+            if (
+                isinstance(rec, dict)
+                and isinstance(rec.get("step"), int)
+                and rec["step"] < step
+                and (not keep or rec["step"] > keep[-1]["step"])
+            ):
                 keep.append(rec)
         with atomic_file(self.log_path) as f:
             f.writelines(json.dumps(rec) + "\n" for rec in keep)
@@ -268,7 +312,7 @@ class Trainer:
             g["lr"] = lr
         return lr
 
-    def _consider(self, metrics: Optional[Dict[str, float]], state_fn) -> None:
+    def _consider(self, metrics: dict[str, float] | None, state_fn) -> None:
         if not metrics:
             return
         self.last_metrics = dict(metrics)
@@ -277,7 +321,7 @@ class Trainer:
             self.best_score, self.best_step = float(score), self.step
             self.best_state = state_fn()
 
-    def _snapshot(self) -> Dict[str, torch.Tensor]:
+    def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def fit(self, resume: bool = True) -> TrainResult:
@@ -287,9 +331,15 @@ class Trainer:
             self.workdir.mkdir(parents=True, exist_ok=True)
         if not (resume and self.try_resume()) and self.log_path and self.log_path.exists():
             self.log_path.unlink()
-        logf = open(self.log_path, "a") if self.log_path else None
-        bar = tqdm(total=self.cfg.iterations, initial=self.step, disable=not self.cfg.progress,
-                   mininterval=1.0, dynamic_ncols=True, desc=getattr(self.task, "name", "train"))
+        logf = open(self.log_path, "a") if self.log_path else None  # noqa: SIM115  closed in the finally below
+        bar = tqdm(
+            total=self.cfg.iterations,
+            initial=self.step,
+            disable=not self.cfg.progress,
+            mininterval=1.0,
+            dynamic_ncols=True,
+            desc=getattr(self.task, "name", "train"),
+        )
         elapsed_before = self.elapsed  # training time of earlier invocations (0 unless resumed)
         timer = StepTimer(synchronize=self.device.type == "cuda")
         t0 = time.perf_counter() - self.elapsed
@@ -322,13 +372,21 @@ class Trainer:
                     self._consider(metrics, self._snapshot)
                 self.elapsed = time.perf_counter() - t0
                 if logf and (self.step % self.cfg.log_every == 0 or self.step == self.cfg.iterations):
-                    rec = {"step": self.step - 1, "loss": batch_mse, "lr": lr, "time_s": round(self.elapsed, 4),
-                           "device": self.device.type}
+                    rec = {
+                        "step": self.step - 1,
+                        "loss": batch_mse,
+                        "lr": lr,
+                        "time_s": round(self.elapsed, 4),
+                        "device": self.device.type,
+                    }
                     rec.update({k: v for k, v in self.last_metrics.items()})
                     logf.write(json.dumps(rec) + "\n")
                 score = self.last_metrics.get(self.task.score_name)
-                bar.set_postfix(loss=f"{batch_mse:.3g}", refresh=False,
-                                **({self.task.score_name: f"{score:.4g}"} if score is not None else {}))
+                bar.set_postfix(
+                    loss=f"{batch_mse:.3g}",
+                    refresh=False,
+                    **({self.task.score_name: f"{score:.4g}"} if score is not None else {}),
+                )
                 bar.update(1)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                     if logf:  # the log reaches the disk before the checkpoint that vouches for it
@@ -339,7 +397,15 @@ class Trainer:
             bar.close()
             if logf:
                 logf.close()
-        return TrainResult(self.best_score, self.best_step, dict(self.last_metrics),
-                           self.best_state or self._snapshot(), self.elapsed, str(self.device), self.step,
-                           resumed_from_step=self.resumed_from,
-                           train_time_this_run_s=self.elapsed - elapsed_before, timer=timer)
+        return TrainResult(
+            self.best_score,
+            self.best_step,
+            dict(self.last_metrics),
+            self.best_state or self._snapshot(),
+            self.elapsed,
+            str(self.device),
+            self.step,
+            resumed_from_step=self.resumed_from,
+            train_time_this_run_s=self.elapsed - elapsed_before,
+            timer=timer,
+        )

@@ -5,10 +5,10 @@ and validates every cell with its task's registered settings model (iga.configs.
 rejects override patterns that can match no cell. ``workflow/schemas/config.schema.yaml`` is
 generated from the same models (:func:`json_schema`, ``iga config-schema``), so the two never drift.
 """
+
 from __future__ import annotations
 
 import fnmatch
-from typing import Dict, List, Optional
 
 from pydantic import Field, create_model, field_validator
 
@@ -40,7 +40,7 @@ class ExtractLimits(Strict):
 class DataConfig(Strict):
     # rules pass {input}/{output} under root unquoted: no spaces or shell characters
     root: str = Field("data", pattern=r"^[A-Za-z0-9_./-]+$", description="letters, digits and _ . / - only")
-    mirror: Optional[str] = None  # a local folder or URL prefix searched before the real URLs (spaces are fine)
+    mirror: str | None = None  # a local folder or URL prefix searched before the real URLs (spaces are fine)
     retries: int = Field(4, ge=0)
     timeout_s: float = Field(7200, gt=0, description="deadline of one download attempt, in total")
     min_rate_bytes_per_s: float = Field(1024, ge=0, description="0: no minimum rate")
@@ -52,8 +52,7 @@ class LpipsConfig(Strict):
     enabled: bool = True  # AlexNet weights are fetched (checksummed); if they can't be, LPIPS is "missing"
 
 
-Tasks = create_model("Tasks", __base__=Strict,
-                     **{name: (Optional[spec.section], None) for name, spec in TASKS.items()})
+Tasks = create_model("Tasks", __base__=Strict, **{name: (spec.section | None, None) for name, spec in TASKS.items()})
 
 
 class WorkflowConfig(Strict):
@@ -61,7 +60,7 @@ class WorkflowConfig(Strict):
     scale_note: str = ""
     data: DataConfig = DataConfig()
     lpips: LpipsConfig = LpipsConfig()
-    resources: Dict[str, Resource] = {}
+    resources: dict[str, Resource] = {}
     tasks: Tasks = Tasks()
 
     @field_validator("resources")
@@ -96,9 +95,11 @@ def _check_overrides(section, task: str) -> None:
             continue
         if any(fnmatch.fnmatchcase(f"{i}/{n}", pattern) for i in items for n in names):
             continue
-        raise ConfigError(f"tasks.{task}.overrides: pattern {pattern!r} matches no cell; a pattern is "
-                          f"'ARCH-METHOD' or 'ITEM/ARCH-METHOD' with items among {items} and "
-                          f"architectures/methods such as {names[:6]}…")
+        raise ConfigError(
+            f"tasks.{task}.overrides: pattern {pattern!r} matches no cell; a pattern is "
+            f"'ARCH-METHOD' or 'ITEM/ARCH-METHOD' with items among {items} and "
+            f"architectures/methods such as {names[:6]}…"
+        )
 
 
 def validate_config(config: dict) -> WorkflowConfig:
@@ -109,8 +110,10 @@ def validate_config(config: dict) -> WorkflowConfig:
         if section is None or not section.enabled:
             continue
         if section.settings_from is not None and getattr(cfg.tasks, section.settings_from, None) is None:
-            raise ConfigError(f"tasks.{task}.settings_from={section.settings_from!r} is not a configured task; "
-                              f"configured: {[t for t in TASKS if getattr(cfg.tasks, t) is not None]}")
+            raise ConfigError(
+                f"tasks.{task}.settings_from={section.settings_from!r} is not a configured task; "
+                f"configured: {[t for t in TASKS if getattr(cfg.tasks, t) is not None]}"
+            )
         _check_overrides(section, task)
         model = TASKS[task].cell
         for group in [None] + sorted(section.grids):
@@ -125,11 +128,13 @@ def validate_config(config: dict) -> WorkflowConfig:
 def json_schema() -> dict:
     schema = WorkflowConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["description"] = ("iga-repro configuration (config.yaml + preset overlays). GENERATED from "
-                             "iga.workflow_config.WorkflowConfig by `iga config-schema`: do not edit by hand. "
-                             "Each cell's resolved settings are further checked by its task's settings model.")
+    schema["description"] = (
+        "iga-repro configuration (config.yaml + preset overlays). GENERATED from "
+        "iga.workflow_config.WorkflowConfig by `iga config-schema`: do not edit by hand. "
+        "Each cell's resolved settings are further checked by its task's settings model."
+    )
     return schema
 
 
-def task_names() -> List[str]:
+def task_names() -> list[str]:
     return sorted(TASKS)

@@ -13,19 +13,23 @@
 import json as _json
 import sys as _sys
 
-
 if enabled("image_ablation"):
     ABL = task_config("image_ablation")
     ABL_GRIDS = ("table4", "table5", "variants")
     ABL_NOTE = ABL.get("scale_note", SCALE_NOTE)
     _abl_missing = [g for g in ABL_GRIDS if g not in (ABL.get("grids") or {})]
     if _abl_missing:
-        raise WorkflowError(f"invalid config: tasks.image_ablation.grids lacks {_abl_missing} "
-                            f"(needs {list(ABL_GRIDS)}; each {{items?, architectures?, methods}})")
+        raise WorkflowError(
+            f"invalid config: tasks.image_ablation.grids lacks {_abl_missing} "
+            f"(needs {list(ABL_GRIDS)}; each {{items?, architectures?, methods}})"
+        )
     # a table whose grid has no cells (e.g. the mini preset's table5/variants) is not written at all,
     # rather than as an empty table that could be mistaken for a result
-    ABL_TABLES = [t for t in ("table4_sampling", "table5_group_size", "variants_paper_vs_code")
-                  if enumerate_cells(config, "image_ablation", t.split("_")[0])]
+    ABL_TABLES = [
+        t
+        for t in ("table4_sampling", "table5_group_size", "variants_paper_vs_code")
+        if enumerate_cells(config, "image_ablation", t.split("_")[0])
+    ]
 
     def ablation_cells():
         """The cells of all grids, each once, in grid order."""
@@ -73,9 +77,12 @@ if enabled("image_ablation"):
         if _twin:
             _abl_reused.append(_c)
     if _abl_reused:
-        print(f"image_ablation: {len(_abl_reused)} of {len(ABL_METRICS)} cells reuse identical image cells "
-              f"({', '.join(sorted({c.method for c in _abl_reused}))}; {WORK}/image/) instead of training again "
-              "(set tasks.image_ablation.reuse_image_cells: false to train them separately)", file=_sys.stderr)
+        print(
+            f"image_ablation: {len(_abl_reused)} of {len(ABL_METRICS)} cells reuse identical image cells "
+            f"({', '.join(sorted({c.method for c in _abl_reused}))}; {WORK}/image/) instead of training again "
+            "(set tasks.image_ablation.reuse_image_cells: false to train them separately)",
+            file=_sys.stderr,
+        )
 
     rule train_image_ablation:
         input:
@@ -87,17 +94,18 @@ if enabled("image_ablation"):
             f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}.tsv"
-        params:
-            settings=cell_settings("image_ablation"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            code_version=RESULTS_VERSION,
         threads: job_resources("train_image_ablation")["threads"]
         resources:
             gpu=job_resources("train_image_ablation")["gpu"],
             mem_mb=job_resources("train_image_ablation")["mem_mb"],
             runtime=job_resources("train_image_ablation")["runtime"],
+        params:
+            settings=cell_settings("image_ablation"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            code_version=RESULTS_VERSION,
         shell:
-            GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
+            GPU_SLOT
+            + " iga train-image --settings {params.settings:q} --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
             " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -132,8 +140,14 @@ if enabled("image_ablation"):
         log:
             f"{LOGS}/report/tables_image_ablation.log",
         params:
-            grids=_json.dumps({"items": ABL.get("items", []), "architectures": ABL.get("architectures", []),
-                               "grids": {g: ABL["grids"][g] for g in ABL_GRIDS}}, sort_keys=True),
+            grids=_json.dumps(
+                {
+                    "items": ABL.get("items", []),
+                    "architectures": ABL.get("architectures", []),
+                    "grids": {g: ABL["grids"][g] for g in ABL_GRIDS},
+                },
+                sort_keys=True,
+            ),
             dataset=ABL["dataset"],
             tables=",".join(ABL_TABLES),
             note=ABL_NOTE,
@@ -158,14 +172,18 @@ if any(enabled(t) for t in config.get("tasks", {})):
         output:
             csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
             md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
-            figure=report(f"{RESULTS}/figures/cost_overview.png", category="Compute cost",
-                          caption="../report/cost_figure.rst"),
+            figure=report(
+                f"{RESULTS}/figures/cost_overview.png", category="Compute cost", caption="../report/cost_figure.rst"
+            ),
         log:
             f"{LOGS}/report/cost_table.log",
         params:
             cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
-            datasets=" ".join("--dataset " + shlex.quote(f"{t}={sec.get('dataset', '')}")
-                              for t, sec in sorted(config.get("tasks", {}).items()) if enabled(t)),
+            datasets=" ".join(
+                "--dataset " + shlex.quote(f"{t}={sec.get('dataset', '')}")
+                for t, sec in sorted(config.get("tasks", {}).items())
+                if enabled(t)
+            ),
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:
             "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"

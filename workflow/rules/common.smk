@@ -38,11 +38,14 @@ DOWNLOAD_FLAGS = " ".join(
     if config["data"].get(key) is not None
 )
 EXTRACT_FLAGS = " ".join(
-    f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in sorted(config["data"].get("extract_limits", {}).items())
+    f"--{k.replace('_', '-')} {shlex.quote(str(v))}"
+    for k, v in sorted(config["data"].get("extract_limits", {}).items())
 )
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
 TARGETS = []  # each task's rules append their final outputs when the task is enabled
-COST_INPUTS = []  # each task appends its training cells' metrics.json (its result record provenance.json beside it); read by rule cost_table
+COST_INPUTS = (
+    []
+)  # each task appends its training cells' metrics.json (its result record provenance.json beside it); read by rule cost_table
 
 # --- cluster/incremental (docs/CLUSTER.md) ---
 # Code changes: an edit to src/iga reruns nothing by itself (the profiles leave out the `code` rerun
@@ -53,6 +56,7 @@ RESULTS_VERSION = str(getattr(_iga, "__results_version__", "1"))
 # Training shells start with this: the job runs on its own free GPU slot(s) (iga.gpu_slots).
 GPU_SLOT = "iga gpu-slot --gpus {resources.gpu} --label {log} --"
 # --- end cluster/incremental ---
+
 
 wildcard_constraints:
     item=r"[A-Za-z0-9_.]+",

@@ -22,16 +22,16 @@ if enabled("image"):
             f"{LOGS}/image/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}.tsv"
-        params:
-            settings=cell_settings("image"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON else "--no-lpips",
-            code_version=RESULTS_VERSION,
         threads: job_resources("train_image")["threads"]
         resources:
             gpu=job_resources("train_image")["gpu"],
             mem_mb=job_resources("train_image")["mem_mb"],
             runtime=job_resources("train_image")["runtime"],
+        params:
+            settings=cell_settings("image"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON else "--no-lpips",
+            code_version=RESULTS_VERSION,
         shell:
             GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
             " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
@@ -84,10 +84,10 @@ if enabled("image"):
         input:
             unpack(image_figure_inputs),
         output:
-            crops=report(f"{RESULTS}/figures/fig4_image_crops.png", category="2D images",
-                         caption="../report/fig4.rst"),
-            visual=report(f"{RESULTS}/figures/fig10_image_visual.png", category="2D images",
-                          caption="../report/fig10.rst"),
+            crops=report(f"{RESULTS}/figures/fig4_image_crops.png", category="2D images", caption="../report/fig4.rst"),
+            visual=report(
+                f"{RESULTS}/figures/fig10_image_visual.png", category="2D images", caption="../report/fig10.rst"
+            ),
         log:
             f"{LOGS}/report/figures_image.log",
         params:
@@ -95,7 +95,9 @@ if enabled("image"):
             gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
             crops_item=IMAGE.get("figures", {}).get("crops_item", IMAGE["items"][0]),
             crops_arch=IMAGE.get("figures", {}).get("crops_arch", "PE"),
-            visual_items=" ".join(shlex.quote(str(i)) for i in IMAGE.get("figures", {}).get("visual_items", IMAGE["items"][:2])),
+            visual_items=" ".join(
+                shlex.quote(str(i)) for i in IMAGE.get("figures", {}).get("visual_items", IMAGE["items"][:2])
+            ),
             archs=",".join(IMAGE["architectures"]),
             note=SCALE_NOTE,
         shell:
@@ -110,10 +112,16 @@ if enabled("image"):
             metrics=cell_outputs("image", "metrics.json"),  # train_log.jsonl sits beside each
             long=rules.collect_image.output,
         output:
-            curves=report(f"{RESULTS}/figures/image_training_curves.png", category="2D images",
-                          caption="../report/training_curves.rst"),
-            vs_paper=report(f"{RESULTS}/figures/image_ours_vs_paper.png", category="2D images",
-                            caption="../report/ours_vs_paper.rst"),
+            curves=report(
+                f"{RESULTS}/figures/image_training_curves.png",
+                category="2D images",
+                caption="../report/training_curves.rst",
+            ),
+            vs_paper=report(
+                f"{RESULTS}/figures/image_ours_vs_paper.png",
+                category="2D images",
+                caption="../report/ours_vs_paper.rst",
+            ),
         log:
             f"{LOGS}/report/figures_image_curves.log",
         params:

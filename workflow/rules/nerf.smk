@@ -56,16 +56,16 @@ if enabled("nerf"):
             f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}.tsv"
-        params:
-            settings=cell_settings("nerf"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON_NERF else "",
-            code_version=RESULTS_VERSION,
         threads: job_resources("train_nerf")["threads"]
         resources:
             gpu=job_resources("train_nerf")["gpu"],
             mem_mb=job_resources("train_nerf")["mem_mb"],
             runtime=job_resources("train_nerf")["runtime"],
+        params:
+            settings=cell_settings("nerf"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON_NERF else "",
+            code_version=RESULTS_VERSION,
         shell:
             GPU_SLOT + " iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
             " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
@@ -90,8 +90,7 @@ if enabled("nerf"):
             rules.collect_nerf.output,
         output:
             [
-                report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t,
-                       caption="../report/table.rst")
+                report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t, caption="../report/table.rst")
                 for t in NERF_TABLES
                 for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],

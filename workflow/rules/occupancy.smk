@@ -21,8 +21,10 @@ if enabled("occupancy"):
     if OCC_DATASET == "occupancy_mat":
         _missing = [i for i in OCC["items"] if i not in OCC.get("mat_items", {})]
         if _missing:
-            raise WorkflowError(f"tasks.occupancy.items {_missing} have no .mat volume; "
-                                f"tasks.occupancy.mat_items covers {sorted(OCC.get('mat_items', {}))}")
+            raise WorkflowError(
+                f"tasks.occupancy.items {_missing} have no .mat volume; "
+                f"tasks.occupancy.mat_items covers {sorted(OCC.get('mat_items', {}))}"
+            )
     if OCC_DATASET == "stanford":
         _missing = [i for i in OCC["items"] if i not in OCC.get("meshes", {})]
         if _missing:
@@ -53,10 +55,10 @@ if enabled("occupancy"):
     rule download_stanford_scan:
         output:
             f"{DATA}/stanford/{{item}}/{{filename}}",
-        wildcard_constraints:
-            filename=r"[A-Za-z0-9_.]+\.(tar\.gz|tgz|ply\.gz|zip)",
         log:
             f"logs/data/stanford/{{item}}_{{filename}}.log",
+        wildcard_constraints:
+            filename=r"[A-Za-z0-9_.]+\.(tar\.gz|tgz|ply\.gz|zip)",
         params:
             mirror=MIRROR_FLAG,
             retries=config["data"].get("retries", 4),
@@ -79,18 +81,18 @@ if enabled("occupancy"):
             f"{DATA}/stanford/{{item}}/extracted",
         output:
             f"{DATA}/occupancy/volumes/{{item}}_{{res}}_{{vmethod}}.npz",
-        wildcard_constraints:
-            res=r"\d+",
-            vmethod="winding|parity",
         log:
             f"logs/data/occupancy/voxelize_{{item}}_{{res}}_{{vmethod}}.log",
         benchmark:
             f"{WORK}/benchmarks/occupancy/voxelize_{{item}}_{{res}}_{{vmethod}}.tsv"
-        params:
-            member=lambda wc: OCC["meshes"][wc.item],
+        wildcard_constraints:
+            res=r"\d+",
+            vmethod="winding|parity",
         resources:
             mem_mb=8000,
             runtime=30,
+        params:
+            member=lambda wc: OCC["meshes"][wc.item],
         shell:
             "iga voxelize --mesh {input} --member {params.member:q} --resolution {wildcards.res}"
             " --method {wildcards.vmethod} --out {output} > {log} 2>&1"
@@ -98,10 +100,10 @@ if enabled("occupancy"):
     rule download_occupancy_mat:
         output:
             f"{DATA}/occupancy/mat/{{matitem}}.mat.zip",
-        wildcard_constraints:
-            matitem=r"[A-Za-z0-9_]+",
         log:
             f"logs/data/occupancy/{{matitem}}_download.log",
+        wildcard_constraints:
+            matitem=r"[A-Za-z0-9_]+",
         params:
             mirror=MIRROR_FLAG,
             retries=config["data"].get("retries", 4),
@@ -114,10 +116,10 @@ if enabled("occupancy"):
             f"{DATA}/occupancy/mat/{{matitem}}.mat.zip",
         output:
             directory(f"{DATA}/occupancy/mat/{{matitem}}"),
-        wildcard_constraints:
-            matitem=r"[A-Za-z0-9_]+",
         log:
             f"logs/data/occupancy/{{matitem}}_extract.log",
+        wildcard_constraints:
+            matitem=r"[A-Za-z0-9_]+",
         shell:
             "iga extract --archive {input} --out {output} {EXTRACT_FLAGS} > {log} 2>&1"
 
@@ -126,10 +128,10 @@ if enabled("occupancy"):
             lambda wc: f"{DATA}/occupancy/mat/{OCC['mat_items'][wc.item]}",
         output:
             f"{DATA}/occupancy/mat_volumes/{{item}}.npz",
-        wildcard_constraints:
-            item=OCC_MAT_ITEM_RE,
         log:
             f"logs/data/occupancy/{{item}}_mat_to_volume.log",
+        wildcard_constraints:
+            item=OCC_MAT_ITEM_RE,
         resources:
             mem_mb=4000,
         shell:
@@ -140,11 +142,11 @@ if enabled("occupancy"):
             f"{DATA}/occupancy/mat_volumes/{{item}}.npz",
         output:
             f"{DATA}/occupancy/mat_volumes/{{item}}_down{{res}}.npz",
+        log:
+            f"logs/data/occupancy/{{item}}_down{{res}}.log",
         wildcard_constraints:
             item=OCC_MAT_ITEM_RE,
             res=r"\d+",
-        log:
-            f"logs/data/occupancy/{{item}}_down{{res}}.log",
         resources:
             mem_mb=4000,
         shell:
@@ -163,11 +165,11 @@ if enabled("occupancy"):
             f"{DATA}/embedded/occupancy/{{item}}.ply",
         output:
             f"{DATA}/embedded/occupancy/{{item}}_{{res}}_{{vmethod}}.npz",
+        log:
+            f"logs/data/embedded/occupancy_{{item}}_{{res}}_{{vmethod}}.log",
         wildcard_constraints:
             res=r"\d+",
             vmethod="winding|parity",
-        log:
-            f"logs/data/embedded/occupancy_{{item}}_{{res}}_{{vmethod}}.log",
         shell:
             "iga voxelize --mesh {input} --resolution {wildcards.res} --method {wildcards.vmethod}"
             " --out {output} > {log} 2>&1"
@@ -184,15 +186,15 @@ if enabled("occupancy"):
             f"{LOGS}/occupancy/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/occupancy/{{item}}/{{arch}}-{{method}}.tsv"
-        params:
-            settings=cell_settings("occupancy"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            code_version=RESULTS_VERSION,
         threads: job_resources("train_occupancy")["threads"]
         resources:
             gpu=job_resources("train_occupancy")["gpu"],
             mem_mb=job_resources("train_occupancy")["mem_mb"],
             runtime=job_resources("train_occupancy")["runtime"],
+        params:
+            settings=cell_settings("occupancy"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            code_version=RESULTS_VERSION,
         shell:
             GPU_SLOT + " iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
             " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
@@ -241,11 +243,13 @@ if enabled("occupancy"):
     rule figures_occupancy:
         input:
             volume=occ_volume(OCC_FIG_ITEM, occ_task_settings(OCC_FIG_ITEM).get("resolution", 512)),
-            preds=[p for p in cell_outputs("occupancy", "pred_occupancy.npz")
-                   if p.split("/")[-3] == OCC_FIG_ITEM],
+            preds=[p for p in cell_outputs("occupancy", "pred_occupancy.npz") if p.split("/")[-3] == OCC_FIG_ITEM],
         output:
-            report(f"{RESULTS}/figures/fig5_occupancy.png", category="3D occupancy",
-                   caption="../report/occupancy_fig5.rst"),
+            report(
+                f"{RESULTS}/figures/fig5_occupancy.png",
+                category="3D occupancy",
+                caption="../report/occupancy_fig5.rst",
+            ),
         log:
             f"{LOGS}/report/figures_occupancy.log",
         params:
@@ -265,10 +269,16 @@ if enabled("occupancy"):
             metrics=cell_outputs("occupancy", "metrics.json"),  # epochs.jsonl sits beside each
             long=rules.collect_occupancy.output,
         output:
-            curves=report(f"{RESULTS}/figures/occupancy_training_curves.png", category="3D occupancy",
-                          caption="../report/training_curves.rst"),
-            vs_paper=report(f"{RESULTS}/figures/occupancy_ours_vs_paper.png", category="3D occupancy",
-                            caption="../report/ours_vs_paper.rst"),
+            curves=report(
+                f"{RESULTS}/figures/occupancy_training_curves.png",
+                category="3D occupancy",
+                caption="../report/training_curves.rst",
+            ),
+            vs_paper=report(
+                f"{RESULTS}/figures/occupancy_ours_vs_paper.png",
+                category="3D occupancy",
+                caption="../report/ours_vs_paper.rst",
+            ),
         log:
             f"{LOGS}/report/figures_occupancy_curves.log",
         params:
@@ -281,6 +291,7 @@ if enabled("occupancy"):
             " && iga figure-vs-paper --task occupancy --scale-note {params.note:q} --out {output.vs_paper}"
             " {input.long}) > {log} 2>&1"
 
-    TARGETS += rules.tables_occupancy.output + rules.figures_occupancy.output + rules.figures_occupancy_curves.output
-    if "COST_INPUTS" in globals():  # the cross-task cost table (common.smk), when present
-        COST_INPUTS += cell_outputs("occupancy", "metrics.json")
+    TARGETS += (
+        rules.tables_occupancy.output + rules.figures_occupancy.output + rules.figures_occupancy_curves.output
+    )
+    COST_INPUTS += cell_outputs("occupancy", "metrics.json")  # the cross-task cost table

@@ -10,7 +10,9 @@
 import os as _os
 import re as _re
 
+
 report: "../report/workflow.rst"
+
 
 REPORT_PAGES = f"{RESULTS}/report"
 
@@ -54,6 +56,7 @@ def _caption_input(kind):
     def get(wildcards):
         cap = _caption_path(REPORT_ENTRIES[(kind, wildcards.name)][1])
         return [cap] if cap else []
+
     return get
 
 
@@ -74,10 +77,10 @@ for _kind, _src_key, _flag in (("tables", "markdown", "--markdown"), ("figures",
                 category=lambda wc, k=_kind: REPORT_ENTRIES[(k, wc.name)][1].category,
                 subcategory=lambda wc, k=_kind: REPORT_ENTRIES[(k, wc.name)][1].subcategory,
             ),
-        wildcard_constraints:
-            name="|".join(_re.escape(n) for n in _names),
         log:
             f"{LOGS}/report/page_{_kind}_{{name}}.log",
+        wildcard_constraints:
+            name="|".join(_re.escape(n) for n in _names),
         params:
             flag=_flag,
             caption=lambda wc, input: f"--caption {shlex.quote(input.caption[0])}" if input.caption else "",

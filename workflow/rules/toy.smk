@@ -11,6 +11,9 @@ if enabled("toy"):
     def toy_cells(exp, filename):
         return cell_outputs("toy", filename, exp) if exp in TOY.get("grids", {}) else []
 
+    # the cost table (rule cost_table) reads every training cell's result record
+    COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
+
     rule train_toy:
         output:
             metrics=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/metrics.json",
@@ -19,15 +22,15 @@ if enabled("toy"):
             f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}.tsv"
-        params:
-            settings=cell_settings("toy"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            code_version=RESULTS_VERSION,
         threads: job_resources("train_toy")["threads"]
         resources:
             gpu=job_resources("train_toy")["gpu"],
             mem_mb=job_resources("train_toy")["mem_mb"],
             runtime=job_resources("train_toy")["runtime"],
+        params:
+            settings=cell_settings("toy"),
+            outdir=lambda wc, output: Path(output.metrics).parent,
+            code_version=RESULTS_VERSION,
         shell:
             GPU_SLOT + " iga toy-train --settings {params.settings:q} --out {params.outdir}"
             " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
@@ -40,9 +43,16 @@ if enabled("toy"):
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
             output:
-                [report(f"{RESULTS}/tables/{t}.{ext}", category=TOY_CAT, subcategory="Exp. 1 tables",
-                        caption="../report/toy_tables.rst")
-                 for t in ("exp1_final_errors", "exp1_convergence_with_width") for ext in ("csv", "md")],
+                [
+                    report(
+                        f"{RESULTS}/tables/{t}.{ext}",
+                        category=TOY_CAT,
+                        subcategory="Exp. 1 tables",
+                        caption="../report/toy_tables.rst",
+                    )
+                    for t in ("exp1_final_errors", "exp1_convergence_with_width")
+                    for ext in ("csv", "md")
+                ],
             log:
                 f"{LOGS}/report/tables_toy_exp1.log",
             params:
@@ -58,12 +68,24 @@ if enabled("toy"):
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
             output:
-                fig1=report(f"{RESULTS}/figures/fig1_ntk_vs_entk.png", category=TOY_CAT,
-                            subcategory="Exp. 1", caption="../report/toy_fig1.rst"),
-                fig6=report(f"{RESULTS}/figures/fig6_ntk_vs_entk_all.png", category=TOY_CAT,
-                            subcategory="Exp. 1", caption="../report/toy_fig6.rst"),
-                width=report(f"{RESULTS}/figures/exp1_convergence_with_width.png", category=TOY_CAT,
-                             subcategory="Exp. 1", caption="../report/toy_width.rst"),
+                fig1=report(
+                    f"{RESULTS}/figures/fig1_ntk_vs_entk.png",
+                    category=TOY_CAT,
+                    subcategory="Exp. 1",
+                    caption="../report/toy_fig1.rst",
+                ),
+                fig6=report(
+                    f"{RESULTS}/figures/fig6_ntk_vs_entk_all.png",
+                    category=TOY_CAT,
+                    subcategory="Exp. 1",
+                    caption="../report/toy_fig6.rst",
+                ),
+                width=report(
+                    f"{RESULTS}/figures/exp1_convergence_with_width.png",
+                    category=TOY_CAT,
+                    subcategory="Exp. 1",
+                    caption="../report/toy_width.rst",
+                ),
             log:
                 f"{LOGS}/report/figures_toy_exp1.log",
             params:
@@ -77,27 +99,32 @@ if enabled("toy"):
                 " --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
 
         TARGETS += rules.tables_toy_exp1.output + rules.figures_toy_exp1.output
-
-    if "exp2" in TOY_EXPS:
-        TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
-        TOY_EXP2_FIGS = {
-            "fig2": f"{RESULTS}/figures/fig2_progressive_impacts.png",
-            "fig3": f"{RESULTS}/figures/fig3_group_size_40hz.png",
-            "fig7": f"{RESULTS}/figures/fig7_progressive_all_groups.png",
-        }
-        if "ReLU" in TOY_EXP2_ARCHS:
-            TOY_EXP2_FIGS["fig8"] = f"{RESULTS}/figures/fig8_relu_all_freqs.png"
-        if "SIREN" in TOY_EXP2_ARCHS:
-            TOY_EXP2_FIGS["fig9"] = f"{RESULTS}/figures/fig9_siren_all_freqs.png"
+        if "exp2" in TOY_EXPS:
+            TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
+            TOY_EXP2_FIGS = {
+                "fig2": f"{RESULTS}/figures/fig2_progressive_impacts.png",
+                "fig3": f"{RESULTS}/figures/fig3_group_size_40hz.png",
+                "fig7": f"{RESULTS}/figures/fig7_progressive_all_groups.png",
+            }
+            if "ReLU" in TOY_EXP2_ARCHS:
+                TOY_EXP2_FIGS["fig8"] = f"{RESULTS}/figures/fig8_relu_all_freqs.png"
+            if "SIREN" in TOY_EXP2_ARCHS:
+                TOY_EXP2_FIGS["fig9"] = f"{RESULTS}/figures/fig9_siren_all_freqs.png"
 
         rule tables_toy_exp2:
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
             output:
-                [report(f"{RESULTS}/tables/exp2_final_errors.{ext}", category=TOY_CAT,
-                        subcategory="Exp. 2 tables", caption="../report/toy_tables.rst")
-                 for ext in ("csv", "md")],
+                [
+                    report(
+                        f"{RESULTS}/tables/exp2_final_errors.{ext}",
+                        category=TOY_CAT,
+                        subcategory="Exp. 2 tables",
+                        caption="../report/toy_tables.rst",
+                    )
+                    for ext in ("csv", "md")
+                ],
             log:
                 f"{LOGS}/report/tables_toy_exp2.log",
             params:
@@ -113,8 +140,10 @@ if enabled("toy"):
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
             output:
-                **{k: report(v, category=TOY_CAT, subcategory="Exp. 2", caption=f"../report/toy_{k}.rst")
-                   for k, v in TOY_EXP2_FIGS.items()},
+                **{
+                    k: report(v, category=TOY_CAT, subcategory="Exp. 2", caption=f"../report/toy_{k}.rst")
+                    for k, v in TOY_EXP2_FIGS.items()
+                },
             log:
                 f"{LOGS}/report/figures_toy_exp2.log",
             params:
@@ -129,27 +158,23 @@ if enabled("toy"):
 
         TARGETS += rules.tables_toy_exp2.output + rules.figures_toy_exp2.output
 
+    rule figures_toy_curves:
+        input:
+            metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
+        output:
+            report(
+                f"{RESULTS}/figures/toy_training_curves.png", category=TOY_CAT, caption="../report/training_curves.rst"
+            ),
+        log:
+            f"{LOGS}/report/figures_toy_curves.log",
+        params:
+            cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
+            logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
+            note=TOY_NOTE,
+        shell:
+            "iga figure-curves --metric mse --panels item-arch"
+            " --title 'Toy studies: training MSE per method; the paper shows these as figures, not a table'"
+            " --scale-note {params.note:q} --out {output} {params.logs} > {log} 2>&1"
+
     if TOY_EXPS:
-        rule figures_toy_curves:
-            input:
-                metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
-            output:
-                report(f"{RESULTS}/figures/toy_training_curves.png", category=TOY_CAT,
-                       caption="../report/training_curves.rst"),
-            log:
-                f"{LOGS}/report/figures_toy_curves.log",
-            params:
-                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
-                logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
-                note=TOY_NOTE,
-            shell:
-                "iga figure-curves --metric mse --panels item-arch"
-                " --title 'Toy studies: training MSE per method (the paper reports these as figures, no table)'"
-                " --scale-note {params.note:q} --out {output} {params.logs} > {log} 2>&1"
-
         TARGETS += rules.figures_toy_curves.output
-
-    try:  # the cost table (rule cost_table) reads every training cell's result record
-        COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
-    except NameError:
-        pass

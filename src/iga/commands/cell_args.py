@@ -1,4 +1,5 @@
 """The arguments every `iga train-*` command shares, and how they are read (one place)."""
+
 from __future__ import annotations
 
 import json
@@ -21,5 +22,6 @@ def cell_settings(args) -> dict:
     """The cell's settings from --settings or --settings-file; sets torch's CPU threads first."""
     if args.threads:
         import torch
+
         torch.set_num_threads(args.threads)
     return json.loads(Path(args.settings_file).read_text()) if args.settings_file else json.loads(args.settings)

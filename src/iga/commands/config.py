@@ -1,4 +1,5 @@
 """`iga config-check` and `iga config-schema`: the workflow config's typed model from the command line."""
+
 from __future__ import annotations
 
 import sys
@@ -10,6 +11,7 @@ def load_config(files) -> dict:
     import yaml
 
     from ..cells import deep_merge
+
     config: dict = {}
     for f in files:
         config = deep_merge(config, yaml.safe_load(Path(f).read_text()) or {})
@@ -18,6 +20,7 @@ def load_config(files) -> dict:
 
 def _check(args) -> int:
     from ..workflow_config import validate_config
+
     validate_config(load_config(args.files))
     print(f"ok: {' + '.join(args.files)}")
     return 0
@@ -27,6 +30,7 @@ def _schema(args) -> int:
     import yaml
 
     from ..workflow_config import json_schema
+
     text = yaml.safe_dump(json_schema(), sort_keys=False, allow_unicode=True, width=110)
     if args.out:
         Path(args.out).write_text(text)
@@ -36,9 +40,12 @@ def _schema(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("config-check", help="validate config.yaml (+ overlays) and every cell's settings",
-                       description="Validate a workflow config as the workflow does before any job: every key, "
-                                   "every cell's resolved settings, every override pattern.")
+    p = sub.add_parser(
+        "config-check",
+        help="validate config.yaml (+ overlays) and every cell's settings",
+        description="Validate a workflow config as the workflow does before any job: every key, "
+        "every cell's resolved settings, every override pattern.",
+    )
     p.add_argument("files", nargs="+", help="config.yaml, then overlays in order (e.g. presets/smoke.yaml)")
     p.set_defaults(func=_check)
     p = sub.add_parser("config-schema", help="print (or write) the JSON schema generated from the config models")

@@ -6,6 +6,7 @@ bad dataset/item name or option value), except ``fetch-lpips-weights``, which re
 status file and returns 0 so that LPIPS is reported as missing downstream, never as NaN.
 The mirror defaults to the ``IGA_DATA_MIRROR`` environment variable.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,22 @@ def _err(command: str, exc: BaseException) -> None:
 
 
 def _fetch_kwargs(args) -> dict:
-    return {"mirror": args.mirror or None, "retries": args.retries, "backoff": args.backoff,
-            "timeout": args.timeout, "min_rate": args.min_rate,
-            "rate_window": args.rate_window, "stall_timeout": args.stall_timeout,
-            "progress": not args.no_progress}
+    return {
+        "mirror": args.mirror or None,
+        "retries": args.retries,
+        "backoff": args.backoff,
+        "timeout": args.timeout,
+        "min_rate": args.min_rate,
+        "rate_window": args.rate_window,
+        "stall_timeout": args.stall_timeout,
+        "progress": not args.no_progress,
+    }
 
 
 def _download(args) -> int:
     from ..data.download import DownloadError, fetch
     from ..data.registry import resolve
+
     out = Path(args.out)
     try:
         if args.url:
@@ -54,6 +62,7 @@ def _download(args) -> int:
 
 def _extract(args) -> int:
     from ..data.archives import ArchiveError, CorruptArchiveError, ExtractLimits, safe_extract
+
     try:
         limits = ExtractLimits(**{k: getattr(args, k) for k in _LIMIT_FLAGS})
     except ValueError as exc:
@@ -83,52 +92,74 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 def _fetch_lpips(args) -> int:
     from ..data.download import DownloadError, fetch, sha256_file
     from ..data.registry import resolve
+
     source = resolve("lpips", "alexnet")
     out, status = Path(args.out), Path(args.status)
     if out.name != source.filename:  # torch.hub finds the weights only by this exact name
-        _err("fetch-lpips-weights", ValueError(f"--out must be named {source.filename}, "
-                                               f"not {out.name}"))
+        _err("fetch-lpips-weights", ValueError(f"--out must be named {source.filename}, not {out.name}"))
         return 2
     try:
         if args.url:  # test / air-gapped override of the public URL, same checks
-            fetch(args.url, out, source.sha256, size=source.size,
-                  sha256_prefix=source.sha256_prefix, mirror_paths=source.mirror_paths,
-                  **_fetch_kwargs(args))
+            fetch(
+                args.url,
+                out,
+                source.sha256,
+                size=source.size,
+                sha256_prefix=source.sha256_prefix,
+                mirror_paths=source.mirror_paths,
+                **_fetch_kwargs(args),
+            )
         else:
             source.fetch(out, **_fetch_kwargs(args))
     except DownloadError as exc:
         _write_json_atomic(status, {"available": False, "reason": str(exc)})
         print(f"iga fetch-lpips-weights: LPIPS weights unavailable: {exc}", file=sys.stderr)
         return 0
-    _write_json_atomic(status, {"available": True, "path": str(out.resolve()),
-                                "sha256": sha256_file(out)})
+    _write_json_atomic(status, {"available": True, "path": str(out.resolve()), "sha256": sha256_file(out)})
     print(out)
     return 0
 
 
 # `iga extract` flags -> ExtractLimits fields (config: data.extract_limits, same names)
-_LIMIT_FLAGS = ("max_total_bytes", "max_member_bytes", "max_ratio", "max_members",
-                "max_link_bytes")
+_LIMIT_FLAGS = ("max_total_bytes", "max_member_bytes", "max_ratio", "max_members", "max_link_bytes")
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mirror", default=os.environ.get(MIRROR_ENV),
-                   help="local folder, file:// or http(s):// prefix searched first, as "
-                        f"<dataset>/<file> then <file> (default: ${MIRROR_ENV})")
+    p.add_argument(
+        "--mirror",
+        default=os.environ.get(MIRROR_ENV),
+        help="local folder, file:// or http(s):// prefix searched first, as "
+        f"<dataset>/<file> then <file> (default: ${MIRROR_ENV})",
+    )
     p.add_argument("--retries", type=int, default=4, help="retries per URL (default 4)")
-    p.add_argument("--backoff", type=float, default=1.0,
-                   help="first retry delay in seconds, doubled each retry (default 1)")
-    p.add_argument("--timeout", type=float, default=7200.0,
-                   help="deadline of one attempt in seconds, in total (default 7200; "
-                        "config data.timeout_s)")
-    p.add_argument("--min-rate", type=float, default=1024.0,
-                   help="abort an attempt slower than this many bytes/s over --rate-window "
-                        "(default 1024, 0: off; config data.min_rate_bytes_per_s)")
-    p.add_argument("--rate-window", type=float, default=60.0,
-                   help="seconds over which --min-rate is averaged (default 60; config "
-                        "data.rate_window_s)")
-    p.add_argument("--stall-timeout", type=float, default=60.0,
-                   help="socket timeout: longest wait for one read, in seconds (default 60)")
+    p.add_argument(
+        "--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry (default 1)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=7200.0,
+        help="deadline of one attempt in seconds, in total (default 7200; config data.timeout_s)",
+    )
+    p.add_argument(
+        "--min-rate",
+        type=float,
+        default=1024.0,
+        help="abort an attempt slower than this many bytes/s over --rate-window "
+        "(default 1024, 0: off; config data.min_rate_bytes_per_s)",
+    )
+    p.add_argument(
+        "--rate-window",
+        type=float,
+        default=60.0,
+        help="seconds over which --min-rate is averaged (default 60; config data.rate_window_s)",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=60.0,
+        help="socket timeout: longest wait for one read, in seconds (default 60)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -137,27 +168,30 @@ def register(sub) -> None:
     p.add_argument("--dataset", help="kodak, nerf_synthetic, stanford, occupancy or lpips")
     p.add_argument("--item", help="e.g. kodim01")
     p.add_argument("--out", required=True, help="destination file")
-    p.add_argument("--url", action="append",
-                   help="bypass the registry: URL to fetch (repeatable; tried in order)")
+    p.add_argument("--url", action="append", help="bypass the registry: URL to fetch (repeatable; tried in order)")
     p.add_argument("--sha256", help="with --url: expected SHA-256")
     p.add_argument("--size", type=int, help="with --url: expected size in bytes")
     _add_fetch_options(p)
     p.set_defaults(func=_download)
 
     p = sub.add_parser("extract", help="safely extract a .zip/.tar(.gz)/.tgz/.gz archive")
-    p.add_argument("--archive", required=True, help='archive to extract (.zip, .tar, .tar.gz, .tgz, .gz)')
+    p.add_argument("--archive", required=True, help="archive to extract (.zip, .tar, .tar.gz, .tgz, .gz)")
     p.add_argument("--out", required=True, help="target folder (replaced atomically)")
     p.add_argument("--subdir", help="keep only this top-level folder of the archive as --out")
     from ..data.archives import ExtractLimits  # stdlib only: cheap at CLI start-up
+
     defaults = ExtractLimits()
     for name in _LIMIT_FLAGS:
         kind = float if name == "max_ratio" else int
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name),
-                       help=f"extraction limit (default {getattr(defaults, name)})")
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=getattr(defaults, name),
+            help=f"extraction limit (default {getattr(defaults, name)})",
+        )
     p.set_defaults(func=_extract)
 
-    p = sub.add_parser("fetch-lpips-weights",
-                       help="fetch LPIPS AlexNet weights; record availability in a status file")
+    p = sub.add_parser("fetch-lpips-weights", help="fetch LPIPS AlexNet weights; record availability in a status file")
     p.add_argument("--out", required=True, help=".../alexnet-owt-7be5be79.pth")
     p.add_argument("--status", required=True, help="status JSON to write")
     p.add_argument("--url", action="append", help="override the public URL (repeatable)")

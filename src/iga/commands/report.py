@@ -1,7 +1,7 @@
 """`iga collect` (cell metrics → long form), `iga tables` and the image figures."""
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..cells import Cell
@@ -10,11 +10,21 @@ from ..configs import ConfigError
 
 def _collect(args) -> int:
     from ..report.tables import ROW_COLUMNS, collect, write_csv
+
     cells = []
     for m in args.metrics_files:
         c = Cell.from_path(m)
-        cells.append({"task": c.task, "item": c.item, "arch": c.arch, "method": c.method, "cell": c.id,
-                      "path": str(m), "dataset": args.dataset})
+        cells.append(
+            {
+                "task": c.task,
+                "item": c.item,
+                "arch": c.arch,
+                "method": c.method,
+                "cell": c.id,
+                "path": str(m),
+                "dataset": args.dataset,
+            }
+        )
     rows = collect(cells, args.preset, args.metrics.split(","))
     write_csv(rows, Path(args.out), ROW_COLUMNS)
     print(f"{len(rows)} rows from {len(cells)} cells → {args.out}")
@@ -23,6 +33,7 @@ def _collect(args) -> int:
 
 def _tables(args) -> int:
     from ..report.tables import TABLES, read_long, write_table
+
     rows = read_long(Path(p) for p in args.long)
     for name in args.tables.split(","):
         if name not in TABLES:
@@ -34,6 +45,7 @@ def _tables(args) -> int:
 
 def _fig_image(args) -> int:
     from ..report.image_figures import figure_crops, figure_visual
+
     recons = {}
     for path in args.recons:
         c = Cell.from_path(Path(path).parent)
@@ -43,20 +55,30 @@ def _fig_image(args) -> int:
     if args.kind == "crops":
         item = args.items[0] if args.items else sorted(gts)[0]
         arch = args.arch
-        figure_crops(gts[item], {m: p for (i, a, m), p in recons.items() if i == item and a == arch},
-                     arch, Path(args.out), f"{item}, {arch}: reconstructions, enlarged crops and residual spectra"
-                     f" [{args.scale_note}]")
+        figure_crops(
+            gts[item],
+            {m: p for (i, a, m), p in recons.items() if i == item and a == arch},
+            arch,
+            Path(args.out),
+            f"{item}, {arch}: reconstructions, enlarged crops and residual spectra [{args.scale_note}]",
+        )
     else:
         items = args.items or sorted(gts)[:2]
-        figure_visual({i: gts[i] for i in items}, recons, args.archs.split(","), Path(args.out),
-                      f"Reconstructions per method; PSNR: the cell's best float state, as in Table 6"
-                      f" (the image shown is its 8-bit rendering) [{args.scale_note}]")
+        figure_visual(
+            {i: gts[i] for i in items},
+            recons,
+            args.archs.split(","),
+            Path(args.out),
+            f"Reconstructions per method; PSNR: the cell's best float state, as in Table 6"
+            f" (the image shown is its 8-bit rendering) [{args.scale_note}]",
+        )
     return 0
 
 
 def _page(args) -> int:
     from ..provenance import atomic_file
     from ..report.pages import figure_page, markdown_page
+
     caption = Path(args.caption).read_text() if args.caption else ""
     src = Path(args.markdown or args.figure)
     if not src.is_file():
@@ -80,14 +102,17 @@ def register(sub) -> None:
 
     p = sub.add_parser("tables", help="long-form CSVs → paper-shaped tables (csv, md, tex)")
     p.add_argument("--long", nargs="+", required=True, help="long-form CSVs written by `iga collect`")
-    p.add_argument("--tables", required=True,
-                   help="comma-separated table names, e.g. table1_image_average,table6_image_psnr")
+    p.add_argument(
+        "--tables", required=True, help="comma-separated table names, e.g. table1_image_average,table6_image_psnr"
+    )
     p.add_argument("--out-dir", required=True, help="folder for NAME.csv, NAME.md and NAME.tex")
     p.add_argument("--scale-note", default="", help="the run's scale, printed on every table and CSV row")
     p.set_defaults(func=_tables)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
-    p.add_argument("--kind", choices=("crops", "visual"), required=True, help='crops: paper Fig. 4; visual: paper Fig. 10')
+    p.add_argument(
+        "--kind", choices=("crops", "visual"), required=True, help="crops: paper Fig. 4; visual: paper Fig. 10"
+    )
     p.add_argument("--gt", nargs="+", required=True, help="ITEM=PATH of the ground-truth images")
     p.add_argument("--recons", nargs="+", required=True, help="recon.png files of the cells")
     p.add_argument("--items", nargs="*", help="items shown (crops: the first; default: the first one or two)")

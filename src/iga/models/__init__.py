@@ -1,4 +1,5 @@
 """Model zoo: coordinate MLPs and their building blocks."""
+
 from .encodings import PositionalEncoding
 from .fourier_reparam import FourierLinear, fourier_bases
 from .mlp import CoordinateMLP, Sine, build_model

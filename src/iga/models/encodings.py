@@ -1,4 +1,5 @@
 """NeRF-style positional encoding γ(x) = (x, sin(2^i π x), cos(2^i π x), …)."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,8 @@ class PositionalEncoding(nn.Module):
         self.num_frequencies = num_frequencies
         self.include_input = include_input
         self.register_buffer(
-            "scales", torch.tensor([(2.0 ** i) * math.pi for i in range(num_frequencies)]),
-            persistent=False)
+            "scales", torch.tensor([(2.0**i) * math.pi for i in range(num_frequencies)]), persistent=False
+        )
 
     @property
     def out_dim(self) -> int:

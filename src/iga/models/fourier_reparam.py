@@ -3,6 +3,7 @@
 B holds fixed cosine bases α·cos(f·x + φ) sampled at ``in_features`` points of
 [-T/2, T/2], T = 2π / lowest frequency; only Λ and the bias are trained.
 """
+
 from __future__ import annotations
 
 import math

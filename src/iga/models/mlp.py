@@ -3,6 +3,7 @@
 Layer layout and initialisation follow the official IGA image code: a first
 layer, ``hidden_layers`` hidden→hidden layers and a linear output layer.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,9 +96,10 @@ class CoordinateMLP(nn.Module):
             return self.net(x.reshape(-1, x.shape[-1])).reshape(*shape, -1)
         return self.net(x)
 
-    def merged(self) -> "CoordinateMLP":
+    def merged(self) -> CoordinateMLP:
         """A copy with every FR layer folded into a plain ``nn.Linear`` (identical outputs)."""
         import copy
+
         clone = copy.deepcopy(self)
         for i, m in enumerate(clone.net):
             if isinstance(m, FourierLinear):

@@ -3,13 +3,14 @@
 Settings shape: ``{"run": {NeRFRunSettings fields}, "adjuster": {"end": …}, "model": {"technique": …},
 "set": {"pipeline.model.fr.alpha": 0.01, …}}``; the method comes from the cell (vanilla / FR / IGA).
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..configs import DEVICE_RE, ConfigError, Strict, TaskSection, register_task, validate
+from ..configs import DEVICE_RE, Strict, TaskSection, register_task, validate
 from . import DEFAULT_END
 
 BLENDER_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
@@ -20,7 +21,8 @@ class NeRFRun(Strict):
 
     iterations: int = Field(200_000, ge=1, description="total training steps (paper: 200000)")
     lr_schedule: Literal["official", "nerf-pytorch"] = Field(
-        "nerf-pytorch", description="nerf-pytorch: 5e-4*0.1^(step/500k); official: constant 5e-5 (official IGA code)")
+        "nerf-pytorch", description="nerf-pytorch: 5e-4*0.1^(step/500k); official: constant 5e-5 (official IGA code)"
+    )
     device: str = Field("auto", pattern=DEVICE_RE, description="auto | cpu | cuda | cuda:N")
     downscale: int = Field(2, ge=1, description="image downscale (2 = nerf-pytorch half_res)")
     testskip: int = Field(8, ge=1, description="every N-th test view (nerf-pytorch: 8)")
@@ -49,7 +51,7 @@ class NeRFCellSettings(Strict):
     run: NeRFRun = NeRFRun()
     adjuster: NeRFAdjuster = NeRFAdjuster()
     model: NeRFModel = NeRFModel()
-    set: Dict[str, Any] = {}  # dotted nerfstudio overrides, e.g. {"pipeline.model.fr.alpha": 0.01}
+    set: dict[str, Any] = {}  # dotted nerfstudio overrides, e.g. {"pipeline.model.fr.alpha": 0.01}
 
     @model_validator(mode="before")
     @classmethod
@@ -62,11 +64,15 @@ class NeRFCellSettings(Strict):
     @model_validator(mode="after")
     def _rules(self):
         if self.model.technique == "bn":
-            raise ValueError("NeRF+BN is not implemented (no public code; the paper quotes Cai et al.'s "
-                             "numbers): remove 'BN' from tasks.nerf.methods")
+            raise ValueError(
+                "NeRF+BN is not implemented (no public code; the paper quotes Cai et al.'s "
+                "numbers): remove 'BN' from tasks.nerf.methods"
+            )
         if self.adjuster.kind == "iga" and not self.adjuster.end < self.run.num_rays:
-            raise ValueError(f"adjuster.end={self.adjuster.end} must be smaller than run.num_rays="
-                             f"{self.run.num_rays} (one group per ray)")
+            raise ValueError(
+                f"adjuster.end={self.adjuster.end} must be smaller than run.num_rays="
+                f"{self.run.num_rays} (one group per ray)"
+            )
         return self
 
     @property
@@ -92,10 +98,10 @@ class NeRFSceneSize(Strict):
 
 class NeRFSection(TaskSection):
     dataset: Literal["blender", "embedded"] = "blender"
-    figure_item: Optional[str] = None
+    figure_item: str | None = None
     embedded_scene: NeRFSceneSize = NeRFSceneSize()
 
-    def known_items(self) -> List[str]:
+    def known_items(self) -> list[str]:
         return BLENDER_SCENES + ["procedural"]
 
     @model_validator(mode="after")
@@ -112,11 +118,20 @@ class NeRFSection(TaskSection):
 register_task("nerf", NeRFSection, NeRFCellSettings)
 
 
-def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: Optional[str]):
+def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: str | None):
     from .run import NeRFRunSettings
+
     s = validate_cell(settings)
     extra = dict(s.set)
     if s.method == "iga-nerf":
         extra.setdefault("pipeline.model.iga_solver", s.adjuster.solver)
-    return NeRFRunSettings(method=s.method, data=data, out=out, cell=cell, end=s.adjuster.end,
-                           lpips_status_file=lpips_status, extra=extra, **s.run.model_dump())
+    return NeRFRunSettings(
+        method=s.method,
+        data=data,
+        out=out,
+        cell=cell,
+        end=s.adjuster.end,
+        lpips_status_file=lpips_status,
+        extra=extra,
+        **s.run.model_dump(),
+    )

@@ -11,17 +11,16 @@
   configs, also the official IGA runs): each step's rays are drawn without replacement from one
   random training image. nerfstudio's default draws pixels across all images with replacement.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Type, Union
 
 import numpy as np
 import torch
-
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.dataparsers.blender_dataparser import Blender, BlenderDataParserConfig
@@ -41,7 +40,7 @@ def box_downscale_rgba(img_u8: np.ndarray, k: int) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-def _cache_root(data: Path, k: int, cache_dir: Optional[Path]) -> Path:
+def _cache_root(data: Path, k: int, cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir) / f"downscale_{k}"
     local = data / "iga_cache" / f"downscale_{k}"
@@ -56,7 +55,7 @@ def _cache_root(data: Path, k: int, cache_dir: Optional[Path]) -> Path:
         return Path.home() / ".cache" / "iga" / "nerf" / digest / f"downscale_{k}"
 
 
-def downscaled_file(src: Path, data: Path, k: int, cache_dir: Optional[Path] = None) -> Path:
+def downscaled_file(src: Path, data: Path, k: int, cache_dir: Path | None = None) -> Path:
     """Path of the k-downscaled copy of ``src`` (written atomically if missing)."""
     from PIL import Image
 
@@ -78,12 +77,12 @@ def downscaled_file(src: Path, data: Path, k: int, cache_dir: Optional[Path] = N
 class IGABlenderDataParserConfig(BlenderDataParserConfig):
     """Blender parser with nerf-pytorch's ``half_res`` (downscale=2) and ``testskip``."""
 
-    _target: Type = field(default_factory=lambda: IGABlender)
+    _target: type = field(default_factory=lambda: IGABlender)
     downscale: int = 2
     """Integer image downscale factor (2 = nerf-pytorch half_res, 400×400 for the Blender scenes)."""
     testskip: int = 8
     """Keep every N-th val/test frame (nerf-pytorch's default 8: 25 of the 200 Blender test views)."""
-    cache_dir: Optional[Path] = None
+    cache_dir: Path | None = None
     """Where downscaled images go (default: DATA/iga_cache, or ~/.cache/iga/nerf if DATA is read-only)."""
 
 
@@ -108,27 +107,44 @@ class IGABlender(Blender):
         focal = 0.5 * width / np.tan(0.5 * float(meta["camera_angle_x"]))
         c2w = torch.from_numpy(poses[:, :3])
         c2w[..., 3] *= self.scale_factor
-        cameras = Cameras(camera_to_worlds=c2w, fx=focal, fy=focal, cx=width / 2.0, cy=height / 2.0,
-                          camera_type=CameraType.PERSPECTIVE)
+        cameras = Cameras(
+            camera_to_worlds=c2w,
+            fx=focal,
+            fy=focal,
+            cx=width / 2.0,
+            cy=height / 2.0,
+            camera_type=CameraType.PERSPECTIVE,
+        )
         scene_box = SceneBox(aabb=torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]], dtype=torch.float32))
-        return DataparserOutputs(image_filenames=filenames, cameras=cameras, alpha_color=self.alpha_color_tensor,
-                                 scene_box=scene_box, dataparser_scale=self.scale_factor,
-                                 metadata={"downscale": k, "testskip": skip})
+        return DataparserOutputs(
+            image_filenames=filenames,
+            cameras=cameras,
+            alpha_color=self.alpha_color_tensor,
+            scene_box=scene_box,
+            dataparser_scale=self.scale_factor,
+            metadata={"downscale": k, "testskip": skip},
+        )
 
 
 @dataclass
 class SingleImagePixelSamplerConfig(PixelSamplerConfig):
     """All rays of a step from one random image, pixels without replacement (nerf-pytorch no_batching)."""
 
-    _target: Type = field(default_factory=lambda: SingleImagePixelSampler)
+    _target: type = field(default_factory=lambda: SingleImagePixelSampler)
 
 
 class SingleImagePixelSampler(PixelSampler):
     config: SingleImagePixelSamplerConfig
 
-    def sample_method(self, batch_size: int, num_images: int, image_height: int, image_width: int,
-                      mask: Optional[torch.Tensor] = None, device: Union[torch.device, str] = "cpu"
-                      ) -> torch.Tensor:
+    def sample_method(
+        self,
+        batch_size: int,
+        num_images: int,
+        image_height: int,
+        image_width: int,
+        mask: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
         if isinstance(mask, torch.Tensor) and not self.config.ignore_mask:
             return super().sample_method(batch_size, num_images, image_height, image_width, mask, device)
         n_pix = image_height * image_width
@@ -142,8 +158,11 @@ class SingleImagePixelSampler(PixelSampler):
 
 def _dataparser_spec():
     from nerfstudio.plugins.registry_dataparser import DataParserSpecification
-    return DataParserSpecification(config=IGABlenderDataParserConfig(),
-                                   description="Blender scenes as nerf-pytorch loads them (half_res, testskip)")
+
+    return DataParserSpecification(
+        config=IGABlenderDataParserConfig(),
+        description="Blender scenes as nerf-pytorch loads them (half_res, testskip)",
+    )
 
 
 # For the entry point group ``nerfstudio.dataparser_configs`` (``iga-blender-data``): lets ``ns-train``

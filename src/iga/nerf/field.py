@@ -14,17 +14,17 @@ nerf-pytorch's ``NeRF(D=8, W=256, skips=[4], use_viewdirs=True)``:
 :meth:`NeRFPytorchField.raw` maps plain tensors (positions, unit directions) to the 4 raw
 outputs; the IGA wrapper uses it.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
-
 from nerfstudio.cameras.rays import RaySamples
 from nerfstudio.field_components.encodings import Encoding
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.fields.base_field import Field
+from torch import Tensor, nn
 
 from ..configs import FRConfig
 from ..models import FourierLinear
@@ -53,8 +53,15 @@ class NeRFPytorchEncoding(Encoding):
 class NeRFPytorchField(Field):
     """nerf-pytorch's NeRF MLP (with view directions); optionally FR on ``feature_linear``."""
 
-    def __init__(self, depth: int = 8, width: int = 256, skips: Sequence[int] = (4,), pos_frequencies: int = 10,
-                 dir_frequencies: int = 4, fr: Optional[FRConfig] = None) -> None:
+    def __init__(
+        self,
+        depth: int = 8,
+        width: int = 256,
+        skips: Sequence[int] = (4,),
+        pos_frequencies: int = 10,
+        dir_frequencies: int = 4,
+        fr: FRConfig | None = None,
+    ) -> None:
         super().__init__()
         self.position_encoding = NeRFPytorchEncoding(3, pos_frequencies)
         self.direction_encoding = NeRFPytorchEncoding(3, dir_frequencies)
@@ -62,7 +69,8 @@ class NeRFPytorchField(Field):
         self.skips = tuple(skips)
         self.pts_linears = nn.ModuleList(
             [nn.Linear(in_pts, width)]
-            + [nn.Linear(width + in_pts if i in self.skips else width, width) for i in range(depth - 1)])
+            + [nn.Linear(width + in_pts if i in self.skips else width, width) for i in range(depth - 1)]
+        )
         self.alpha_linear = nn.Linear(width, 1)
         self.feature_linear = FourierLinear(width, width, fr) if fr is not None else nn.Linear(width, width)
         self.views_linears = nn.ModuleList([nn.Linear(in_views + width, width // 2)])
@@ -91,12 +99,13 @@ class NeRFPytorchField(Field):
         return torch.cat([self.colour_raw(h, directions), self.alpha_linear(h)], dim=-1)
 
     # -- nerfstudio Field interface ------------------------------------------------------------
-    def get_density(self, ray_samples: RaySamples) -> Tuple[Tensor, Tensor]:
+    def get_density(self, ray_samples: RaySamples) -> tuple[Tensor, Tensor]:
         h = self.trunk(ray_samples.frustums.get_positions())
         return torch.relu(self.alpha_linear(h)), h
 
-    def get_outputs(self, ray_samples: RaySamples, density_embedding: Optional[Tensor] = None
-                    ) -> Dict[FieldHeadNames, Tensor]:
+    def get_outputs(
+        self, ray_samples: RaySamples, density_embedding: Tensor | None = None
+    ) -> dict[FieldHeadNames, Tensor]:
         assert density_embedding is not None
         rgb = torch.sigmoid(self.colour_raw(density_embedding, ray_samples.frustums.directions))
         return {FieldHeadNames.RGB: rgb}

@@ -19,6 +19,7 @@ test frames every 8th, Adam(5e-4) with nerf-pytorch's decay 0.1^(step/500k), 200
 
 NeRF+BN is not provided: the paper quotes Cai et al.'s numbers for it and no code exists.
 """
+
 from __future__ import annotations
 
 from nerfstudio.configs.base_config import ViewerConfig

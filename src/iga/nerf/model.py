@@ -13,15 +13,14 @@ and white background; it swaps in the nerf-pytorch MLP (:mod:`iga.nerf.field`) a
   its Blender configs); ``official``: the constant 5e-5 the official IGA NeRF code sets for every run.
 * LPIPS only with the real AlexNet weights on disk (never downloads; otherwise not computed).
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Tuple, Type
+from typing import Literal
 
 import torch
-from torch import Tensor
-
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -31,6 +30,7 @@ from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRen
 from nerfstudio.models.base_model import Model
 from nerfstudio.models.vanilla_nerf import NeRFModel, VanillaModelConfig
 from nerfstudio.utils import colormaps, misc
+from torch import Tensor
 
 from ..adjust import IGAAdjuster, surrogate_loss
 from ..configs import AdjusterConfig, ConfigError, FRConfig
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 class NeRFPytorchModelConfig(VanillaModelConfig):
     """nerf-pytorch's NeRF (Blender defaults) with optional IGA / FR."""
 
-    _target: Type = field(default_factory=lambda: NeRFPytorchModel)
+    _target: type = field(default_factory=lambda: NeRFPytorchModel)
     num_coarse_samples: int = 64
     num_importance_samples: int = 128
     background_color: Literal["random", "last_sample", "black", "white"] = "white"
@@ -84,8 +84,9 @@ class NeRFPytorchModel(NeRFModel):
         Model.populate_modules(self)  # the near/far collider
         cfg = self.config
         fr = cfg.fr if cfg.technique == "fr" else None
-        make = lambda: NeRFPytorchField(cfg.net_depth, cfg.net_width, (4,), cfg.pos_frequencies,
-                                        cfg.dir_frequencies, fr)
+        make = lambda: NeRFPytorchField(
+            cfg.net_depth, cfg.net_width, (4,), cfg.pos_frequencies, cfg.dir_frequencies, fr
+        )
         self.field_coarse = make()
         self.field_fine = make()
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_coarse_samples)
@@ -104,11 +105,18 @@ class NeRFPytorchModel(NeRFModel):
         object.__setattr__(self, "_lpips", self._build_lpips() if cfg.use_lpips else None)
         self.temporal_distortion = None
 
-        self.adjuster: Optional[IGAAdjuster] = None
+        self.adjuster: IGAAdjuster | None = None
         if cfg.adjust == "iga":
-            self.adjuster = IGAAdjuster(AdjusterConfig(kind="iga", end=cfg.iga_end, start=cfg.iga_start,
-                                                       target="end", variant=cfg.iga_variant,
-                                                       solver=cfg.iga_solver))
+            self.adjuster = IGAAdjuster(
+                AdjusterConfig(
+                    kind="iga",
+                    end=cfg.iga_end,
+                    start=cfg.iga_start,
+                    target="end",
+                    variant=cfg.iga_variant,
+                    solver=cfg.iga_solver,
+                )
+            )
 
     @staticmethod
     def _build_lpips():
@@ -118,6 +126,7 @@ class NeRFPytorchModel(NeRFModel):
             return None
         try:
             from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
             return LearnedPerceptualImagePatchSimilarity(normalize=True)
         except Exception as exc:  # weights present but unusable: never fail training for a metric
             log.warning("LPIPS unavailable: %s", exc)
@@ -130,8 +139,9 @@ class NeRFPytorchModel(NeRFModel):
             return cfg.official_lr
         return cfg.lr_init * 0.1 ** (step / (cfg.lrate_decay * 1000))
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes
-                               ) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
         optimizers = training_callback_attributes.optimizers
 
         def set_lr(step: int) -> None:
@@ -139,10 +149,13 @@ class NeRFPytorchModel(NeRFModel):
             for group in optimizers.optimizers["fields"].param_groups:
                 group["lr"] = lr
 
-        return [TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
-                                 update_every_num_iters=1, func=set_lr)]
+        return [
+            TrainingCallback(
+                where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1, func=set_lr
+            )
+        ]
 
-    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         ray_samples_uniform = self.sampler_uniform(ray_bundle)
         out_c = self.field_coarse.forward(ray_samples_uniform)
         weights_coarse = ray_samples_uniform.get_weights(out_c[FieldHeadNames.DENSITY])
@@ -185,52 +198,73 @@ class NeRFPytorchModel(NeRFModel):
         """S [n_rays, n_rays] from the fine network's eNTK at the sampled points."""
         assert self.adjuster is not None
         if self.config.iga_end >= sampled.shape[0]:
-            raise ConfigError(f"iga_end={self.config.iga_end} must be smaller than the rays per batch "
-                              f"({sampled.shape[0]})")
+            raise ConfigError(
+                f"iga_end={self.config.iga_end} must be smaller than the rays per batch ({sampled.shape[0]})"
+            )
         return self.adjuster.transformation(self.iga_network(), sampled)
 
-    def fine_loss(self, fine_pred: Tensor, fine_gt: Tensor, outputs: Dict[str, Tensor]) -> Tensor:
+    def fine_loss(self, fine_pred: Tensor, fine_gt: Tensor, outputs: dict[str, Tensor]) -> Tensor:
         if self.adjuster is None or not self.training or "iga_inputs" not in outputs:
             return self.rgb_loss(fine_gt, fine_pred)
         S = self.iga_transformation(outputs["iga_inputs"])
         return surrogate_loss(fine_pred[:, None, :], fine_gt[:, None, :], S)
 
-    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+    def get_metrics_dict(self, outputs, batch) -> dict[str, Tensor]:
         image = batch["image"].to(outputs["rgb_fine"].device)
         pred, gt = self.renderer_rgb.blend_background_for_loss_computation(
-            pred_image=outputs["rgb_fine"], pred_accumulation=outputs["accumulation_fine"], gt_image=image)
+            pred_image=outputs["rgb_fine"], pred_accumulation=outputs["accumulation_fine"], gt_image=image
+        )
         return {"psnr": self.psnr(pred.detach(), gt)}
 
-    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         image = batch["image"].to(outputs["rgb_coarse"].device)
         coarse_pred, coarse_gt = self.renderer_rgb.blend_background_for_loss_computation(
-            pred_image=outputs["rgb_coarse"], pred_accumulation=outputs["accumulation_coarse"], gt_image=image)
+            pred_image=outputs["rgb_coarse"], pred_accumulation=outputs["accumulation_coarse"], gt_image=image
+        )
         fine_pred, fine_gt = self.renderer_rgb.blend_background_for_loss_computation(
-            pred_image=outputs["rgb_fine"], pred_accumulation=outputs["accumulation_fine"], gt_image=image)
-        loss_dict = {"rgb_loss_coarse": self.rgb_loss(coarse_gt, coarse_pred),
-                     "rgb_loss_fine": self.fine_loss(fine_pred, fine_gt, outputs)}
+            pred_image=outputs["rgb_fine"], pred_accumulation=outputs["accumulation_fine"], gt_image=image
+        )
+        loss_dict = {
+            "rgb_loss_coarse": self.rgb_loss(coarse_gt, coarse_pred),
+            "rgb_loss_fine": self.fine_loss(fine_pred, fine_gt, outputs),
+        }
         return misc.scale_dict(loss_dict, self.config.loss_coefficients)
 
     # ------------------------------------------------------------------------------ evaluation
-    def get_image_metrics_and_images(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
-                                     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+    def get_image_metrics_and_images(
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[dict[str, float], dict[str, Tensor]]:
         image = self.renderer_rgb.blend_background(batch["image"].to(outputs["rgb_fine"].device))
         rgb_coarse, rgb_fine = outputs["rgb_coarse"], outputs["rgb_fine"]
         near, far = self.config.collider_params["near_plane"], self.config.collider_params["far_plane"]
         images = {
             "img": torch.cat([image, rgb_coarse, rgb_fine], dim=1),
-            "accumulation": torch.cat([colormaps.apply_colormap(outputs["accumulation_coarse"]),
-                                       colormaps.apply_colormap(outputs["accumulation_fine"])], dim=1),
-            "depth": torch.cat([colormaps.apply_depth_colormap(outputs[f"depth_{k}"],
-                                                               accumulation=outputs[f"accumulation_{k}"],
-                                                               near_plane=near, far_plane=far)
-                                for k in ("coarse", "fine")], dim=1),
+            "accumulation": torch.cat(
+                [
+                    colormaps.apply_colormap(outputs["accumulation_coarse"]),
+                    colormaps.apply_colormap(outputs["accumulation_fine"]),
+                ],
+                dim=1,
+            ),
+            "depth": torch.cat(
+                [
+                    colormaps.apply_depth_colormap(
+                        outputs[f"depth_{k}"], accumulation=outputs[f"accumulation_{k}"], near_plane=near, far_plane=far
+                    )
+                    for k in ("coarse", "fine")
+                ],
+                dim=1,
+            ),
         }
         chw = lambda x: torch.moveaxis(x, -1, 0)[None, ...]
         image, rgb_coarse, rgb_fine = chw(image), chw(rgb_coarse), chw(rgb_fine)
         fine_psnr = float(self.psnr(image, rgb_fine))
-        metrics = {"psnr": fine_psnr, "coarse_psnr": float(self.psnr(image, rgb_coarse)), "fine_psnr": fine_psnr,
-                   "fine_ssim": float(self.ssim(image, rgb_fine))}
+        metrics = {
+            "psnr": fine_psnr,
+            "coarse_psnr": float(self.psnr(image, rgb_coarse)),
+            "fine_psnr": fine_psnr,
+            "fine_ssim": float(self.ssim(image, rgb_fine)),
+        }
         if self._lpips is not None:
             self._lpips.to(image.device)
             metrics["fine_lpips"] = float(self._lpips(image.clamp(0, 1), rgb_fine.clamp(0, 1)))

@@ -11,6 +11,7 @@ Layout (as the NeRF synthetic scenes): ``transforms_{train,val,test}.json`` with
 and frames ``{"file_path": "./train/r_0", "rotation": 0.0, "transform_matrix": c2w}`` (OpenGL
 camera: looks along −z, y up; world z up), images ``train/r_0.png`` …
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,6 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def _checker(p: np.ndarray, freq: float) -> np.ndarray:
     return (s > 0).astype(p.dtype)
 
 
-def density_and_colour(p: np.ndarray, spec: SceneSpec) -> Tuple[np.ndarray, np.ndarray]:
+def density_and_colour(p: np.ndarray, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray]:
     """σ [...] and RGB [..., 3] of the analytic volume at points p [..., 3]."""
     sig = lambda sdf: spec.sigma_max / (1.0 + np.exp(np.clip(sdf / spec.edge, -30, 30)))
     total = np.zeros(p.shape[:-1], dtype=p.dtype)
@@ -101,7 +101,7 @@ def look_at(position: np.ndarray, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)) ->
     return c2w
 
 
-def camera_poses(n: int, radius: float, split: str) -> List[np.ndarray]:
+def camera_poses(n: int, radius: float, split: str) -> list[np.ndarray]:
     """Deterministic views: a golden-angle spiral over the upper hemisphere for ``train``; evenly
     spaced azimuths at two elevations, offset from the training ones, for ``val``/``test``."""
     poses = []
@@ -144,17 +144,17 @@ def render_view(c2w: np.ndarray, spec: SceneSpec, chunk: int = 2048) -> np.ndarr
     premult = np.zeros((origins.shape[0], 3))
     acc = np.zeros(origins.shape[0])
     for a in range(0, origins.shape[0], chunk):
-        o, d = origins[a:a + chunk], dirs[a:a + chunk]
+        o, d = origins[a : a + chunk], dirs[a : a + chunk]
         pts = (o[:, None, :] + d[:, None, :] * t[None, :, None]).astype(np.float32)
-        inside = (pts ** 2).sum(-1) < BOUND ** 2
+        inside = (pts**2).sum(-1) < BOUND**2
         sigma = np.zeros(pts.shape[:2])
         rgb = np.zeros(pts.shape[:2] + (3,))
         sigma[inside], rgb[inside] = density_and_colour(pts[inside], spec)
         alpha = 1.0 - np.exp(-sigma * delta[None, :])
         trans = np.cumprod(np.concatenate([np.ones((alpha.shape[0], 1)), 1.0 - alpha[:, :-1]], axis=1), axis=1)
         w = alpha * trans
-        premult[a:a + chunk] = (w[..., None] * rgb).sum(axis=1)
-        acc[a:a + chunk] = w.sum(axis=1)
+        premult[a : a + chunk] = (w[..., None] * rgb).sum(axis=1)
+        acc[a : a + chunk] = w.sum(axis=1)
     # average the s×s sub-pixels (premultiplied), then un-premultiply
     premult = premult.reshape(size, s, size, s, 3).mean(axis=(1, 3))
     acc = acc.reshape(size, s, size, s).mean(axis=(1, 3))
@@ -166,7 +166,7 @@ def to_rgba8(img: np.ndarray) -> np.ndarray:
     return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def generate_scene(out: Path, spec: SceneSpec = SceneSpec()) -> Dict:
+def generate_scene(out: Path, spec: SceneSpec = SceneSpec()) -> dict:
     """Write the scene to ``out``; returns a summary with the SHA-256 of every file written."""
     from PIL import Image  # Pillow is a project dependency; generation itself is numpy only
 
@@ -182,8 +182,13 @@ def generate_scene(out: Path, spec: SceneSpec = SceneSpec()) -> Dict:
             rel = f"{split}/r_{i}.png"
             Image.fromarray(to_rgba8(render_view(c2w, spec)), mode="RGBA").save(out / rel)
             hashes[rel] = hashlib.sha256((out / rel).read_bytes()).hexdigest()
-            frames.append({"file_path": f"./{split}/r_{i}", "rotation": 0.0,
-                           "transform_matrix": [[float(v) for v in row] for row in c2w]})
+            frames.append(
+                {
+                    "file_path": f"./{split}/r_{i}",
+                    "rotation": 0.0,
+                    "transform_matrix": [[float(v) for v in row] for row in c2w],
+                }
+            )
         meta = {"camera_angle_x": spec.camera_angle_x, "frames": frames}
         name = f"transforms_{split}.json"
         (out / name).write_text(json.dumps(meta, indent=2) + "\n")

@@ -15,6 +15,7 @@ Metrics: PSNR from the float renders (nerf-pytorch's convention), SSIM (scikit-i
 (alex; :class:`iga.metrics.LPIPS`, real weights only, otherwise reported missing) from the uint8
 renders; ground truth = the test image composited on white, at the training resolution.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,7 +25,6 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -56,16 +56,16 @@ class NeRFRunSettings:
     seed: int = 4096
     checkpoint_every: int = 5000
     eval_chunk: int = 4096
-    lpips_status_file: Optional[str] = None
+    lpips_status_file: str | None = None
     cell: str = ""
-    extra: Dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
     # settings that do not change what is trained (a checkpoint made under others is still valid)
-    _NOT_FINGERPRINTED = ("out", "iterations", "device", "checkpoint_every", "eval_chunk",
-                          "lpips_status_file", "cell")
+    _NOT_FINGERPRINTED = ("out", "iterations", "device", "checkpoint_every", "eval_chunk", "lpips_status_file", "cell")
 
     def fingerprint(self) -> str:
         from ..provenance import settings_fingerprint
+
         return settings_fingerprint({k: v for k, v in asdict(self).items() if k not in self._NOT_FINGERPRINTED})
 
     def validate(self) -> None:
@@ -75,8 +75,17 @@ class NeRFRunSettings:
             raise ConfigError(f"lr_schedule={self.lr_schedule!r}; allowed: 'nerf-pytorch', 'official'")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda")
-        for name in ("iterations", "downscale", "testskip", "num_rays", "coarse_samples", "fine_samples",
-                     "net_width", "net_depth", "checkpoint_every"):
+        for name in (
+            "iterations",
+            "downscale",
+            "testskip",
+            "num_rays",
+            "coarse_samples",
+            "fine_samples",
+            "net_width",
+            "net_depth",
+            "checkpoint_every",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.method == "iga-nerf" and not 1 <= self.end < self.num_rays:
@@ -87,6 +96,7 @@ class NeRFRunSettings:
 
 def resolve_device(device: str) -> str:
     import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -140,7 +150,7 @@ def build_config(s: NeRFRunSettings, device: str):
 _CKPT = re.compile(r"step-(\d+)\.ckpt$")
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Optional[int]:
+def latest_checkpoint(checkpoint_dir: Path) -> int | None:
     if not checkpoint_dir.is_dir():
         return None
     steps = [int(m.group(1)) for f in checkpoint_dir.iterdir() if (m := _CKPT.search(f.name))]
@@ -149,6 +159,7 @@ def latest_checkpoint(checkpoint_dir: Path) -> Optional[int]:
 
 def _gt_image(path: Path) -> np.ndarray:
     from PIL import Image
+
     img = np.asarray(Image.open(path)).astype(np.float32) / 255.0
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
@@ -157,7 +168,7 @@ def _gt_image(path: Path) -> np.ndarray:
     return img[..., :3]
 
 
-def evaluate(pipeline, config, out: Path, lpips_status_file: Optional[str] = None) -> dict:
+def evaluate(pipeline, config, out: Path, lpips_status_file: str | None = None) -> dict:
     """Render the test views with the fine network; PSNR/SSIM/LPIPS per view and averaged."""
     import torch
     from PIL import Image
@@ -173,7 +184,7 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: Optional[str] = Non
     per_view = []
     for i, path in enumerate(outputs.image_filenames):
         with torch.no_grad():
-            res = model.get_outputs_for_camera(cameras[i:i + 1])
+            res = model.get_outputs_for_camera(cameras[i : i + 1])
         pred = res["rgb_fine"].float().cpu().numpy()
         gt = _gt_image(Path(path))
         if pred.shape != gt.shape:
@@ -181,27 +192,43 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: Optional[str] = Non
         pred_u8, gt_u8 = to_uint8(pred), to_uint8(gt)
         Image.fromarray(pred_u8).save(renders / f"test_{i:03d}.png")
         lp = lpips(pred_u8.astype(np.float32) / 255.0, gt_u8.astype(np.float32) / 255.0)
-        per_view.append({"view": i, "file": str(Path(path).name), "psnr": psnr(np.clip(pred, 0, 1), gt),
-                         "ssim": ssim(pred_u8, gt_u8), "lpips": metric_to_json(lp)})
+        per_view.append(
+            {
+                "view": i,
+                "file": str(Path(path).name),
+                "psnr": psnr(np.clip(pred, 0, 1), gt),
+                "ssim": ssim(pred_u8, gt_u8),
+                "lpips": metric_to_json(lp),
+            }
+        )
     mean = lambda k: float(np.mean([v[k] for v in per_view]))
     lp_values = [v["lpips"] for v in per_view]
     if all(isinstance(v, float) for v in lp_values):
         lpips_mean = float(np.mean(lp_values))
     else:
         lpips_mean = Missing(lpips.status.get("reason", "LPIPS unavailable")).to_json()
-    return {"psnr": mean("psnr"), "ssim": mean("ssim"), "lpips": lpips_mean, "n_views": len(per_view),
-            "per_view": per_view,
-            "conventions": {"psnr": "float render clipped to [0,1] vs float GT on white, mean over views",
-                            "ssim": "scikit-image on uint8, channel_axis=-1", "lpips": "alex on uint8/255"}}
+    return {
+        "psnr": mean("psnr"),
+        "ssim": mean("ssim"),
+        "lpips": lpips_mean,
+        "n_views": len(per_view),
+        "per_view": per_view,
+        "conventions": {
+            "psnr": "float render clipped to [0,1] vs float GT on white, mean over views",
+            "ssim": "scikit-image on uint8, channel_axis=-1",
+            "lpips": "alex on uint8/255",
+        },
+    }
 
 
-def resumable_checkpoint(checkpoint_dir: Path, iterations: int) -> Optional[int]:
+def resumable_checkpoint(checkpoint_dir: Path, iterations: int) -> int | None:
     """Step of the checkpoint to resume, or None to train from scratch (as :mod:`iga.train` decides):
     a finished run's checkpoints are removed (the job was forced or its inputs changed), an unreadable
     one is moved aside to ``*.corrupt-<UTC time>`` and the next older one is tried."""
     import torch
 
     from ..train import load_problem, move_aside_corrupt
+
     while (last := latest_checkpoint(checkpoint_dir)) is not None:
         path = checkpoint_dir / f"step-{last:09d}.ckpt"
         if last + 1 >= iterations:
@@ -225,6 +252,7 @@ def run(s: NeRFRunSettings) -> dict:
     job_start = take_job_start()
     s.validate()
     from ..cell_lock import cell_lock
+
     with cell_lock(Path(s.out), s.cell):
         return _run(s, job_start)
 
@@ -233,7 +261,7 @@ class _TrainingClock:
     """Times nerfstudio's optimisation steps (:class:`StepTimer`) and keeps the training-loop time at each
     checkpoint in ``train_time.json`` beside it, so a resumed run knows the time of the jobs before it."""
 
-    def __init__(self, ckpt_dir: Path, every: int, resumed_from: Optional[int], synchronize: bool):
+    def __init__(self, ckpt_dir: Path, every: int, resumed_from: int | None, synchronize: bool):
         self.timer = StepTimer(synchronize)
         self.path, self.every = ckpt_dir / "train_time.json", every
         seen = json.loads(self.path.read_text()) if self.path.exists() else {}
@@ -242,7 +270,9 @@ class _TrainingClock:
         self.t0 = time.perf_counter()
 
     def attach(self, trainer) -> None:
-        from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation as At
+        from nerfstudio.engine.callbacks import TrainingCallback
+        from nerfstudio.engine.callbacks import TrainingCallbackLocation as At
+
         # first before and last after the step, so the step's own callbacks are inside the timed span
         trainer.callbacks.insert(0, TrainingCallback([At.BEFORE_TRAIN_ITERATION], lambda step: self.timer.start()))
         trainer.callbacks.append(TrainingCallback([At.AFTER_TRAIN_ITERATION], self._after))
@@ -297,16 +327,28 @@ def _run(s: NeRFRunSettings, job_start: float) -> dict:
     training = Training.from_timer(clock.timer, s.iterations, t_train, clock.before + t_train, last)
     if clock.unknown_before:
         training.extra["train_time_total_note"] = f"time of the jobs before step {last} not recorded: this job's only"
-    write_record(out, s.cell or f"nerf/{Path(s.data).name}/{s.method}", asdict(s), s.seed, device, job_start,
-                 training, nerfstudio_method=config.method_name, nerfstudio_version=_dist_version("nerfstudio"),
-                 settings_fingerprint=s.fingerprint(), final_checkpoint_step=final, checkpoint_dir=str(ckpt_dir),
-                 wall_seconds={"setup": t_setup, "train": t_train, "eval": t_eval})
+    write_record(
+        out,
+        s.cell or f"nerf/{Path(s.data).name}/{s.method}",
+        asdict(s),
+        s.seed,
+        device,
+        job_start,
+        training,
+        nerfstudio_method=config.method_name,
+        nerfstudio_version=_dist_version("nerfstudio"),
+        settings_fingerprint=s.fingerprint(),
+        final_checkpoint_step=final,
+        checkpoint_dir=str(ckpt_dir),
+        wall_seconds={"setup": t_setup, "train": t_train, "eval": t_eval},
+    )
     write_json(metrics, out / "metrics.json")  # last: its presence means the cell is complete
     return metrics
 
 
-def _dist_version(name: str) -> Optional[str]:
+def _dist_version(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(name)
     except PackageNotFoundError:

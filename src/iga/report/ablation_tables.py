@@ -11,17 +11,19 @@
 
 Cells are labelled from their own resolved settings (``provenance.json``), not from their names:
 a Table 4 row is "IGA-<sampling>", a Table 5 row "IGA-P<patch side>", a variant row carries its eq. 5
-variant and indexing. Everything is built in the long form of :mod:`iga.report.tables`; :mod:`.ablation_layouts` renders it.
+variant and indexing. Everything is built in the long form of :mod:`iga.report.tables`;
+:mod:`.ablation_layouts` renders it.
 
 A cell may be a main image cell the workflow reused (``work/{preset}/image/...``, identical image and
 settings; ``tasks.image_ablation.reuse_image_cells``): its rows keep task ``image_ablation`` (the table
 they feed) and name the cell that was trained (``cell`` = ``image/{item}/{arch}-{method}``).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..cells import enumerate_cells
 from .cost import read_cell
@@ -34,13 +36,27 @@ PAPER_AVG_ITEM = "kodim01-03 average"  # the item name of the paper's Table 4 ro
 TABLE5_NOTE = "paper Table 5 values not transcribed (the table body is missing from the paper text here)"
 
 # long-form metrics of one ablation cell; descriptors (strings/flags) say what the cell actually ran
-COLLECT_METRICS = ("psnr", "psnr_final", "time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb",
-                   "job_wall_time_s", "iterations", "groups", "patch_size", "end", "lr",
-                   "sampling", "eq5_variant", "indexing_quirk")
+COLLECT_METRICS = (
+    "psnr",
+    "psnr_final",
+    "time_per_iteration_s",
+    "train_time_s",
+    "peak_rss_mb",
+    "peak_gpu_mb",
+    "job_wall_time_s",
+    "iterations",
+    "groups",
+    "patch_size",
+    "end",
+    "lr",
+    "sampling",
+    "eq5_variant",
+    "indexing_quirk",
+)
 
 
 # --- collect ------------------------------------------------------------------------------
-def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) -> List[dict]:
+def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) -> list[dict]:
     metrics_path = Path(metrics_path)
     metrics = json.loads(metrics_path.read_text())
     prov_path = metrics_path.parent / "provenance.json"
@@ -50,11 +66,16 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
     adj, task, optim = settings.get("adjuster", {}), settings.get("task", {}), settings.get("optim", {})
     iga = adj.get("kind") == "iga"
     values = {
-        "psnr": metrics.get("psnr"), "psnr_final": metrics.get("psnr_final"),
-        **{k: cost["values"].get(k) for k in ("time_per_iteration_s", "train_time_s", "peak_rss_mb",
-                                              "peak_gpu_mb", "job_wall_time_s")},
-        "iterations": metrics.get("iterations"), "groups": metrics.get("groups"),
-        "patch_size": task.get("patch_size"), "lr": optim.get("lr"),
+        "psnr": metrics.get("psnr"),
+        "psnr_final": metrics.get("psnr_final"),
+        **{
+            k: cost["values"].get(k)
+            for k in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s")
+        },
+        "iterations": metrics.get("iterations"),
+        "groups": metrics.get("groups"),
+        "patch_size": task.get("patch_size"),
+        "lr": optim.get("lr"),
         "end": adj.get("end") if iga else None,
         "sampling": adj.get("sampling", "slr") if iga else None,
         "eq5_variant": adj.get("variant", "official") if iga else None,
@@ -71,18 +92,31 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
                 continue
         note = ""
         if name in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s"):
-            note = f"device: {device}" + ("" if v is not None else "; missing: " + ("; ".join(cost["notes"]) or "not recorded"))
-        rows.append({"preset": preset, "task": TASK, "dataset": dataset, "item": cost["item"],
-                     "metric": name, "architecture": cost["arch"], "method": cost["method"],
-                     "value": "" if v is None else v, "note": note, "cell": cost["cell"]})
+            note = f"device: {device}" + (
+                "" if v is not None else "; missing: " + ("; ".join(cost["notes"]) or "not recorded")
+            )
+        rows.append(
+            {
+                "preset": preset,
+                "task": TASK,
+                "dataset": dataset,
+                "item": cost["item"],
+                "metric": name,
+                "architecture": cost["arch"],
+                "method": cost["method"],
+                "value": "" if v is None else v,
+                "note": note,
+                "cell": cost["cell"],
+            }
+        )
     return rows
 
 
-def collect(metrics_files: Sequence[Path], work_dir: Path, preset: str, dataset: str) -> List[dict]:
+def collect(metrics_files: Sequence[Path], work_dir: Path, preset: str, dataset: str) -> list[dict]:
     return [r for p in metrics_files for r in collect_cell(Path(p), Path(work_dir), preset, dataset)]
 
 
-def reused_cells(rows: Sequence[dict]) -> List[str]:
+def reused_cells(rows: Sequence[dict]) -> list[str]:
     """Ids of the collected cells that were trained by another task (reused main image cells)."""
     return sorted({r["cell"] for r in rows if r.get("cell") and not r["cell"].startswith(TASK + "/")})
 
@@ -92,7 +126,7 @@ class Cells:
     """Long-form rows indexed by (item, architecture, method) → {metric: row}."""
 
     def __init__(self, rows: Sequence[dict]):
-        self.rows: Dict[Tuple[str, str, str], Dict[str, dict]] = {}
+        self.rows: dict[tuple[str, str, str], dict[str, dict]] = {}
         for r in rows:
             self.rows.setdefault((r["item"], r["architecture"], r["method"]), {})[r["metric"]] = r
 
@@ -106,7 +140,7 @@ class Cells:
         r = self.rows.get((item, arch, method), {}).get(metric)
         return None if r is None or r["value"] in ("", None) else r["value"]
 
-    def num(self, item, arch, method, metric) -> Optional[float]:
+    def num(self, item, arch, method, metric) -> float | None:
         v = self.raw(item, arch, method, metric)
         return None if v is None else float(v)
 
@@ -118,7 +152,7 @@ class Cells:
         return (item, arch, method) in self.rows
 
 
-def grid_of(section: dict, name: str) -> Tuple[List[str], List[str], List[str]]:
+def grid_of(section: dict, name: str) -> tuple[list[str], list[str], list[str]]:
     """(items, architectures, methods) of a named grid, from the cells :func:`enumerate_cells` lists."""
     cells = enumerate_cells({"tasks": {TASK: section}}, TASK, name)
     return tuple(list(dict.fromkeys(getattr(c, k) for c in cells)) for k in ("item", "arch", "method"))
@@ -129,16 +163,26 @@ def average_item(dataset: str, items: Sequence[str]) -> str:
     return PAPER_AVG_ITEM if dataset == "kodak" and sorted(items) == list(PAPER_ITEMS) else "average"
 
 
-def _mean(vals: List[Optional[float]]) -> Optional[float]:
+def _mean(vals: list[float | None]) -> float | None:
     return None if not vals or any(v is None for v in vals) else sum(vals) / len(vals)
 
 
 def _row(table, dataset, item, metric, arch, method, value, paper=None, note="") -> dict:
     value = "" if value is None else value
     delta = (float(value) - paper) if (paper is not None and value != "") else ""
-    return {"table": table, "task": TASK, "dataset": dataset, "item": item, "metric": metric,
-            "architecture": arch, "method": method, "value": value,
-            "paper_value": "" if paper is None else paper, "delta": delta, "note": note}
+    return {
+        "table": table,
+        "task": TASK,
+        "dataset": dataset,
+        "item": item,
+        "metric": metric,
+        "architecture": arch,
+        "method": method,
+        "value": value,
+        "paper_value": "" if paper is None else paper,
+        "delta": delta,
+        "note": note,
+    }
 
 
 def _arch_sorted(archs):
@@ -160,7 +204,7 @@ def _device(cells: Cells, items, archs, methods) -> str:
             for m in methods:
                 n = cells.note(i, a, m, "time_per_iteration_s")
                 if n.startswith("device: "):
-                    devs.add(n[len("device: "):].split(";")[0])
+                    devs.add(n[len("device: ") :].split(";")[0])
     return ", ".join(sorted(devs)) or "unknown"
 
 
@@ -175,7 +219,7 @@ def table4_label(cells: Cells, items, archs, method: str) -> str:
     return f"IGA-{found.pop().upper()}" if found else method
 
 
-def build_table4(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: str) -> List[dict]:
+def build_table4(rows: Sequence[dict], grid: tuple[list, list, list], dataset: str) -> list[dict]:
     items, archs, methods = grid
     cells = Cells(rows)
     ref = reference_lookup("4")
@@ -191,8 +235,18 @@ def build_table4(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: s
             for i in items:
                 v = cells.num(i, a, m, "psnr")
                 vals.append(v)
-                out.append(_row("4", dataset, i, "psnr", a, lab, v,
-                                note=cells.cell(i, a, m) + ("" if v is not None else "; missing")))
+                out.append(
+                    _row(
+                        "4",
+                        dataset,
+                        i,
+                        "psnr",
+                        a,
+                        lab,
+                        v,
+                        note=cells.cell(i, a, m) + ("" if v is not None else "; missing"),
+                    )
+                )
             avg = _mean(vals)
             paper = ref.get(("image", dataset, avg_item, "psnr", a, lab)) if avg_item == PAPER_AVG_ITEM else None
             note = _missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items ({', '.join(items)})"
@@ -200,13 +254,24 @@ def build_table4(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: s
             per_label.setdefault(lab, []).append(avg)
         avg = _mean(per_label[lab])
         paper = ref.get(("image", dataset, avg_item, "psnr", "average", lab)) if avg_item == PAPER_AVG_ITEM else None
-        out.append(_row("4", dataset, avg_item, "psnr", "average", lab, avg, paper,
-                        f"mean over the architectures {', '.join(_arch_sorted(archs))}"))
+        out.append(
+            _row(
+                "4",
+                dataset,
+                avg_item,
+                "psnr",
+                "average",
+                lab,
+                avg,
+                paper,
+                f"mean over the architectures {', '.join(_arch_sorted(archs))}",
+            )
+        )
     return out
 
 
 # --- Table 5: group size ---------------------------------------------------------------------
-def table5_label(cells: Cells, items, archs, method: str) -> Tuple[str, Optional[int]]:
+def table5_label(cells: Cells, items, archs, method: str) -> tuple[str, int | None]:
     if method.split("-", 1)[0] == "vanilla":
         return "vanilla", None
     found = {cells.raw(i, a, method, "patch_size") for i in items for a in archs if cells.has(i, a, method)}
@@ -219,7 +284,7 @@ def table5_label(cells: Cells, items, archs, method: str) -> Tuple[str, Optional
     return f"IGA-P{p}", p
 
 
-def build_table5(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: str) -> List[dict]:
+def build_table5(rows: Sequence[dict], grid: tuple[list, list, list], dataset: str) -> list[dict]:
     items, archs, methods = grid
     cells = Cells(rows)
     avg_item = average_item(dataset, items)
@@ -240,63 +305,167 @@ def build_table5(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: s
         agg = {"psnr": [], "delta_vs_vanilla": [], "time_per_iteration_s": [], "peak_rss_mb": [], "peak_gpu_mb": []}
         for a in archs:
             for i in items:
-                out.append(_row("5", dataset, i, "psnr", a, lab, cells.num(i, a, m, "psnr"),
-                                note=f"{cells.cell(i, a, m)}; {TABLE5_NOTE}"))
-                out.append(_row("5", dataset, i, "time_per_iteration_s", a, lab,
-                                cells.num(i, a, m, "time_per_iteration_s"), note=cells.note(i, a, m, "time_per_iteration_s")))
+                out.append(
+                    _row(
+                        "5",
+                        dataset,
+                        i,
+                        "psnr",
+                        a,
+                        lab,
+                        cells.num(i, a, m, "psnr"),
+                        note=f"{cells.cell(i, a, m)}; {TABLE5_NOTE}",
+                    )
+                )
+                out.append(
+                    _row(
+                        "5",
+                        dataset,
+                        i,
+                        "time_per_iteration_s",
+                        a,
+                        lab,
+                        cells.num(i, a, m, "time_per_iteration_s"),
+                        note=cells.note(i, a, m, "time_per_iteration_s"),
+                    )
+                )
             psnr = _mean(cell_vals(a, m, "psnr"))
-            out.append(_row("5", dataset, avg_item, "psnr", a, lab, psnr,
-                            note=(_missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items") + f"; {TABLE5_NOTE}"))
+            out.append(
+                _row(
+                    "5",
+                    dataset,
+                    avg_item,
+                    "psnr",
+                    a,
+                    lab,
+                    psnr,
+                    note=(_missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items") + f"; {TABLE5_NOTE}",
+                )
+            )
             agg["psnr"].append(psnr)
             if lab != "vanilla":
                 base = _mean(cell_vals(a, van, "psnr")) if van else None
                 d = None if (psnr is None or base is None) else psnr - base
-                out.append(_row("5", dataset, avg_item, "delta_vs_vanilla", a, lab, d,
-                                note=("PSNR minus vanilla's" if van else "no vanilla cell in the grid") + f"; {TABLE5_NOTE}"))
+                out.append(
+                    _row(
+                        "5",
+                        dataset,
+                        avg_item,
+                        "delta_vs_vanilla",
+                        a,
+                        lab,
+                        d,
+                        note=("PSNR minus vanilla's" if van else "no vanilla cell in the grid") + f"; {TABLE5_NOTE}",
+                    )
+                )
                 agg["delta_vs_vanilla"].append(d)
             t = _mean(cell_vals(a, m, "time_per_iteration_s"))
-            out.append(_row("5", dataset, avg_item, "time_per_iteration_s", a, lab, t,
-                            note=_missing(cells, items, a, m, "time_per_iteration_s") or tnote))
+            out.append(
+                _row(
+                    "5",
+                    dataset,
+                    avg_item,
+                    "time_per_iteration_s",
+                    a,
+                    lab,
+                    t,
+                    note=_missing(cells, items, a, m, "time_per_iteration_s") or tnote,
+                )
+            )
             agg["time_per_iteration_s"].append(t)
             for mem in ("peak_rss_mb", "peak_gpu_mb"):
                 vs = [v for v in cell_vals(a, m, mem) if v is not None]
                 if vs:
-                    out.append(_row("5", dataset, avg_item, mem, a, lab, max(vs),
-                                    note=f"device: {device}; max over the items"
-                                         + ("; whole process (includes the framework's baseline)" if mem == "peak_rss_mb" else "")))
+                    out.append(
+                        _row(
+                            "5",
+                            dataset,
+                            avg_item,
+                            mem,
+                            a,
+                            lab,
+                            max(vs),
+                            note=f"device: {device}; max over the items"
+                            + ("; whole process (includes the framework's baseline)" if mem == "peak_rss_mb" else ""),
+                        )
+                    )
                     agg[mem].append(max(vs))
             groups = [cells.num(i, a, m, "groups") for i in items]
             groups = [g for g in groups if g is not None]
             if groups and lab != "vanilla":
-                out.append(_row("5", dataset, avg_item, "groups", a, lab, groups[0],
-                                note=f"group size {p}x{p}" if p else ""))
+                out.append(
+                    _row("5", dataset, avg_item, "groups", a, lab, groups[0], note=f"group size {p}x{p}" if p else "")
+                )
         # the architecture average: Δ_avg, as the paper's last column
-        out.append(_row("5", dataset, avg_item, "psnr", "average", lab, _mean(agg["psnr"]),
-                        note=f"mean over the architectures; {TABLE5_NOTE}"))
+        out.append(
+            _row(
+                "5",
+                dataset,
+                avg_item,
+                "psnr",
+                "average",
+                lab,
+                _mean(agg["psnr"]),
+                note=f"mean over the architectures; {TABLE5_NOTE}",
+            )
+        )
         if lab != "vanilla":
-            out.append(_row("5", dataset, avg_item, "delta_avg", "average", lab, _mean(agg["delta_vs_vanilla"]),
-                            note=f"Δ_avg: mean over the architectures of PSNR minus vanilla's; {TABLE5_NOTE}"))
-        out.append(_row("5", dataset, avg_item, "time_per_iteration_s", "average", lab,
-                        _mean(agg["time_per_iteration_s"]), note=f"mean over the architectures; {tnote}"))
+            out.append(
+                _row(
+                    "5",
+                    dataset,
+                    avg_item,
+                    "delta_avg",
+                    "average",
+                    lab,
+                    _mean(agg["delta_vs_vanilla"]),
+                    note=f"Δ_avg: mean over the architectures of PSNR minus vanilla's; {TABLE5_NOTE}",
+                )
+            )
+        out.append(
+            _row(
+                "5",
+                dataset,
+                avg_item,
+                "time_per_iteration_s",
+                "average",
+                lab,
+                _mean(agg["time_per_iteration_s"]),
+                note=f"mean over the architectures; {tnote}",
+            )
+        )
         for mem in ("peak_rss_mb", "peak_gpu_mb"):
             if agg[mem]:
-                out.append(_row("5", dataset, avg_item, mem, "average", lab, max(agg[mem]),
-                                note=f"device: {device}; max over the architectures"))
+                out.append(
+                    _row(
+                        "5",
+                        dataset,
+                        avg_item,
+                        mem,
+                        "average",
+                        lab,
+                        max(agg[mem]),
+                        note=f"device: {device}; max over the architectures",
+                    )
+                )
     return out
 
 
 # --- the paper text vs the official code ----------------------------------------------------
-def describe_variant(eq5: Optional[str], quirk) -> str:
+def describe_variant(eq5: str | None, quirk) -> str:
     """What a variant cell ran, and whose description it follows: the paper text, the code, or both."""
     q = str(quirk) in ("1", "1.0", "True", "true")
     w = "λ_i outside the range (eq. 5 as printed)" if eq5 == "paper" else "1 outside the range (official code)"
     s = "all-groups indexing (official code quirk)" if q else "one point per group (paper text)"
-    who = {("paper", False): "= the paper text", ("official", True): "= the official code",
-           ("official", False): "our default: the code's weight, the text's sampling"}.get((eq5, q), "mixed")
+    who = {
+        ("paper", False): "= the paper text",
+        ("official", True): "= the official code",
+        ("official", False): "our default: the code's weight, the text's sampling",
+    }.get((eq5, q), "mixed")
     return f"{w}; {s} [{who}]"
 
 
-def build_variants(rows: Sequence[dict], grid: Tuple[list, list, list], dataset: str) -> List[dict]:
+def build_variants(rows: Sequence[dict], grid: tuple[list, list, list], dataset: str) -> list[dict]:
     items, archs, methods = grid
     cells = Cells(rows)
     ref = reference_lookup("6")
@@ -316,8 +485,19 @@ def build_variants(rows: Sequence[dict], grid: Tuple[list, list, list], dataset:
                 paper = ref.get(("image", dataset, i, "psnr", a, "IGA"))
                 vals.append(v)
                 papers.append(paper)
-                out.append(_row("variants", dataset, i, "psnr", a, m, v, paper,
-                                f"{desc}; paper: Table 6 {a}+IGA" if paper is not None else desc))
+                out.append(
+                    _row(
+                        "variants",
+                        dataset,
+                        i,
+                        "psnr",
+                        a,
+                        m,
+                        v,
+                        paper,
+                        f"{desc}; paper: Table 6 {a}+IGA" if paper is not None else desc,
+                    )
+                )
             paper_avg = _mean(papers) if papers and all(p is not None for p in papers) else None
             note = _missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items"
             if paper_avg is not None:
@@ -326,5 +506,8 @@ def build_variants(rows: Sequence[dict], grid: Tuple[list, list, list], dataset:
     return out
 
 
-BUILDERS = {"table4_sampling": ("table4", build_table4), "table5_group_size": ("table5", build_table5),
-            "variants_paper_vs_code": ("variants", build_variants)}
+BUILDERS = {
+    "table4_sampling": ("table4", build_table4),
+    "table5_group_size": ("table5", build_table5),
+    "variants_paper_vs_code": ("variants", build_variants),
+}

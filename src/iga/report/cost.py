@@ -10,12 +10,13 @@ trained cells.
 A cell is named by the file a task's rules append to ``COST_INPUTS`` (its ``metrics.json``); the record
 lies in the same folder.
 """
+
 from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ TASK_ORDER = ("toy", "image", "image_ablation", "occupancy", "nerf")
 REEVALUATED = "re-evaluated only (this job trained no step)"
 
 
-def _num(v) -> Optional[float]:
+def _num(v) -> float | None:
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -80,23 +81,52 @@ def read_cell(metrics_path: Path) -> dict:
     if status == REEVALUATED:
         values["time_per_iteration_s"] = None
         notes.append(REEVALUATED)
-    return {"task": cell.task, "item": cell.item, "arch": cell.arch, "method": cell.method, "cell": cell.id,
-            "device": rec.get("device", ""), "invocation": rec.get("invocation", ""), "status": status,
-            "values": values, "notes": notes, "path": str(metrics_path)}
+    return {
+        "task": cell.task,
+        "item": cell.item,
+        "arch": cell.arch,
+        "method": cell.method,
+        "cell": cell.id,
+        "device": rec.get("device", ""),
+        "invocation": rec.get("invocation", ""),
+        "status": status,
+        "values": values,
+        "notes": notes,
+        "path": str(metrics_path),
+    }
 
 
 def cells_frame(cells: Sequence[dict]) -> pd.DataFrame:
     """One row per cell (identity, device, job, status, values), in display order."""
-    rows = [{k: c[k] for k in ("task", "item", "arch", "method", "cell", "device", "invocation", "status")}
-            | {"trained": c["status"].startswith("trained"), "missing": "; ".join(c["notes"])} | c["values"] for c in cells]
-    df = pd.DataFrame(rows, columns=["task", "item", "arch", "method", "cell", "device", "invocation", "status",
-                                     "trained", "missing"] + [m for m, _, _ in COST_METRICS]).astype({"trained": bool})
-    key = df.apply(lambda r: (TASK_ORDER.index(r.task) if r.task in TASK_ORDER else len(TASK_ORDER), r.task,
-                              r["item"], arch_key(r.arch), method_key(r.method)), axis=1) if len(df) else []
+    rows = [
+        {k: c[k] for k in ("task", "item", "arch", "method", "cell", "device", "invocation", "status")}
+        | {"trained": c["status"].startswith("trained"), "missing": "; ".join(c["notes"])}
+        | c["values"]
+        for c in cells
+    ]
+    df = pd.DataFrame(
+        rows,
+        columns=["task", "item", "arch", "method", "cell", "device", "invocation", "status", "trained", "missing"]
+        + [m for m, _, _ in COST_METRICS],
+    ).astype({"trained": bool})
+    key = (
+        df.apply(
+            lambda r: (
+                TASK_ORDER.index(r.task) if r.task in TASK_ORDER else len(TASK_ORDER),
+                r.task,
+                r["item"],
+                arch_key(r.arch),
+                method_key(r.method),
+            ),
+            axis=1,
+        )
+        if len(df)
+        else []
+    )
     return df.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
 
 
-def cost_rows(cells: Sequence[dict], datasets: Dict[str, str]) -> pd.DataFrame:
+def cost_rows(cells: Sequence[dict], datasets: dict[str, str]) -> pd.DataFrame:
     """Long form (TABLE_ROW_KEYS, table "cost"): one row per measured value; device and job in the note."""
     out = []
     for c in cells_frame(cells).to_dict("records"):
@@ -109,9 +139,21 @@ def cost_rows(cells: Sequence[dict], datasets: Dict[str, str]) -> pd.DataFrame:
                 note += f"; missing: {c['missing'] or 'not in the result record'}"
             elif metric == "time_per_iteration_s":
                 note += f"; {TIME_PER_ITERATION}"
-            out.append({"table": "cost", "task": c["task"], "dataset": datasets.get(c["task"], ""), "item": c["item"],
-                        "metric": metric, "architecture": c["arch"], "method": c["method"],
-                        "value": "" if v is None else v, "paper_value": "", "delta": "", "note": note})
+            out.append(
+                {
+                    "table": "cost",
+                    "task": c["task"],
+                    "dataset": datasets.get(c["task"], ""),
+                    "item": c["item"],
+                    "metric": metric,
+                    "architecture": c["arch"],
+                    "method": c["method"],
+                    "value": "" if v is None else v,
+                    "paper_value": "",
+                    "delta": "",
+                    "note": note,
+                }
+            )
     return pd.DataFrame(out, columns=TABLE_ROW_KEYS)
 
 
@@ -125,35 +167,68 @@ def _fmt(v, unit: str = "") -> str:
 
 def layout(df: pd.DataFrame, scale_note: str) -> render.Layout:
     """Per-task summary (trained cells only), the per-cell table as its detail, the definition in the intro."""
-    intro = ("Measured by each cell's own training job and read from its result record (`provenance.json`), never "
-             "estimated. Job wall time: the training command from its start to the record (data, training, "
-             "evaluation, outputs); it encloses the training loop. Training loop: optimisation steps, periodic "
-             "evaluation and checkpoints, of this job and summed over every job that trained the cell (resumes). "
-             f"Time per iteration: {TIME_PER_ITERATION}. Peak GPU memory: `torch.cuda.max_memory_allocated` "
-             "(GPU jobs only). Devices differ per cell; times from different devices, or from a machine shared "
-             "with other jobs, are not comparable.")
-    header = ["Task", "Trained cells", "Re-evaluated only", "Σ job wall time", "Σ training loop (these jobs)",
-              "Median time / iteration", "Max peak RAM (MB)", "Max peak GPU (MB)", "Devices"]
+    intro = (
+        "Measured by each cell's own training job and read from its result record (`provenance.json`), never "
+        "estimated. Job wall time: the training command from its start to the record (data, training, "
+        "evaluation, outputs); it encloses the training loop. Training loop: optimisation steps, periodic "
+        "evaluation and checkpoints, of this job and summed over every job that trained the cell (resumes). "
+        f"Time per iteration: {TIME_PER_ITERATION}. Peak GPU memory: `torch.cuda.max_memory_allocated` "
+        "(GPU jobs only). Devices differ per cell; times from different devices, or from a machine shared "
+        "with other jobs, are not comparable."
+    )
+    header = [
+        "Task",
+        "Trained cells",
+        "Re-evaluated only",
+        "Σ job wall time",
+        "Σ training loop (these jobs)",
+        "Median time / iteration",
+        "Max peak RAM (MB)",
+        "Max peak GPU (MB)",
+        "Devices",
+    ]
     rows = []
     for task, g in df.groupby("task", sort=False):
         t = g[g.trained]
-        rows.append([task, str(len(t)), str((g.status == REEVALUATED).sum()),
-                     _fmt(t.job_wall_time_s.sum(min_count=1), "s"), _fmt(t.train_time_s.sum(min_count=1), "s"),
-                     _fmt(t.time_per_iteration_s.median(), "s"), _fmt(t.peak_rss_mb.max(), "MB"),
-                     _fmt(t.peak_gpu_mb.max(), "MB"), ", ".join(sorted(set(g.device.replace("", "unknown"))))])
+        rows.append(
+            [
+                task,
+                str(len(t)),
+                str((g.status == REEVALUATED).sum()),
+                _fmt(t.job_wall_time_s.sum(min_count=1), "s"),
+                _fmt(t.train_time_s.sum(min_count=1), "s"),
+                _fmt(t.time_per_iteration_s.median(), "s"),
+                _fmt(t.peak_rss_mb.max(), "MB"),
+                _fmt(t.peak_gpu_mb.max(), "MB"),
+                ", ".join(sorted(set(g.device.replace("", "unknown")))),
+            ]
+        )
     cells = render.Layout(
-        "## Per cell", scale_note, ["Cell", "Device", "Measured by"] + [label for _, label, _ in COST_METRICS],
-        [[c.cell, c.device or "unknown", f"{c.status}; job {c.invocation or 'unknown'}"]
-         + [_fmt(getattr(c, m), u) for m, _, u in COST_METRICS] for c in df.itertuples()])
+        "## Per cell",
+        scale_note,
+        ["Cell", "Device", "Measured by"] + [label for _, label, _ in COST_METRICS],
+        [
+            [c.cell, c.device or "unknown", f"{c.status}; job {c.invocation or 'unknown'}"]
+            + [_fmt(getattr(c, m), u) for m, _, u in COST_METRICS]
+            for c in df.itertuples()
+        ],
+    )
     notes = sorted({n for n in df.missing if n})
-    return render.Layout("Compute cost of every training cell", scale_note, header, rows, intro=intro,
-                         extras=[cells] if len(df) else [],
-                         notes=[f"Missing or marked: {n}" for n in notes] if len(df) else ["No training cells in this run."])
+    return render.Layout(
+        "Compute cost of every training cell",
+        scale_note,
+        header,
+        rows,
+        intro=intro,
+        extras=[cells] if len(df) else [],
+        notes=[f"Missing or marked: {n}" for n in notes] if len(df) else ["No training cells in this run."],
+    )
 
 
 def cost_figure(df: pd.DataFrame, out: Path, title: str):
     """Three panels over the trained cells: Σ job wall time per task; time per iteration and peak memory per cell."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -176,9 +251,15 @@ def cost_figure(df: pd.DataFrame, out: Path, title: str):
         colors = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(sorted(set(base)))}
         gpu = t.peak_gpu_mb.notna().any()
         for ax, col, scale, ylabel, ttl in (
-                (axes[1], "time_per_iteration_s", 1000.0, "time / iteration (ms)", "Time per iteration, per cell"),
-                (axes[2], "peak_gpu_mb" if gpu else "peak_rss_mb", 1.0,
-                 "peak GPU memory (MB)" if gpu else "peak RSS (MB)", "Peak memory, per cell")):
+            (axes[1], "time_per_iteration_s", 1000.0, "time / iteration (ms)", "Time per iteration, per cell"),
+            (
+                axes[2],
+                "peak_gpu_mb" if gpu else "peak_rss_mb",
+                1.0,
+                "peak GPU memory (MB)" if gpu else "peak RSS (MB)",
+                "Peak memory, per cell",
+            ),
+        ):
             for b in sorted(set(base)):
                 s = t[(base == b) & t[col].notna()]
                 x = [tasks.index(k) + ((j % 9) - 4) * 0.06 for j, k in enumerate(s.task)]
@@ -190,15 +271,32 @@ def cost_figure(df: pd.DataFrame, out: Path, title: str):
             ax.set_title(ttl)
             for i, k in enumerate(tasks):  # an empty column says why instead of looking like a bug
                 if not t[(t.task == k) & t[col].notna()].shape[0]:
-                    ax.text(i, 0.5, "not recorded\nfor this task's\ncells", transform=ax.get_xaxis_transform(),
-                            ha="center", va="center", fontsize=7, color="0.4")
+                    ax.text(
+                        i,
+                        0.5,
+                        "not recorded\nfor this task's\ncells",
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="0.4",
+                    )
         handles, labels = axes[1].get_legend_handles_labels()
         if handles:
-            fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False,
-                       title="method (colour)", title_fontsize=8)
+            fig.legend(
+                handles,
+                labels,
+                loc="lower center",
+                ncol=min(8, len(labels)),
+                fontsize=8,
+                frameon=False,
+                title="method (colour)",
+                title_fontsize=8,
+            )
     devices = sorted(set(df.device.replace("", "unknown")))
-    fig.suptitle("\n".join(textwrap.wrap(title, 150)) + f"\ndevice(s): {', '.join(devices) if devices else '—'}",
-                 fontsize=10)
+    fig.suptitle(
+        "\n".join(textwrap.wrap(title, 150)) + f"\ndevice(s): {', '.join(devices) if devices else '—'}", fontsize=10
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 0.9))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,8 +305,14 @@ def cost_figure(df: pd.DataFrame, out: Path, title: str):
     return fig
 
 
-def write_cost(metrics_files: Sequence[Path], datasets: Dict[str, str], out_csv: Path, out_md: Path,
-               figure: Optional[Path], scale_note: str) -> pd.DataFrame:
+def write_cost(
+    metrics_files: Sequence[Path],
+    datasets: dict[str, str],
+    out_csv: Path,
+    out_md: Path,
+    figure: Path | None,
+    scale_note: str,
+) -> pd.DataFrame:
     """cost.csv (long form), cost.md (one renderer) and the overview figure; returns the long form."""
     cells = [read_cell(Path(p)) for p in metrics_files]
     rows = cost_rows(cells, datasets)

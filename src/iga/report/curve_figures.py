@@ -6,28 +6,37 @@ Curves come from JSON-lines logs: ``train_log.jsonl`` (image, toy: a row every `
 ``step`` and the task's metrics) or occupancy's ``epochs.jsonl`` (``step`` and ``iou`` per evaluated
 epoch). A resumed run rewrites the steps after its checkpoint, so the last row of a step wins.
 """
+
 from __future__ import annotations
 
 import json
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..cells import Cell
 from .labels import arch_key, method_key, row_label
 
-METRIC_AXIS = {"psnr": "PSNR (dB)", "ssim": "SSIM (unitless)", "lpips": "LPIPS (unitless, lower is better)",
-               "iou": "IoU (unitless)", "mse": "MSE (unitless, log scale)", "loss": "training loss (MSE)"}
+METRIC_AXIS = {
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM (unitless)",
+    "lpips": "LPIPS (unitless, lower is better)",
+    "iou": "IoU (unitless)",
+    "mse": "MSE (unitless, log scale)",
+    "loss": "training loss (MSE)",
+}
 LOG_SCALE = ("mse", "loss")
 
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -44,9 +53,9 @@ def _suptitle(fig, title: str, width: int = 150) -> None:
 
 
 # --- training curves ------------------------------------------------------------------------
-def read_curve(path: Path, metric: str) -> Tuple[np.ndarray, np.ndarray]:
+def read_curve(path: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``metric`` in a JSON-lines log, sorted by step; rows without it are skipped."""
-    by_step: Dict[int, float] = {}
+    by_step: dict[int, float] = {}
     for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -60,7 +69,7 @@ def read_curve(path: Path, metric: str) -> Tuple[np.ndarray, np.ndarray]:
     return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
 
 
-def _mean_on_shared_steps(curves: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
+def _mean_on_shared_steps(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     steps = curves[0][0]
     for s, _ in curves[1:]:
         steps = np.intersect1d(steps, s)
@@ -72,7 +81,7 @@ def figure_curves(logs: Sequence[Path], metric: str, out: Path, title: str, pane
     or per item and architecture (``panels="item-arch"``), one line per method. Returns the Figure."""
     if panels not in ("arch", "item-arch"):
         raise ValueError(f"panels={panels!r} is not allowed; choose arch or item-arch")
-    groups: Dict[str, Dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     items = set()
     for path in logs:
         c = Cell.from_path(Path(path).parent)
@@ -87,8 +96,7 @@ def figure_curves(logs: Sequence[Path], metric: str, out: Path, title: str, pane
     keys = sorted(groups, key=lambda k: (arch_key(k.split(" / ")[-1]), k))
     ncol = min(3, len(keys))
     nrow = -(-len(keys) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 3.6 * nrow + 0.9), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 3.6 * nrow + 0.9), squeeze=False, layout="constrained")
     ylabel = METRIC_AXIS.get(metric, metric)
     if panels == "arch" and len(items) > 1:
         ylabel += f", mean over {len(items)} items"
@@ -97,8 +105,7 @@ def figure_curves(logs: Sequence[Path], metric: str, out: Path, title: str, pane
         colors = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
         for i, method in enumerate(methods):
             steps, vals = _mean_on_shared_steps(groups[key][method])
-            ax.plot(steps, vals, lw=1.2, color=colors(i % colors.N),
-                    label=row_label(key.split(" / ")[-1], method))
+            ax.plot(steps, vals, lw=1.2, color=colors(i % colors.N), label=row_label(key.split(" / ")[-1], method))
         if metric in LOG_SCALE:
             ax.set_yscale("log")
         ax.set_title(key, fontsize=9)
@@ -107,7 +114,7 @@ def figure_curves(logs: Sequence[Path], metric: str, out: Path, title: str, pane
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6, ncol=2 if len(methods) > 5 else 1, title="method", title_fontsize=6)
-    for ax in axes.ravel()[len(keys):]:
+    for ax in axes.ravel()[len(keys) :]:
         ax.remove()
     _suptitle(fig, title)
     _save(fig, out)
@@ -116,11 +123,11 @@ def figure_curves(logs: Sequence[Path], metric: str, out: Path, title: str, pane
 
 
 # --- ours vs paper --------------------------------------------------------------------------------
-def paper_tables(task: str) -> Dict[str, str]:
+def paper_tables(task: str) -> dict[str, str]:
     """{metric: number of the paper's per-item table} of a task, as its TableSpecs name them."""
     from .tables import TABLES
 
-    tables: Dict[str, str] = {}
+    tables: dict[str, str] = {}
     for spec in TABLES.values():
         if spec.task == task and not spec.average_only:
             for m in spec.metrics:
@@ -128,7 +135,7 @@ def paper_tables(task: str) -> Dict[str, str]:
     return tables
 
 
-def paper_pairs(long, task: str) -> List[dict]:
+def paper_pairs(long, task: str) -> list[dict]:
     """Rows of the long form that have a paper value: {metric, item, architecture, method, ours, paper,
     table}."""
     from .tables import reference_lookup
@@ -141,14 +148,23 @@ def paper_pairs(long, task: str) -> List[dict]:
             continue
         paper = refs[r["metric"]].get((r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"]))
         if paper is not None:
-            out.append({"metric": r["metric"], "item": r["item"], "architecture": r["architecture"],
-                        "method": r["method"], "ours": float(r["value"]), "paper": paper,
-                        "table": tables[r["metric"]]})
+            out.append(
+                {
+                    "metric": r["metric"],
+                    "item": r["item"],
+                    "architecture": r["architecture"],
+                    "method": r["method"],
+                    "ours": float(r["value"]),
+                    "paper": paper,
+                    "table": tables[r["metric"]],
+                }
+            )
     return out
 
 
-def figure_vs_paper(long_csvs: Sequence[Path], task: str, out: Path, scale_note: str,
-                    metrics: Optional[Iterable[str]] = None):
+def figure_vs_paper(
+    long_csvs: Sequence[Path], task: str, out: Path, scale_note: str, metrics: Iterable[str] | None = None
+):
     """Per metric, a scatter of our value (y) against the paper's (x) for every cell the paper reports,
     with y = x. Without any such cell the panel says why (e.g. a preset on generated data). Returns the Figure."""
     from .tables import load_reference, read_long
@@ -159,8 +175,9 @@ def figure_vs_paper(long_csvs: Sequence[Path], task: str, out: Path, scale_note:
     tables = paper_tables(task)
     names = list(metrics) if metrics else list(tables)  # the TableSpec order: psnr, ssim, lpips
     if not names:
-        raise ValueError(f"task {task!r} has no paper table to compare with; known: "
-                         f"{sorted({s for s in load_reference().task})}")
+        raise ValueError(
+            f"task {task!r} has no paper table to compare with; known: {sorted({s for s in load_reference().task})}"
+        )
     plt = _plt()
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 5.0), squeeze=False, layout="constrained")
     markers = "osD^vP*X"
@@ -174,11 +191,22 @@ def figure_vs_paper(long_csvs: Sequence[Path], task: str, out: Path, scale_note:
             ref = load_reference()
             ref = ref[(ref.table == table) & (ref.metric == metric)]
             theirs = f"{', '.join(sorted(set(ref.dataset)))} ({', '.join(sorted(set(ref.item) - {'average'}))})"
-            ours = f"{', '.join(sorted(set(long.dataset))) or 'none'} ({', '.join(sorted(set(long.item) - {'average'}))})"
-            ax.text(0.5, 0.5, textwrap.fill(
-                f"No cell of this run has a paper value for {metric}. The paper's Table {table} reports "
-                f"{theirs}; this run has {ours}.", 45),
-                ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            ours = (
+                f"{', '.join(sorted(set(long.dataset))) or 'none'} ({', '.join(sorted(set(long.item) - {'average'}))})"
+            )
+            ax.text(
+                0.5,
+                0.5,
+                textwrap.fill(
+                    f"No cell of this run has a paper value for {metric}. The paper's Table {table} reports "
+                    f"{theirs}; this run has {ours}.",
+                    45,
+                ),
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(metric, fontsize=9)
@@ -187,9 +215,14 @@ def figure_vs_paper(long_csvs: Sequence[Path], task: str, out: Path, scale_note:
         methods = sorted({p["method"] for p in pts}, key=method_key)
         colors = plt.get_cmap("tab10")
         for p in pts:
-            ax.scatter(p["paper"], p["ours"], s=22, alpha=0.85,
-                       color=colors(methods.index(p["method"]) % 10),
-                       marker=markers[archs.index(p["architecture"]) % len(markers)])
+            ax.scatter(
+                p["paper"],
+                p["ours"],
+                s=22,
+                alpha=0.85,
+                color=colors(methods.index(p["method"]) % 10),
+                marker=markers[archs.index(p["architecture"]) % len(markers)],
+            )
         lo = min(min(p["paper"], p["ours"]) for p in pts)
         hi = max(max(p["paper"], p["ours"]) for p in pts)
         pad = 0.05 * (hi - lo or 1.0)

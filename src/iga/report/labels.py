@@ -1,4 +1,5 @@
 """Display order, labels, number formats and the wording of missing values: every table reads them here."""
+
 from __future__ import annotations
 
 import re

@@ -1,10 +1,10 @@
 """Paper Figure 12: a test view of each NeRF method beside the ground truth, with an enlarged crop."""
+
 from __future__ import annotations
 
 import json
 import textwrap
 from pathlib import Path
-from typing import List
 
 import numpy as np
 
@@ -15,8 +15,9 @@ def _label(method: str) -> str:
     return "NeRF" if method == "vanilla" else f"NeRF+{method}"
 
 
-def figure_nerf(metrics_files: List[Path], item: str, out: Path, note: str, view: int = 0) -> None:
+def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view: int = 0) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -43,19 +44,20 @@ def figure_nerf(metrics_files: List[Path], item: str, out: Path, note: str, view
     if gt.shape[:2] != (h, w):  # half-resolution training: show the ground truth at the render size
         gt = np.asarray(Image.fromarray((gt * 255).astype(np.uint8)).resize((w, h), Image.BOX)) / 255.0
     ch, cw = max(4, h // 3), max(4, w // 3)
-    t, l = (h - ch) // 2, (w - cw) // 2
+    t, left = (h - ch) // 2, (w - cw) // 2
     panels = [("Ground truth", gt)] + [(f"{_label(m)} ({p:.2f} dB)", r) for m, r, p, _ in cells]
     fig, ax = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.4), squeeze=False)
     for j, (name, img) in enumerate(panels):
         ax[0, j].imshow(np.clip(img, 0, 1))
-        ax[0, j].add_patch(Rectangle((l, t), cw, ch, fill=False, edgecolor="red", linewidth=1.2))
+        ax[0, j].add_patch(Rectangle((left, t), cw, ch, fill=False, edgecolor="red", linewidth=1.2))
         ax[0, j].set_title(name, fontsize=9)
-        ax[1, j].imshow(np.clip(img[t:t + ch, l:l + cw], 0, 1), interpolation="nearest")
+        ax[1, j].imshow(np.clip(img[t : t + ch, left : left + cw], 0, 1), interpolation="nearest")
         for i in range(2):
             ax[i, j].set_xticks([])
             ax[i, j].set_yticks([])
-    fig.suptitle("\n".join(textwrap.wrap(f"{item}, test view {view}: renders and enlarged crops [{note}]", 110)),
-                 fontsize=9)
+    fig.suptitle(
+        "\n".join(textwrap.wrap(f"{item}, test view {view}: renders and enlarged crops [{note}]", 110)), fontsize=9
+    )
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

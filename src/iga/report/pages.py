@@ -6,6 +6,7 @@ shows a PNG without its caption, centred so that a tall figure loses its top. So
 (the paper tables, written by :func:`iga.report.render.markdown`; ``FINDINGS.md``) and every figure is
 also wrapped into one small self-contained page: nothing is fetched, the figure is embedded.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,15 +23,18 @@ caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
 th,td{border:1px solid #cbd2d9;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f4f8}td:first-child,th:first-child{text-align:left}
 code{background:#f0f4f8;padding:0 3px;border-radius:3px}
-figure{margin:0}figure img{display:block;max-width:100%;max-height:calc(100vh - 120px);height:auto;width:auto;cursor:zoom-in}
+figure{margin:0}
+figure img{display:block;max-width:100%;max-height:calc(100vh - 120px);height:auto;width:auto;cursor:zoom-in}
 figure img.full{max-height:none;cursor:zoom-out}
 figcaption,.caption{margin:8px 0;color:#323f4b}.scale{color:#7b8794;font-size:12px}
 """
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def rst_html(text: str) -> str:
@@ -40,7 +44,10 @@ def rst_html(text: str) -> str:
     import warnings
 
     from docutils.core import publish_parts  # a dependency of snakemake
-    with warnings.catch_warnings():  # docutils 0.22 renames writer_name; snakemake allows >=0.20, which lacks the new name
+
+    with (
+        warnings.catch_warnings()
+    ):  # docutils 0.22 renames writer_name; snakemake allows >=0.20, which lacks the new name
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         return publish_parts(text, writer_name="html5", settings_overrides={"report_level": 5})["body"]
 
@@ -74,6 +81,9 @@ def figure_page(png_path: Path, caption_rst: str = "", title: str = "") -> str:
     data = base64.b64encode(png_path.read_bytes()).decode()
     title = title or png_path.stem
     caption = rst_html(caption_rst)
-    return page(title, f"<h1>{_html.escape(title)}</h1>\n<figure><img alt=\"{_html.escape(title)}\" "
-                       f"onclick=\"this.classList.toggle('full')\" src=\"data:image/{mime};base64,{data}\">\n"
-                       f"<figcaption>{caption}<p class=\"scale\">Click the figure for full size.</p></figcaption></figure>")
+    return page(
+        title,
+        f'<h1>{_html.escape(title)}</h1>\n<figure><img alt="{_html.escape(title)}" '
+        f'onclick="this.classList.toggle(\'full\')" src="data:image/{mime};base64,{data}">\n'
+        f'<figcaption>{caption}<p class="scale">Click the figure for full size.</p></figcaption></figure>',
+    )

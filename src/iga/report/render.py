@@ -3,20 +3,44 @@
 Builders decide what is in a table (:class:`Layout`); this module only decides how it looks, so
 the three formats can never disagree about a value.
 """
+
 from __future__ import annotations
 
 import html as _html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence
 
 TEX_HEADER = "% needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule)\n"
-_TEX_CHARS = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-              "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-              "×": r"$\times$", "Δ": r"$\Delta$", "λ": r"$\lambda$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
-              "—": "---", "–": "--", "−": "$-$", "‖": r"$\|$", "·": r"$\cdot$", "›": r"$>$", "π": r"$\pi$",
-              "²": r"$^2$", "³": r"$^3$", "≤": r"$\le$", "≥": r"$\ge$"}
+_TEX_CHARS = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "×": r"$\times$",
+    "Δ": r"$\Delta$",
+    "λ": r"$\lambda$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "—": "---",
+    "–": "--",
+    "−": "$-$",
+    "‖": r"$\|$",
+    "·": r"$\cdot$",
+    "›": r"$>$",
+    "π": r"$\pi$",
+    "²": r"$^2$",
+    "³": r"$^3$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+}
 _POWER = re.compile(r"(\d+)\^(\d+)")  # "128^3" → $128^{3}$, as a reader means it
 
 
@@ -36,6 +60,7 @@ def tex_escape(text) -> str:
 @dataclass
 class Entry:
     """One table cell: our value, bold when best, and an aside such as the paper's value."""
+
     text: str
     bold: bool = False
     aside: str = ""
@@ -45,13 +70,13 @@ class Entry:
 class Layout:
     title: str
     scale: str
-    header: List[str]
-    rows: List[List[object]]               # str or Entry per column
-    groups: List[str] = field(default_factory=list)  # a rule between rows whose group differs
-    intro: str = ""                        # Markdown/HTML only: how to read the table
-    caption: str = ""                      # LaTeX caption after the title
-    notes: List[str] = field(default_factory=list)
-    extras: List["Layout"] = field(default_factory=list)  # Markdown/HTML only: per-item detail tables
+    header: list[str]
+    rows: list[list[object]]  # str or Entry per column
+    groups: list[str] = field(default_factory=list)  # a rule between rows whose group differs
+    intro: str = ""  # Markdown/HTML only: how to read the table
+    caption: str = ""  # LaTeX caption after the title
+    notes: list[str] = field(default_factory=list)
+    extras: list[Layout] = field(default_factory=list)  # Markdown/HTML only: per-item detail tables
 
 
 def _cell(e, esc, bold, aside) -> str:
@@ -60,7 +85,7 @@ def _cell(e, esc, bold, aside) -> str:
     return (bold(esc(e.text)) if e.bold else esc(e.text)) + (aside(esc(e.aside)) if e.aside else "")
 
 
-def _md_table(t: Layout) -> List[str]:
+def _md_table(t: Layout) -> list[str]:
     lines = ["| " + " | ".join(t.header) + " |", "|---" * len(t.header) + "|"]
     for row in t.rows:
         lines.append("| " + " | ".join(_cell(e, str, lambda s: f"**{s}**", lambda s: f" ({s})") for e in row) + " |")
@@ -78,14 +103,25 @@ def markdown(t: Layout) -> str:
 
 def latex(t: Layout) -> str:
     cap = ". ".join(s for s in (t.title, t.caption, t.scale) if s)
-    lines = [TEX_HEADER + r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(cap)}}}",
-             r"\begin{tabular}{l" + "c" * (len(t.header) - 1) + "}", r"\toprule",
-             " & ".join(tex_escape(h) for h in t.header) + r" \\", r"\midrule"]
+    lines = [
+        TEX_HEADER + r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{tex_escape(cap)}}}",
+        r"\begin{tabular}{l" + "c" * (len(t.header) - 1) + "}",
+        r"\toprule",
+        " & ".join(tex_escape(h) for h in t.header) + r" \\",
+        r"\midrule",
+    ]
     for i, row in enumerate(t.rows):
         if i and t.groups and t.groups[i] != t.groups[i - 1]:
             lines.append(r"\midrule")
-        lines.append(" & ".join(_cell(e, tex_escape, lambda s: rf"\textbf{{{s}}}", lambda s: rf" \scriptsize{{({s})}}")
-                                for e in row) + r" \\")
+        lines.append(
+            " & ".join(
+                _cell(e, tex_escape, lambda s: rf"\textbf{{{s}}}", lambda s: rf" \scriptsize{{({s})}}") for e in row
+            )
+            + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -93,8 +129,12 @@ def latex(t: Layout) -> str:
 def _html_table(t: Layout, caption: str) -> str:
     esc = _html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in t.header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(e, esc, lambda s: f'<b>{s}</b>', lambda s: f' <small>({s})</small>')}</td>"
-                                    for e in row) + "</tr>" for row in t.rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{_cell(e, esc, lambda s: f'<b>{s}</b>', lambda s: f' <small>({s})</small>')}</td>" for e in row)
+        + "</tr>"
+        for row in t.rows
+    )
     return f"<table><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -108,7 +148,7 @@ def html(t: Layout) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write(t: Layout, out_dir: Path, name: str, formats: Sequence[str] = ("md", "tex")) -> List[Path]:
+def write(t: Layout, out_dir: Path, name: str, formats: Sequence[str] = ("md", "tex")) -> list[Path]:
     out = []
     for ext, render in (("md", markdown), ("tex", latex), ("html", html)):
         if ext in formats:

@@ -4,15 +4,16 @@ Every cell's metrics become long-form rows (one value per row, a pandas DataFram
 select → pivot → format (:mod:`.labels`) → render (:mod:`.render`), so a new metric or method is a
 new row, not a new code path.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
 
 import pandas as pd
 
@@ -20,27 +21,40 @@ from . import render
 from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, fmt, method_key, metric_label, reason, row_label
 
 # "scale": the preset's scale note on every row, so a table's CSV is never mistaken for paper-scale numbers
-LONG_COLUMNS = ["table", "task", "dataset", "item", "metric", "architecture", "method",
-                "value", "paper_value", "delta", "note", "scale"]
+LONG_COLUMNS = [
+    "table",
+    "task",
+    "dataset",
+    "item",
+    "metric",
+    "architecture",
+    "method",
+    "value",
+    "paper_value",
+    "delta",
+    "note",
+    "scale",
+]
 TABLE_ROW_KEYS = LONG_COLUMNS[:-1]  # a built table's rows in memory; write_long_csv adds "scale"
 ROW_COLUMNS = ["preset", "task", "dataset", "item", "metric", "architecture", "method", "value", "note", "cell"]
-Key = Tuple[str, str, str, str, str, str]  # task, dataset, item, metric, architecture, method
+Key = tuple[str, str, str, str, str, str]  # task, dataset, item, metric, architecture, method
 
 
 @dataclass
 class TableSpec:
     """A paper table: which rows of the long form it holds and how they are laid out."""
-    name: str           # file stem, e.g. "table6_image_psnr"
-    paper_table: str    # number of the paper's table whose values sit beside ours
+
+    name: str  # file stem, e.g. "table6_image_psnr"
+    paper_table: str  # number of the paper's table whose values sit beside ours
     task: str
     metrics: Sequence[str]
     title: str
-    columns: str = "item"           # "item" (per-item tables) or "metric" (average tables)
-    average_only: bool = False      # keep only the "average" item
-    paper_metric_tables: Dict[str, str] = field(default_factory=dict)  # metric -> paper table
+    columns: str = "item"  # "item" (per-item tables) or "metric" (average tables)
+    average_only: bool = False  # keep only the "average" item
+    paper_metric_tables: dict[str, str] = field(default_factory=dict)  # metric -> paper table
 
 
-TABLES: Dict[str, TableSpec] = {}
+TABLES: dict[str, TableSpec] = {}
 
 
 def register_table(spec: TableSpec) -> TableSpec:
@@ -49,22 +63,50 @@ def register_table(spec: TableSpec) -> TableSpec:
 
 
 for _spec in (
-    TableSpec("table1_image_average", "1", "image", ("psnr", "ssim", "lpips"),
-              "Average metrics of 2D colour image approximation (paper Table 1)",
-              columns="metric", average_only=True, paper_metric_tables={"psnr": "6"}),
+    TableSpec(
+        "table1_image_average",
+        "1",
+        "image",
+        ("psnr", "ssim", "lpips"),
+        "Average metrics of 2D colour image approximation (paper Table 1)",
+        columns="metric",
+        average_only=True,
+        paper_metric_tables={"psnr": "6"},
+    ),
     TableSpec("table6_image_psnr", "6", "image", ("psnr",), "PSNR ↑ per image (paper Table 6)"),
     TableSpec("table7_image_ssim", "7", "image", ("ssim",), "SSIM ↑ per image (paper Table 7)"),
     TableSpec("table8_image_lpips", "8", "image", ("lpips",), "LPIPS ↓ per image (paper Table 8)"),
-    TableSpec("table3_nerf_average", "3", "nerf", ("psnr", "ssim", "lpips"),
-              "Average metrics of NeRF on Blender (paper Table 3; paper values from Table 10's averages)",
-              columns="metric", average_only=True, paper_metric_tables={"psnr": "10", "ssim": "10", "lpips": "10"}),
-    TableSpec("table10_nerf_per_scene", "10", "nerf", ("psnr", "ssim", "lpips"),
-              "Per-scene PSNR ↑ / SSIM ↑ / LPIPS ↓ of NeRF on Blender (paper Table 10)"),
+    TableSpec(
+        "table3_nerf_average",
+        "3",
+        "nerf",
+        ("psnr", "ssim", "lpips"),
+        "Average metrics of NeRF on Blender (paper Table 3; paper values from Table 10's averages)",
+        columns="metric",
+        average_only=True,
+        paper_metric_tables={"psnr": "10", "ssim": "10", "lpips": "10"},
+    ),
+    TableSpec(
+        "table10_nerf_per_scene",
+        "10",
+        "nerf",
+        ("psnr", "ssim", "lpips"),
+        "Per-scene PSNR ↑ / SSIM ↑ / LPIPS ↓ of NeRF on Blender (paper Table 10)",
+    ),
     # the paper prints the per-shape IoU twice (Table 9, appendix Table 11); Table 2 is its "average" rows
-    TableSpec("table2_occupancy_average", "2", "occupancy", ("iou",),
-              "Average IoU of 3D shape representation (paper Table 2)",
-              columns="metric", average_only=True, paper_metric_tables={"iou": "9"}),
-    TableSpec("table9_occupancy_iou", "9", "occupancy", ("iou",), "IoU ↑ per shape (paper Table 9 / appendix Table 11)"),
+    TableSpec(
+        "table2_occupancy_average",
+        "2",
+        "occupancy",
+        ("iou",),
+        "Average IoU of 3D shape representation (paper Table 2)",
+        columns="metric",
+        average_only=True,
+        paper_metric_tables={"iou": "9"},
+    ),
+    TableSpec(
+        "table9_occupancy_iou", "9", "occupancy", ("iou",), "IoU ↑ per shape (paper Table 9 / appendix Table 11)"
+    ),
 ):
     register_table(_spec)
 
@@ -76,7 +118,7 @@ def load_reference() -> pd.DataFrame:
         return pd.read_csv(f, dtype={"table": str, "item": str})
 
 
-def reference_lookup(table: str) -> Dict[Key, float]:
+def reference_lookup(table: str) -> dict[Key, float]:
     ref = load_reference()
     ref = ref[ref.table == table]
     keys = zip(ref.task, ref.dataset, ref.item, ref.metric, ref.architecture, ref.method)
@@ -95,8 +137,17 @@ def read_long(paths: Iterable[Path]) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths], ignore_index=True)
 
 
-def metric_rows(preset: str, task: str, dataset: str, item: str, arch: str, method: str,
-                metrics: dict, cell: str, names: Iterable[str]) -> List[dict]:
+def metric_rows(
+    preset: str,
+    task: str,
+    dataset: str,
+    item: str,
+    arch: str,
+    method: str,
+    metrics: dict,
+    cell: str,
+    names: Iterable[str],
+) -> list[dict]:
     """One long-form row per metric; a missing metric is a row with an empty value and a note."""
     rows = []
     for name in (n for n in names if n in metrics):
@@ -105,8 +156,20 @@ def metric_rows(preset: str, task: str, dataset: str, item: str, arch: str, meth
             v, note = "", reason("missing: " + str(v.get("reason", "unknown reason")))
         elif v is None:
             v, note = "", "missing: not recorded"
-        rows.append({"preset": preset, "task": task, "dataset": dataset, "item": item, "metric": name,
-                     "architecture": arch, "method": method, "value": v, "note": note, "cell": cell})
+        rows.append(
+            {
+                "preset": preset,
+                "task": task,
+                "dataset": dataset,
+                "item": item,
+                "metric": name,
+                "architecture": arch,
+                "method": method,
+                "value": v,
+                "note": note,
+                "cell": cell,
+            }
+        )
     return rows
 
 
@@ -128,7 +191,7 @@ def write_long_csv(rows, path: Path, scale_note: str) -> None:
     write_csv(frame(rows).assign(scale=scale_note), path, LONG_COLUMNS)
 
 
-def read_csv(path: Path) -> List[dict]:
+def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
@@ -137,8 +200,11 @@ def _average(g: pd.DataFrame) -> dict:
     missing = g[g.value == ""]
     base = dict(g.iloc[0], item="average", cell="")
     if len(missing):
-        return dict(base, value="", note=f"missing for {len(missing)}/{len(g)} items: "
-                                          + (reason(missing.note.iloc[0]) or "no value"))
+        return dict(
+            base,
+            value="",
+            note=f"missing for {len(missing)}/{len(g)} items: " + (reason(missing.note.iloc[0]) or "no value"),
+        )
     return dict(base, value=sum(float(v) for v in g.value) / len(g), note=f"mean over {len(g)} items")
 
 
@@ -156,7 +222,7 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
     if spec.average_only:
         df = df[df.item == "average"]
     refs = {m: reference_lookup(spec.paper_metric_tables.get(m, spec.paper_table)) for m in spec.metrics}
-    ref_items: Dict[str, set] = {}
+    ref_items: dict[str, set] = {}
     for ref in refs.values():
         for k in ref:
             ref_items.setdefault(k[1], set()).add(k[2])
@@ -166,16 +232,30 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
         paper = refs[r["metric"]].get((r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"]))
         # the paper's average is over its own items: compare only when ours covers the same set
         if r["item"] == "average" and ours.get((r["dataset"], r["metric"]), set()) != (
-                ref_items.get(r["dataset"], set()) - {"average"}):
+            ref_items.get(r["dataset"], set()) - {"average"}
+        ):
             paper = None
         value, note = r["value"], reason(r.get("note", ""))
         if r["metric"] == "iou" and value != "" and float(value) == 0.0:
             note = "; ".join(n for n in (note, IOU_ZERO) if n)
-        out.append({**{k: r[k] for k in TABLE_ROW_KEYS if k in r}, "table": spec.paper_table, "note": note,
-                    "paper_value": "" if paper is None else paper,
-                    "delta": (float(value) - paper) if (paper is not None and value != "") else ""})
-    out.sort(key=lambda r: (arch_key(r["architecture"]), method_key(r["method"]), r["item"] == "average",
-                            r["item"], r["metric"]))
+        out.append(
+            {
+                **{k: r[k] for k in TABLE_ROW_KEYS if k in r},
+                "table": spec.paper_table,
+                "note": note,
+                "paper_value": "" if paper is None else paper,
+                "delta": (float(value) - paper) if (paper is not None and value != "") else "",
+            }
+        )
+    out.sort(
+        key=lambda r: (
+            arch_key(r["architecture"]),
+            method_key(r["method"]),
+            r["item"] == "average",
+            r["item"],
+            r["metric"],
+        )
+    )
     return pd.DataFrame(out, columns=TABLE_ROW_KEYS)
 
 
@@ -191,8 +271,10 @@ def _best(table: pd.DataFrame) -> pd.Series:
 def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layout:
     """select (the built table) → pivot (method × column) → format → one Layout for every output format."""
     pairs = list(zip(table.item, table.metric))
-    cols = sorted(dict.fromkeys(pairs), key=lambda c: (c[0] == "average", c[0] if spec.columns == "item" else "",
-                                                        list(spec.metrics).index(c[1])))
+    cols = sorted(
+        dict.fromkeys(pairs),
+        key=lambda c: (c[0] == "average", c[0] if spec.columns == "item" else "", list(spec.metrics).index(c[1])),
+    )
     t = table.assign(best=_best(table), col=[cols.index(p) for p in pairs])
     labels = list(dict.fromkeys(zip(t.architecture, t.method)))
     wide = t.pivot(index=["architecture", "method"], columns="col", values=["value", "paper_value", "best"])
@@ -202,22 +284,34 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
         if pd.isna(wide.loc[lab, ("value", i)]):
             return ""
         paper, metric = wide.loc[lab, ("paper_value", i)], cols[i][1]
-        return render.Entry(fmt(wide.loc[lab, ("value", i)], metric), bool(wide.loc[lab, ("best", i)]),
-                            fmt(paper, metric) if paper != "" else "")
+        return render.Entry(
+            fmt(wide.loc[lab, ("value", i)], metric),
+            bool(wide.loc[lab, ("best", i)]),
+            fmt(paper, metric) if paper != "" else "",
+        )
 
     one = len(spec.metrics) == 1 and spec.columns == "item"
-    header = ["Method"] + [c[0] if one else (metric_label(c[1]) if spec.columns == "metric"
-                                             else f"{c[0]} {metric_label(c[1])}") for c in cols]
+    header = ["Method"] + [
+        c[0] if one else (metric_label(c[1]) if spec.columns == "metric" else f"{c[0]} {metric_label(c[1])}")
+        for c in cols
+    ]
     notes = sorted({n for n, v in zip(t.note, t.value) if n and (v == "" or IOU_ZERO in n)})
     return render.Layout(
-        spec.title, scale_note, header, [[row_label(*lab)] + [entry(lab, i) for i in range(len(cols))] for lab in labels],
-        groups=[a for a, _ in labels], caption="Ours (paper)" if has_paper else "Ours",
+        spec.title,
+        scale_note,
+        header,
+        [[row_label(*lab)] + [entry(lab, i) for i in range(len(cols))] for lab in labels],
+        groups=[a for a, _ in labels],
+        caption="Ours (paper)" if has_paper else "Ours",
         intro=("Each cell: ours (paper)." if has_paper else "Each cell: ours (no paper value for these items).")
-        + " Bold: best method per architecture in our run. — : no value (see Notes).", notes=notes)
+        + " Bold: best method per architecture in our run. — : no value (see Notes).",
+        notes=notes,
+    )
 
 
-def write_table(spec: TableSpec, long_rows, out_dir: Path, scale_note: str,
-                formats: Sequence[str] = ("csv", "md", "tex")) -> List[Path]:
+def write_table(
+    spec: TableSpec, long_rows, out_dir: Path, scale_note: str, formats: Sequence[str] = ("csv", "md", "tex")
+) -> list[Path]:
     rows = build_table(spec, with_averages(long_rows))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,11 +322,12 @@ def write_table(spec: TableSpec, long_rows, out_dir: Path, scale_note: str,
     return paths + render.write(layout(spec, rows, scale_note), out_dir, spec.name, formats)
 
 
-def collect(cells: List[dict], preset: str, metric_names: Sequence[str]) -> List[dict]:
+def collect(cells: list[dict], preset: str, metric_names: Sequence[str]) -> list[dict]:
     """Long-form rows from finished cells: dicts with task/dataset/item/arch/method/path."""
     rows = []
     for c in cells:
         metrics = json.loads(Path(c["path"]).read_text())
-        rows += metric_rows(preset, c["task"], c["dataset"], c["item"], c["arch"], c["method"],
-                            metrics, c.get("cell", ""), metric_names)
+        rows += metric_rows(
+            preset, c["task"], c["dataset"], c["item"], c["arch"], c["method"], metrics, c.get("cell", ""), metric_names
+        )
     return rows

@@ -11,23 +11,35 @@ only in the seed are averaged.
   group size and end), Fig. 7 (heatmaps of every group size), Figs. 8/9 (every component, ReLU/SIREN)
   and ``exp2_final_errors.csv``.
 """
+
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..cells import Cell
 
 # mathtext: the paper's symbols for the transformation matrices (I, S, S~, S~_e)
-METHOD_LABELS = {"vanilla": r"$I$ (vanilla)", "NTK": r"$S$ (NTK)", "eNTK": r"$\tilde{S}$ (eNTK)",
-                 "IGA": r"$\tilde{S}_e$ (IGA)"}
+METHOD_LABELS = {
+    "vanilla": r"$I$ (vanilla)",
+    "NTK": r"$S$ (NTK)",
+    "eNTK": r"$\tilde{S}$ (eNTK)",
+    "IGA": r"$\tilde{S}_e$ (IGA)",
+}
 METHOD_ORDER = ["vanilla", "NTK", "eNTK", "IGA"]
-METHOD_COLORS = {"vanilla": "0.3", "NTK": "tab:blue", "eNTK": "tab:orange", "IGA": "tab:green",
-                 1: "tab:orange", 4: "tab:purple", 8: "tab:green"}
+METHOD_COLORS = {
+    "vanilla": "0.3",
+    "NTK": "tab:blue",
+    "eNTK": "tab:orange",
+    "IGA": "tab:green",
+    1: "tab:orange",
+    4: "tab:purple",
+    8: "tab:green",
+}
 HEAT_CMAP = "Blues"  # darker = larger error, as the paper's heatmaps
 DELTA_LABEL = r"relative error $\Delta_k = |\hat{r}_k| / |\hat{y}_k|$ (unitless, shown up to 1)"
 
@@ -42,7 +54,7 @@ class ToyCell:
         self._curve = None
 
     @property
-    def curve(self) -> Dict[str, np.ndarray]:
+    def curve(self) -> dict[str, np.ndarray]:
         if self._curve is None:
             with np.load(self.path.with_name("curve.npz")) as z:
                 self._curve = {k: z[k] for k in z.files}
@@ -61,7 +73,7 @@ class ToyCell:
         return int(self.m["seed"])
 
     @property
-    def balanced(self) -> Optional[int]:
+    def balanced(self) -> int | None:
         return self.m.get("balanced")
 
     @property
@@ -74,11 +86,11 @@ class ToyCell:
         return f"{f:g}{unit}"
 
 
-def load_cells(paths: Iterable[Path]) -> List[ToyCell]:
+def load_cells(paths: Iterable[Path]) -> list[ToyCell]:
     return [ToyCell(p) for p in paths]
 
 
-def _mean_curve(cells: Sequence[ToyCell], key: str) -> Tuple[np.ndarray, np.ndarray]:
+def _mean_curve(cells: Sequence[ToyCell], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, mean over seeds of curve[key]) on the evaluations all cells share."""
     steps = cells[0].curve["steps"]
     for c in cells[1:]:
@@ -90,8 +102,8 @@ def _mean_curve(cells: Sequence[ToyCell], key: str) -> Tuple[np.ndarray, np.ndar
     return steps, np.mean(vals, axis=0)
 
 
-def _seed_groups(cells: Iterable[ToyCell], key) -> Dict[tuple, List[ToyCell]]:
-    out: Dict[tuple, List[ToyCell]] = defaultdict(list)
+def _seed_groups(cells: Iterable[ToyCell], key) -> dict[tuple, list[ToyCell]]:
+    out: dict[tuple, list[ToyCell]] = defaultdict(list)
     for c in cells:
         out[key(c)].append(c)
     return out
@@ -99,14 +111,24 @@ def _seed_groups(cells: Iterable[ToyCell], key) -> Dict[tuple, List[ToyCell]]:
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
 def _heatmap(ax, steps, delta, labels, title, vmax=1.0, ylabels=True, ylabel="frequency component"):
-    im = ax.imshow(np.clip(delta.T, 0, vmax), aspect="auto", origin="lower", cmap=HEAT_CMAP, vmin=0, vmax=vmax,
-                   extent=(steps[0], steps[-1], -0.5, delta.shape[1] - 0.5), interpolation="nearest")
+    im = ax.imshow(
+        np.clip(delta.T, 0, vmax),
+        aspect="auto",
+        origin="lower",
+        cmap=HEAT_CMAP,
+        vmin=0,
+        vmax=vmax,
+        extent=(steps[0], steps[-1], -0.5, delta.shape[1] - 0.5),
+        interpolation="nearest",
+    )
     ax.set_yticks(range(delta.shape[1]))
     ax.set_yticklabels(labels if ylabels else [], fontsize=7)
     ax.set_ylabel(ylabel if ylabels else "", fontsize=7)
@@ -118,6 +140,7 @@ def _heatmap(ax, steps, delta, labels, title, vmax=1.0, ylabels=True, ylabel="fr
 
 def _title(fig, title: str, note: str, size: int = 9) -> None:
     import textwrap
+
     text = title + ("\n" + textwrap.fill(f"[{note}]", 170) if note else "")
     fig.suptitle(text, fontsize=size)
 
@@ -131,7 +154,7 @@ def _save(fig, path: Path) -> None:
 
 
 # --- Experiment 1 ----------------------------------------------------------------------------------
-def _exp1_index(cells: List[ToyCell]):
+def _exp1_index(cells: list[ToyCell]):
     """{(width, method_base, balanced|None): [cells over seeds]}."""
     cells = [c for c in cells if c.experiment == "exp1"]
     return _seed_groups(cells, lambda c: (c.width, c.base, None if c.base == "vanilla" else c.balanced)), cells
@@ -151,8 +174,14 @@ def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
         ax.plot(steps, mse, color=METHOD_COLORS[base], label=METHOD_LABELS[base], lw=1.2)
         steps, delta = _mean_curve(group, "delta")
         labels = [f"k{i + 1} (bin {ref.m['bins'][i]})" for i in range(delta.shape[1])]
-        ims = _heatmap(hax, steps, delta, labels, f"{METHOD_LABELS[base]}" + (f", end {end}" if base != "vanilla" else ""),
-                       heat_max)
+        ims = _heatmap(
+            hax,
+            steps,
+            delta,
+            labels,
+            f"{METHOD_LABELS[base]}" + (f", end {end}" if base != "vanilla" else ""),
+            heat_max,
+        )
     ax.set_yscale("log")
     ax.set_facecolor("0.93")
     ax.set_title(f"width {width}: MSE", fontsize=8)
@@ -163,8 +192,9 @@ def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
     return ims
 
 
-def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[List[int]] = None,
-                 end: int = 0, note: str = "") -> None:
+def exp1_figures(
+    cells: list[ToyCell], out: dict[str, Path], widths: list[int] | None = None, end: int = 0, note: str = ""
+) -> None:
     """Writes the figures named in ``out``; returns {name: Figure}."""
     plt = _plt()
     figs = {}
@@ -177,8 +207,14 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
     if "fig1" in out:
         ws = [w for w in (widths or [all_widths[0], all_widths[-1]]) if w in all_widths] or all_widths[:2]
         e = end if end in ends else ends[-1]
-        fig, axes = plt.subplots(len(ws), 5, figsize=(17, 2.9 * len(ws) + 0.8), squeeze=False, layout="constrained",
-                                 gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]})
+        fig, axes = plt.subplots(
+            len(ws),
+            5,
+            figsize=(17, 2.9 * len(ws) + 0.8),
+            squeeze=False,
+            layout="constrained",
+            gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]},
+        )
         ims = None
         for r, w in enumerate(ws):
             ims = _exp1_row(fig, axes[r], index, cells, w, e, ref) or ims
@@ -190,8 +226,14 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
         figs["fig1"] = fig
     if "fig6" in out:
         rows = [(w, e) for w in all_widths for e in ends]
-        fig, axes = plt.subplots(len(rows), 5, figsize=(17, 2.6 * len(rows) + 0.8), squeeze=False, layout="constrained",
-                                 gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]})
+        fig, axes = plt.subplots(
+            len(rows),
+            5,
+            figsize=(17, 2.6 * len(rows) + 0.8),
+            squeeze=False,
+            layout="constrained",
+            gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]},
+        )
         ims = None
         for r, (w, e) in enumerate(rows):
             ims = _exp1_row(fig, axes[r], index, cells, w, e, ref) or ims
@@ -207,7 +249,7 @@ def exp1_figures(cells: List[ToyCell], out: Dict[str, Path], widths: Optional[Li
     return figs
 
 
-def _traj_distance(a: ToyCell, b: ToyCell) -> Optional[np.ndarray]:
+def _traj_distance(a: ToyCell, b: ToyCell) -> np.ndarray | None:
     """‖r_a(t) − r_b(t)‖₂ / ‖y‖₂ on the evaluations both cells share (None without residuals)."""
     if "residual" not in a.curve or "residual" not in b.curve:
         return None
@@ -217,10 +259,13 @@ def _traj_distance(a: ToyCell, b: ToyCell) -> Optional[np.ndarray]:
     return np.linalg.norm(ra - rb, axis=1) / np.linalg.norm(a.curve["target"].astype(np.float64))
 
 
-def exp1_width_rows(cells: List[ToyCell]) -> List[dict]:
+def exp1_width_rows(cells: list[ToyCell]) -> list[dict]:
     """Per (width, seed, end): kernel/transformation distances and trajectory distances to NTK."""
-    by = {(c.width, c.seed, c.base, None if c.base == "vanilla" else c.balanced): c
-          for c in cells if c.experiment == "exp1"}
+    by = {
+        (c.width, c.seed, c.base, None if c.base == "vanilla" else c.balanced): c
+        for c in cells
+        if c.experiment == "exp1"
+    }
     rows = []
     for (w, s, base, e), c in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][3]), kv[0][2])):
         if base != "NTK":
@@ -230,8 +275,7 @@ def exp1_width_rows(cells: List[ToyCell]) -> List[dict]:
             if o is None:
                 continue
             d = _traj_distance(o, c)
-            rec = {"width": w, "seed": s, "end": e, "method": other, "item": c.item,
-                   "cell": o.cell, "ntk_cell": c.cell}
+            rec = {"width": w, "seed": s, "end": e, "method": other, "item": c.item, "cell": o.cell, "ntk_cell": c.cell}
             if d is not None:
                 rec["traj_dist_max"] = float(d.max())
                 rec["traj_dist_final"] = float(d[-1])
@@ -250,14 +294,14 @@ def exp1_width_rows(cells: List[ToyCell]) -> List[dict]:
 
 def _agg(rows, method, key):
     """{(end): (widths, mean over seeds)}."""
-    acc: Dict[Optional[int], Dict[int, List[float]]] = defaultdict(lambda: defaultdict(list))
+    acc: dict[int | None, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["method"] == method and key in r:
             acc[r["end"]][r["width"]].append(r[key])
     return {e: (np.array(sorted(d)), np.array([np.mean(d[w]) for w in sorted(d)])) for e, d in acc.items()}
 
 
-def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
+def _width_figure(plt, rows: list[dict], path: Path, note: str) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.0), layout="constrained")
     styles = {"eNTK": ("tab:orange", "o"), "IGA": ("tab:green", "s"), "vanilla": ("0.4", "^")}
     last_end = max((r["end"] for r in rows if r["end"] is not None), default=None)
@@ -268,8 +312,17 @@ def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
             err = _agg(rows, method, key + "_std").get(e)
             if err is not None and not np.array_equal(err[0], w):
                 err = None
-            ax.errorbar(w, v, yerr=None if err is None else err[1], marker=mk, ls=ls, color=col, capsize=3,
-                        alpha=alpha if e == last_end else 0.45 * alpha, label=f"{label}, end {e}")
+            ax.errorbar(
+                w,
+                v,
+                yerr=None if err is None else err[1],
+                marker=mk,
+                ls=ls,
+                color=col,
+                capsize=3,
+                alpha=alpha if e == last_end else 0.45 * alpha,
+                label=f"{label}, end {e}",
+            )
 
     ax = axes[0]
     if _agg(rows, "eNTK", "k_rel_init_mc"):
@@ -280,10 +333,12 @@ def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
     ax.set_title("eNTK vs exact NTK, all N points", fontsize=9)
     ax.set_ylabel("relative Frobenius distance to the NTK (unitless)", fontsize=8)
     ax = axes[1]
-    for method, key, lab, ls in (("eNTK", "s_rel_init_mc", r"$\|\tilde{S}-S\|/\|S\|$ init (random nets)", "-"),
-                                 ("eNTK", "s_rel_mean", r"$\|\tilde{S}-S\|/\|S\|$ mean over training", "--"),
-                                 ("IGA", "se_rel_init_mc", r"$\|\tilde{S}_e-S_e\|/\|S_e\|$ init (random nets)", "-"),
-                                 ("IGA", "se_rel_mean", r"$\|\tilde{S}_e-S_e\|/\|S_e\|$ mean over training", "--")):
+    for method, key, lab, ls in (
+        ("eNTK", "s_rel_init_mc", r"$\|\tilde{S}-S\|/\|S\|$ init (random nets)", "-"),
+        ("eNTK", "s_rel_mean", r"$\|\tilde{S}-S\|/\|S\|$ mean over training", "--"),
+        ("IGA", "se_rel_init_mc", r"$\|\tilde{S}_e-S_e\|/\|S_e\|$ init (random nets)", "-"),
+        ("IGA", "se_rel_mean", r"$\|\tilde{S}_e-S_e\|/\|S_e\|$ mean over training", "--"),
+    ):
         if _agg(rows, method, key):
             errorbar(ax, method, key, lab, ls=ls)
         elif key.endswith("_init_mc"):
@@ -293,8 +348,11 @@ def _width_figure(plt, rows: List[dict], path: Path, note: str) -> None:
     ax = axes[2]
     ax.set_ylabel(r"distance relative to $\|y\|$ (unitless)", fontsize=8)
     for method in ("eNTK", "IGA", "vanilla"):
-        lab = {"eNTK": r"$\tilde{S}$ (eNTK) vs $S$", "IGA": r"$\tilde{S}_e$ (IGA) vs $S$",
-               "vanilla": r"$I$ (vanilla) vs $S$: size of the adjustment"}[method]
+        lab = {
+            "eNTK": r"$\tilde{S}$ (eNTK) vs $S$",
+            "IGA": r"$\tilde{S}_e$ (IGA) vs $S$",
+            "vanilla": r"$I$ (vanilla) vs $S$: size of the adjustment",
+        }[method]
         errorbar(ax, method, "traj_dist_max", lab, ls=":" if method == "vanilla" else "-")
     ax.set_title(r"residual trajectories: $\max_t \|r(t) - r_{NTK}(t)\| / \|y\|$", fontsize=9)
     for ax in axes:
@@ -320,14 +378,21 @@ def _ref_slope(ax, rows):
 
 
 # --- Experiment 2 ----------------------------------------------------------------------------------
-def _exp2_index(cells: List[ToyCell]):
+def _exp2_index(cells: list[ToyCell]):
     cells = [c for c in cells if c.experiment == "exp2"]
-    return _seed_groups(cells, lambda c: (c.arch, "vanilla" if c.base == "vanilla" else c.group_size,
-                                          None if c.base == "vanilla" else c.balanced)), cells
+    return _seed_groups(
+        cells,
+        lambda c: (
+            c.arch,
+            "vanilla" if c.base == "vanilla" else c.group_size,
+            None if c.base == "vanilla" else c.balanced,
+        ),
+    ), cells
 
 
-def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4, fig2_group: int = 8,
-                 note: str = "") -> None:
+def exp2_figures(
+    cells: list[ToyCell], out: dict[str, Path], component: int = 4, fig2_group: int = 8, note: str = ""
+) -> None:
     """Writes the figures named in ``out``; returns {name: Figure}."""
     plt = _plt()
     figs = {}
@@ -335,7 +400,8 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
     if not cells:
         raise ValueError("no exp2 cells given")
     archs = [a for a in ("ReLU", "SIREN") if any(c.arch == a for c in cells)] + sorted(
-        {c.arch for c in cells} - {"ReLU", "SIREN"})
+        {c.arch for c in cells} - {"ReLU", "SIREN"}
+    )
     groups = sorted({c.group_size for c in cells if c.base != "vanilla"})
     ends = sorted({c.balanced for c in cells if c.base != "vanilla"})
     refs = {a: next(c for c in cells if c.arch == a) for a in archs}
@@ -346,23 +412,26 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
         mosaic = []
         for arch, g in rows:
             mosaic.append([f"{arch}|vanilla"] + [f"{arch}|{g}|{e}" for e in ends])
-        fig, axd = plt.subplot_mosaic(mosaic, figsize=(3.2 * (1 + len(ends)), 2.4 * len(rows) + 0.9),
-                                      layout="constrained")
+        fig, axd = plt.subplot_mosaic(
+            mosaic, figsize=(3.2 * (1 + len(ends)), 2.4 * len(rows) + 0.9), layout="constrained"
+        )
         ims = None
         for arch, g in rows:
             ref = refs[arch]
             labels = [ref.freq_label(i) for i in range(len(ref.m["freqs"]))]
             cells_ = [(f"{arch}|vanilla", (arch, "vanilla", None), f"{arch} (vanilla baseline)")] + [
                 (f"{arch}|{g}|{e}", (arch, g, e), rf"{arch} + IGA $\tilde{{S}}_e$, end {e}, group size {g}")
-                for e in ends]
-            for j, (name, key, label) in enumerate(cells_):
+                for e in ends
+            ]
+            for name, key, label in cells_:
                 ax = axd[name]
                 if ax.get_title():  # the spanning baseline panel, already drawn for an earlier row
                     continue
                 grp = index.get(key)
                 if not grp:
-                    ax.text(0.5, 0.5, "not run in this preset", ha="center", va="center", transform=ax.transAxes,
-                            fontsize=8)
+                    ax.text(
+                        0.5, 0.5, "not run in this preset", ha="center", va="center", transform=ax.transAxes, fontsize=8
+                    )
                     ax.set_xticks([])
                     ax.set_yticks([])
                     ax.set_title(label, fontsize=8)
@@ -378,15 +447,27 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
 
     if "fig2" in out:
         g = fig2_group if fig2_group in groups else groups[-1]
-        figs["fig2"] = heat_rows([(a, g) for a in archs], out["fig2"],
-                  rf"Exp. 2 (paper Fig. 2): $\Delta_k$ over iterations by number of balanced eigenvalues (end), group size {g}")
+        figs["fig2"] = heat_rows(
+            [(a, g) for a in archs],
+            out["fig2"],
+            rf"Exp. 2 (paper Fig. 2): $\Delta_k$ over iterations by number of balanced eigenvalues (end), "
+            rf"group size {g}",
+        )
     if "fig7" in out:
-        figs["fig7"] = heat_rows([(a, g) for a in archs for g in groups], out["fig7"],
-                  r"Exp. 2 (paper Fig. 7): $\Delta_k$ over iterations, every group size and end")
+        figs["fig7"] = heat_rows(
+            [(a, g) for a in archs for g in groups],
+            out["fig7"],
+            r"Exp. 2 (paper Fig. 7): $\Delta_k$ over iterations, every group size and end",
+        )
 
     def line_grid(arch_rows, comps, path, title):
-        fig, axes = plt.subplots(len(arch_rows) * len(comps), len(ends), layout="constrained",
-                                 figsize=(3.8 * len(ends), 2.5 * len(arch_rows) * len(comps) + 0.9), squeeze=False)
+        fig, axes = plt.subplots(
+            len(arch_rows) * len(comps),
+            len(ends),
+            layout="constrained",
+            figsize=(3.8 * len(ends), 2.5 * len(arch_rows) * len(comps) + 0.9),
+            squeeze=False,
+        )
         for a_i, arch in enumerate(arch_rows):
             for c_i, comp in enumerate(comps):
                 r = a_i * len(comps) + c_i
@@ -401,7 +482,7 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
                         grp = index.get((arch, g, e))
                         if grp:
                             s, d = _mean_curve(grp, "delta")
-                            ax.plot(s, d[:, comp], color=METHOD_COLORS.get(g, None), lw=1.0, label=f"IGA-{g}")
+                            ax.plot(s, d[:, comp], color=METHOD_COLORS.get(g), lw=1.0, label=f"IGA-{g}")
                     ax.set_title(f"{arch}, {ref.freq_label(comp)} (DFT bin {ref.m['bins'][comp]}), end {e}", fontsize=8)
                     ax.set_ylim(bottom=0)
                     ax.tick_params(labelsize=7)
@@ -417,13 +498,21 @@ def exp2_figures(cells: List[ToyCell], out: Dict[str, Path], component: int = 4,
     comp = max(0, min(component - 1, min(len(refs[a].m["freqs"]) for a in archs) - 1))
     if "fig3" in out:
         labels = ", ".join(f"{a}: {refs[a].freq_label(comp)}" for a in archs)
-        figs["fig3"] = line_grid(archs, [comp], out["fig3"],
-                  f"Exp. 2 (paper Fig. 3): relative error at component {comp + 1} ({labels}) per group size and end")
+        figs["fig3"] = line_grid(
+            archs,
+            [comp],
+            out["fig3"],
+            f"Exp. 2 (paper Fig. 3): relative error at component {comp + 1} ({labels}) per group size and end",
+        )
     for key, arch in (("fig8", "ReLU"), ("fig9", "SIREN")):
         if key in out:
             if arch not in refs:
                 raise ValueError(f"{key} needs {arch} cells")
             n = len(refs[arch].m["freqs"])
-            figs[key] = line_grid([arch], list(range(n)), out[key],
-                      f"Exp. 2 (paper Fig. {key[-1]}): relative error at every component, {arch}")
+            figs[key] = line_grid(
+                [arch],
+                list(range(n)),
+                out[key],
+                f"Exp. 2 (paper Fig. {key[-1]}): relative error at every component, {arch}",
+            )
     return figs

@@ -3,11 +3,11 @@
 Long-form rows from the toy cells' ``metrics.json`` (and, for the width study, their curves); the
 Markdown is a pivot of those rows through the one renderer.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -18,33 +18,56 @@ from .toy_figures import ToyCell, exp1_width_rows
 
 def _freq_note(c: ToyCell, metric: str) -> str:
     if metric.startswith("delta_f"):
-        i = int(metric[len("delta_f"):].split("_")[0]) - 1
+        i = int(metric[len("delta_f") :].split("_")[0]) - 1
         what = "sin(2π·{:g}·θ)".format(c.m["freqs"][i]) if c.experiment == "exp1" else f"{c.m['freqs'][i]:g} Hz"
         return f"component {i + 1}: {what}, DFT bin {c.m['bins'][i]}"
     return ""
 
 
-def _cell_metrics(c: ToyCell) -> List[str]:
+def _cell_metrics(c: ToyCell) -> list[str]:
     names = ["mse_final"]
     n = len(c.m["freqs"])
     names += [f"delta_f{i + 1}_final" for i in range(n)] + [f"delta_f{i + 1}_mean" for i in range(n)]
-    names += [k for k in ("k_rel_init", "k_rel_final", "s_rel_init", "s_rel_final", "ke_rel_init",
-                          "se_rel_init", "se_rel_final", "k_rel_init_mc", "s_rel_init_mc", "se_rel_init_mc")
-              if k in c.m]
+    names += [
+        k
+        for k in (
+            "k_rel_init",
+            "k_rel_final",
+            "s_rel_init",
+            "s_rel_final",
+            "ke_rel_init",
+            "se_rel_init",
+            "se_rel_final",
+            "k_rel_init_mc",
+            "s_rel_init_mc",
+            "se_rel_init_mc",
+        )
+        if k in c.m
+    ]
     names += ["time_per_iteration_s"]
     return names
 
 
 def _long(table: str, dataset: str, item: str, metric: str, arch: str, method: str, value, note: str) -> dict:
-    return {"table": table, "task": "toy", "dataset": dataset, "item": item, "metric": metric,
-            "architecture": arch, "method": method, "value": "" if value is None else value,
-            "paper_value": "", "delta": "", "note": note}
+    return {
+        "table": table,
+        "task": "toy",
+        "dataset": dataset,
+        "item": item,
+        "metric": metric,
+        "architecture": arch,
+        "method": method,
+        "value": "" if value is None else value,
+        "paper_value": "",
+        "delta": "",
+        "note": note,
+    }
 
 
-def final_error_rows(cells: List[ToyCell], experiment: str, dataset: str, scale_note: str) -> List[dict]:
+def final_error_rows(cells: list[ToyCell], experiment: str, dataset: str, scale_note: str) -> list[dict]:
     cells = sorted([c for c in cells if c.experiment == experiment], key=lambda c: (c.arch, c.item, c.method))
     rows = []
-    per_seed: Dict[tuple, List[Tuple[ToyCell, float]]] = defaultdict(list)
+    per_seed: dict[tuple, list[tuple[ToyCell, float]]] = defaultdict(list)
     for c in cells:
         for name in _cell_metrics(c):
             v = c.m.get(name)
@@ -58,8 +81,18 @@ def final_error_rows(cells: List[ToyCell], experiment: str, dataset: str, scale_
         if len(vals) > 1:
             note = _freq_note(vals[0][0], name)
             seeds = ",".join(str(c.seed) for c, _ in vals)
-            rows.append(_long(experiment, dataset, item, name, arch, method, float(np.mean([v for _, v in vals])),
-                              (note + "; " if note else "") + f"mean over seeds {seeds}"))
+            rows.append(
+                _long(
+                    experiment,
+                    dataset,
+                    item,
+                    name,
+                    arch,
+                    method,
+                    float(np.mean([v for _, v in vals])),
+                    (note + "; " if note else "") + f"mean over seeds {seeds}",
+                )
+            )
     if rows:
         rows[0]["note"] = (rows[0]["note"] + "; " if rows[0]["note"] else "") + f"scale: {scale_note}"
     return rows
@@ -70,16 +103,20 @@ def _strip_seed(item: str) -> str:
     return "_".join(p for p in parts if not (p.startswith("s") and p[1:].isdigit()))
 
 
-def width_table_rows(cells: List[ToyCell], dataset: str, scale_note: str) -> List[dict]:
+def width_table_rows(cells: list[ToyCell], dataset: str, scale_note: str) -> list[dict]:
     rows = []
     for r in exp1_width_rows(cells):
         method = r["method"] if r["method"] == "vanilla" else f"{r['method']}-e{r['end']}"
         for k, v in r.items():
             if k in ("width", "seed", "end", "method", "item", "cell", "ntk_cell"):
                 continue
-            note = {"traj_dist_max": "max_t ‖r(t) − r_NTK(t)‖/‖y‖ vs the NTK-adjusted cell with the same width, seed and end",
-                    "traj_dist_final": "‖r(T) − r_NTK(T)‖/‖y‖ at the last evaluation",
-                    "traj_dist_mean": "mean over evaluations of ‖r(t) − r_NTK(t)‖/‖y‖"}.get(k, "")
+            note = {
+                "traj_dist_max": (
+                    "max_t ‖r(t) − r_NTK(t)‖/‖y‖ vs the NTK-adjusted cell with the same width, seed and end"
+                ),
+                "traj_dist_final": "‖r(T) − r_NTK(T)‖/‖y‖ at the last evaluation",
+                "traj_dist_mean": "mean over evaluations of ‖r(t) − r_NTK(t)‖/‖y‖",
+            }.get(k, "")
             if k.endswith("_init_mc") or k.endswith("_init_mc_std"):
                 note = "at initialisation over fresh random nets of this width (task.init_samples)"
             if r["method"] == "vanilla":
@@ -90,7 +127,7 @@ def width_table_rows(cells: List[ToyCell], dataset: str, scale_note: str) -> Lis
     return rows
 
 
-def _markdown(rows: List[dict], title: str, scale_note: str) -> str:
+def _markdown(rows: list[dict], title: str, scale_note: str) -> str:
     """select → pivot (one line per item, architecture and method; one column per metric) → render."""
     if not rows:  # e.g. no NTK cell to compare with: an empty table, not a crash
         return render.markdown(render.Layout(title, scale_note, ["item", "arch", "method"], []))
@@ -98,14 +135,20 @@ def _markdown(rows: List[dict], title: str, scale_note: str) -> str:
     df["text"] = ["—" if v == "" else f"{float(v):.4g}" for v in df.value]
     keys = ["item", "architecture", "method"]
     wide = df.pivot(index=keys, columns="metric", values="text").fillna("")
-    wide = wide.reindex(index=list(dict.fromkeys(zip(*(df[k] for k in keys)))),
-                        columns=list(dict.fromkeys(df.metric)))
-    return render.markdown(render.Layout(title, scale_note, keys[:1] + ["arch", "method"] + list(wide.columns),
-                                         [list(k) + list(v) for k, v in zip(wide.index, wide.values.tolist())]))
+    wide = wide.reindex(index=list(dict.fromkeys(zip(*(df[k] for k in keys)))), columns=list(dict.fromkeys(df.metric)))
+    return render.markdown(
+        render.Layout(
+            title,
+            scale_note,
+            keys[:1] + ["arch", "method"] + list(wide.columns),
+            [list(k) + list(v) for k, v in zip(wide.index, wide.values.tolist())],
+        )
+    )
 
 
-def write_tables(cells: List[ToyCell], experiment: str, out_dir: Path, preset: str, dataset: str = "synthetic",
-                 scale_note: str = "") -> List[Path]:
+def write_tables(
+    cells: list[ToyCell], experiment: str, out_dir: Path, preset: str, dataset: str = "synthetic", scale_note: str = ""
+) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

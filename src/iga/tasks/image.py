@@ -3,11 +3,11 @@
 The reported PSNR is the best training PSNR over iterations (of the pre-update state, as the
 official code logs it); SSIM and LPIPS come from the clipped uint8 rendering of the best state.
 """
+
 from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -36,10 +36,12 @@ def load_image(path: Path, downsample: int = 1) -> np.ndarray:
     img = _read_rgb(path)
     if downsample > 1:
         from skimage import transform
+
         h, w = img.shape[0] // downsample, img.shape[1] // downsample
         if h < 1 or w < 1:
-            raise ConfigError(f"{path}: {img.shape[1]}x{img.shape[0]} pixels is smaller than "
-                              f"task.downsample={downsample}")
+            raise ConfigError(
+                f"{path}: {img.shape[1]}x{img.shape[0]} pixels is smaller than task.downsample={downsample}"
+            )
         img = transform.resize(img, (h, w), anti_aliasing=True, order=1)
     return img
 
@@ -48,6 +50,7 @@ def _read_rgb(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     from ..data.png16 import png_header, read_png16
+
     try:
         hdr = png_header(path)
         if hdr is not None and hdr.bit_depth == 16 and hdr.colour_type in (2, 4, 6) and hdr.interlace == 0:
@@ -62,8 +65,10 @@ def _read_rgb(path: Path) -> np.ndarray:
         if isinstance(exc, ConfigError):
             raise
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{path}: not a readable image ({reason}); expected a PNG/JPEG picture "
-                          "(8/16-bit gray, gray+alpha, RGB, RGBA or palette)") from None
+        raise ConfigError(
+            f"{path}: not a readable image ({reason}); expected a PNG/JPEG picture "
+            "(8/16-bit gray, gray+alpha, RGB, RGBA or palette)"
+        ) from None
 
 
 def _pil_to_rgb(im, path: Path) -> np.ndarray:
@@ -76,8 +81,9 @@ def _pil_to_rgb(im, path: Path) -> np.ndarray:
         return _to_rgb(np.asarray(im.convert("L"))[..., None], 255.0)
     if mode in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
         return _to_rgb(np.asarray(im.convert("RGB")), 255.0)  # RGB: the stored values as they are
-    raise ConfigError(f"{path}: image mode {mode!r} is not supported; expected 8/16-bit gray, gray+alpha, "
-                      "RGB, RGBA or palette")
+    raise ConfigError(
+        f"{path}: image mode {mode!r} is not supported; expected 8/16-bit gray, gray+alpha, RGB, RGBA or palette"
+    )
 
 
 def _to_rgb(samples: np.ndarray, full_scale: float) -> np.ndarray:
@@ -108,7 +114,7 @@ class ImageFittingTask:
     def batch(self, step: int, generator: torch.Generator) -> Batch:
         return self._batch  # full-batch training: every step sees every pixel
 
-    def step_metrics(self, step: int, batch_mse: float) -> Dict[str, float]:
+    def step_metrics(self, step: int, batch_mse: float) -> dict[str, float]:
         return {"psnr": psnr_from_mse(batch_mse)}
 
     def evaluate(self, model, step):
@@ -123,12 +129,20 @@ class ImageFittingTask:
         return out.cpu().double().numpy()
 
 
-def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
-             lpips_status: Optional[Path] = None, device: str | None = None, resume: bool = True,
-             lpips_disabled_reason: Optional[str] = None) -> dict:
+def run_cell(
+    settings: dict,
+    image_path: Path,
+    out_dir: Path,
+    cell_id: str,
+    lpips_status: Path | None = None,
+    device: str | None = None,
+    resume: bool = True,
+    lpips_disabled_reason: str | None = None,
+) -> dict:
     """Train one image cell and write metrics.json, recon.png, train_log.jsonl, provenance.json."""
     job_start = take_job_start()
     from skimage import io
+
     cell = validate(ImageCellSettings, settings)
     model_cfg, adj_cfg, optim_cfg, train_cfg, task_cfg = cell.model, cell.adjuster, cell.optim, cell.train, cell.task
     if device:
@@ -141,8 +155,16 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
     model = build_model(model_cfg)
     generator = torch.Generator().manual_seed(train_cfg.seed)
     adjuster = build_adjuster(adj_cfg, generator)
-    trainer = Trainer(model, task, adjuster, optim_cfg, train_cfg, out_dir, generator=generator,
-                      fingerprint=settings_fingerprint(settings))
+    trainer = Trainer(
+        model,
+        task,
+        adjuster,
+        optim_cfg,
+        train_cfg,
+        out_dir,
+        generator=generator,
+        fingerprint=settings_fingerprint(settings),
+    )
     result = trainer.fit(resume=resume)
 
     final_psnr = trainer.last_metrics.get("psnr")
@@ -166,4 +188,3 @@ def run_cell(settings: dict, image_path: Path, out_dir: Path, cell_id: str,
     write_record(out_dir, cell_id, settings, train_cfg.seed, result.device, job_start, result.training())
     write_json(metrics, out_dir / "metrics.json")  # last: its presence marks a finished cell
     return metrics
-

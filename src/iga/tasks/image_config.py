@@ -1,7 +1,8 @@
 """Image-task settings (tasks.image and tasks.image_ablation), importable without torch."""
+
 from __future__ import annotations
 
-from typing import List, Literal, Optional
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
@@ -14,7 +15,7 @@ EMBEDDED_ITEMS = ["astronaut", "coffee", "chelsea", "rocket"]  # scikit-image's 
 
 class ImageTaskConfig(Strict):
     patch_size: int = Field(32, ge=1)  # IGA groups: non-overlapping patch_size² patches
-    downsample: int = Field(1, ge=1)   # integer factor, anti-aliased (mini preset: 4)
+    downsample: int = Field(1, ge=1)  # integer factor, anti-aliased (mini preset: 4)
 
 
 class ImageCellSettings(CellSettings):
@@ -32,8 +33,9 @@ class ImageCellSettings(CellSettings):
         w, h = w // t.downsample, h // t.downsample
         if w % t.patch_size or h % t.patch_size:
             raise ValueError(f"task.patch_size={t.patch_size} must divide the (downsampled) image {w}x{h}")
-        self.adjuster.check_groups((w // t.patch_size) * (h // t.patch_size),
-                                   f"{w}x{h} image in {t.patch_size}x{t.patch_size} patches")
+        self.adjuster.check_groups(
+            (w // t.patch_size) * (h // t.patch_size), f"{w}x{h} image in {t.patch_size}x{t.patch_size} patches"
+        )
         return self
 
 
@@ -42,14 +44,14 @@ def task_config(raw: dict) -> ImageTaskConfig:
 
 
 class ImageFigures(Strict):
-    crops_item: Optional[str] = None
+    crops_item: str | None = None
     crops_arch: str = "PE"
-    visual_items: Optional[List[str]] = None
+    visual_items: list[str] | None = None
 
 
 class ImageSection(TaskSection):
     dataset: Literal["kodak", "embedded"] = "kodak"
-    embedded_size: List[int] = Field([72, 48], min_length=2, max_length=2)  # width, height
+    embedded_size: list[int] = Field([72, 48], min_length=2, max_length=2)  # width, height
     figures: ImageFigures = ImageFigures()
 
     def image_size(self):
@@ -58,7 +60,7 @@ class ImageSection(TaskSection):
     def cell_context(self, item: str) -> dict:
         return {"image_size": self.image_size()}
 
-    def known_items(self) -> List[str]:
+    def known_items(self) -> list[str]:
         return KODAK_ITEMS + EMBEDDED_ITEMS
 
     @model_validator(mode="after")
@@ -73,20 +75,21 @@ class ImageSection(TaskSection):
         f = self.figures
         if f is None:
             return self
-        for key, items in (("crops_item", [f.crops_item] if f.crops_item else []),
-                           ("visual_items", f.visual_items or [])):
+        for key, items in (
+            ("crops_item", [f.crops_item] if f.crops_item else []),
+            ("visual_items", f.visual_items or []),
+        ):
             missing = [i for i in items if i not in self.items]
             if missing and self.items:
                 raise ValueError(f"figures.{key} names {missing}, which are not among the items {self.items}")
         if self.items and f.crops_arch not in self.architectures:
-            raise ValueError(f"figures.crops_arch={f.crops_arch!r} is not among the architectures "
-                             f"{self.architectures}")
+            raise ValueError(f"figures.crops_arch={f.crops_arch!r} is not among the architectures {self.architectures}")
         return self
 
 
 class AblationSection(ImageSection):
-    embedded_size: List[int] = Field([64, 32], min_length=2, max_length=2)
-    figures: Optional[ImageFigures] = None  # the ablation draws no figure
+    embedded_size: list[int] = Field([64, 32], min_length=2, max_length=2)
+    figures: ImageFigures | None = None  # the ablation draws no figure
     # a cell identical to a tasks.image cell (same image and resolved settings) is read from it
     reuse_image_cells: bool = True
 

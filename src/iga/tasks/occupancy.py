@@ -23,12 +23,12 @@ cropped grid after each epoch, ``iou_final`` — that of the last epoch, and ``i
 the epoch's forward passes (each voxel seen by the state before its batch's update, BatchNorm in
 training mode).
 """
+
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -41,11 +41,10 @@ from ..models import build_model
 from ..provenance import settings_fingerprint, write_json
 from ..result_record import take_job_start, write_record
 from ..train import Batch, Trainer, resolve_device, seed_everything
-
 from .occupancy_config import CROPS, OccupancyCellSettings, OccupancyTaskConfig
 
 
-def crop_box(occupancy: np.ndarray, mode: str = "official") -> Tuple[Tuple[int, int], ...]:
+def crop_box(occupancy: np.ndarray, mode: str = "official") -> tuple[tuple[int, int], ...]:
     """Per-axis [lo, hi) of the occupied voxels' bounding box.
 
     ``official``: hi = last occupied index (exclusive: that slice is dropped), as
@@ -68,7 +67,7 @@ def crop_box(occupancy: np.ndarray, mode: str = "official") -> Tuple[Tuple[int, 
     return tuple(box)
 
 
-def crop(occupancy: np.ndarray, mode: str = "official") -> Tuple[np.ndarray, tuple]:
+def crop(occupancy: np.ndarray, mode: str = "official") -> tuple[np.ndarray, tuple]:
     box = crop_box(occupancy, mode)
     return occupancy[tuple(slice(lo, hi) for lo, hi in box)], box
 
@@ -76,7 +75,7 @@ def crop(occupancy: np.ndarray, mode: str = "official") -> Tuple[np.ndarray, tup
 class GridCoordinates:
     """Coordinates of flat voxel indices of an (H, W, T) grid, linspace(-1, 1) per axis, on demand."""
 
-    def __init__(self, shape: Tuple[int, int, int], order: str = "ij", device=None):
+    def __init__(self, shape: tuple[int, int, int], order: str = "ij", device=None):
         self.shape = tuple(int(s) for s in shape)
         self.lin = [torch.linspace(-1, 1, n, device=device) for n in self.shape]
         self.perm = (0, 1, 2) if order == "ij" else (1, 0, 2)
@@ -86,7 +85,7 @@ class GridCoordinates:
         idx = (flat // (W * T), (flat // T) % W, flat % T)
         return torch.stack([self.lin[p][idx[p]] for p in self.perm], dim=-1)
 
-    def dense(self, shape: Optional[Tuple[int, int, int]] = None) -> torch.Tensor:
+    def dense(self, shape: tuple[int, int, int] | None = None) -> torch.Tensor:
         """All coordinates [N, 3] (of ``shape``, default the grid's own), C order."""
         shape = shape or self.shape
         lin = [torch.linspace(-1, 1, n, device=self.lin[0].device) for n in shape]
@@ -97,9 +96,17 @@ class GridCoordinates:
 class OccupancyTask:
     score_name = "iou"
 
-    def __init__(self, occupancy: np.ndarray, cfg: OccupancyTaskConfig, seed: int, device,
-                 min_adjust_groups: int = 0, name: str = "occupancy", epoch_log: Optional[Path] = None,
-                 fingerprint: str = ""):
+    def __init__(
+        self,
+        occupancy: np.ndarray,
+        cfg: OccupancyTaskConfig,
+        seed: int,
+        device,
+        min_adjust_groups: int = 0,
+        name: str = "occupancy",
+        epoch_log: Path | None = None,
+        fingerprint: str = "",
+    ):
         self.name, self.cfg, self.seed = name, cfg, int(seed)
         self.device = torch.device(device)
         self.shape = tuple(int(s) for s in occupancy.shape)
@@ -119,7 +126,7 @@ class OccupancyTask:
         self._perm_epoch, self._perm = -1, None
         # official "running" prediction: each voxel's output in the forward pass of its batch
         self.running = torch.zeros(self.n, dtype=torch.bool, device=self.device)
-        self._armed: Optional[torch.Tensor] = None
+        self._armed: torch.Tensor | None = None
         self.epoch_log, self.fingerprint = epoch_log, fingerprint
         last = self.n_groups - (self.batches_per_epoch - 1) * cfg.groups_per_step
         # IGA needs more groups than `end`: a smaller last batch of an epoch takes a vanilla step
@@ -140,7 +147,7 @@ class OccupancyTask:
         epoch, r = divmod(step, self.steps_per_epoch)
         if r < self.batches_per_epoch:
             gps = self.cfg.groups_per_step
-            ids = self._permutation(epoch)[r * gps:(r + 1) * gps]
+            ids = self._permutation(epoch)[r * gps : (r + 1) * gps]
             flat = self.groups[ids]  # [b, p]
             adjust = ids.numel() >= self.min_adjust_groups
         else:
@@ -162,15 +169,16 @@ class OccupancyTask:
         return None
 
     # --- evaluation -------------------------------------------------------------------------
-    def predict(self, model: torch.nn.Module, shape: Optional[Tuple[int, int, int]] = None,
-                probabilities: bool = False) -> np.ndarray:
+    def predict(
+        self, model: torch.nn.Module, shape: tuple[int, int, int] | None = None, probabilities: bool = False
+    ) -> np.ndarray:
         """Model output on the cropped grid (or a resampling of its box): bool, or float32."""
         shape = shape or self.shape
         coords = self.coords.dense(shape)
         out = []
         with torch.no_grad():
             for s in range(0, coords.shape[0], self.cfg.eval_chunk):
-                y = model(coords[s:s + self.cfg.eval_chunk]).reshape(-1)
+                y = model(coords[s : s + self.cfg.eval_chunk]).reshape(-1)
                 out.append(y.float() if probabilities else y > self.cfg.iou_threshold)
         return torch.cat(out).reshape(shape).cpu().numpy()
 
@@ -179,21 +187,23 @@ class OccupancyTask:
         if step % self.steps_per_epoch or (epoch % self.cfg.eval_every_epochs and epoch != self.cfg.epochs):
             return None
         pred = self.predict(model).reshape(-1).view(np.uint8)
-        metrics = {"iou": iou(pred, self.target_np), "epoch": float(epoch),
-                   "iou_running": iou(self.running.cpu().numpy().view(np.uint8), self.target_np)}
+        metrics = {
+            "iou": iou(pred, self.target_np),
+            "epoch": float(epoch),
+            "iou_running": iou(self.running.cpu().numpy().view(np.uint8), self.target_np),
+        }
         if self.epoch_log is not None:
             with open(self.epoch_log, "a") as f:
-                f.write(json.dumps({"epoch": epoch, "step": step, **metrics,
-                                    "fingerprint": self.fingerprint}) + "\n")
+                f.write(json.dumps({"epoch": epoch, "step": step, **metrics, "fingerprint": self.fingerprint}) + "\n")
         return metrics
 
 
-def read_epoch_log(path: Path, last_epoch: int, fingerprint: str = "") -> List[dict]:
+def read_epoch_log(path: Path, last_epoch: int, fingerprint: str = "") -> list[dict]:
     """Per-epoch records of these settings, the last one written for each epoch (a resumed run
     rewrites the epochs after its checkpoint)."""
     if not Path(path).exists():
         return []
-    by_epoch: Dict[int, dict] = {}
+    by_epoch: dict[int, dict] = {}
     for ln in Path(path).read_text().splitlines():
         if ln.strip():
             rec = json.loads(ln)
@@ -205,8 +215,10 @@ def read_epoch_log(path: Path, last_epoch: int, fingerprint: str = "") -> List[d
 def _derived_schedule(optim_cfg, train_cfg, task_cfg: OccupancyTaskConfig, steps_per_epoch: int, raw_train: dict):
     for key in ("iterations", "checkpoint_every"):
         if key in raw_train:
-            raise ConfigError(f"train.{key} is derived for occupancy cells (task.epochs × steps per epoch, "
-                              f"task.checkpoint_every_epochs); remove train.{key} and set those instead")
+            raise ConfigError(
+                f"train.{key} is derived for occupancy cells (task.epochs × steps per epoch, "
+                f"task.checkpoint_every_epochs); remove train.{key} and set those instead"
+            )
     train_cfg.iterations = task_cfg.epochs * steps_per_epoch
     train_cfg.checkpoint_every = task_cfg.checkpoint_every_epochs * steps_per_epoch
     if optim_cfg.schedule == "exponential" and task_cfg.lr_decay == "per_epoch":
@@ -224,6 +236,7 @@ def save_mesh(path: Path, volume: np.ndarray, threshold: float = 0.5) -> int:
     from skimage.measure import marching_cubes
 
     from ..data.voxelize import write_ply
+
     vol = np.pad(np.asarray(volume, dtype=np.float32), 1)
     if not (vol.min() < threshold < vol.max()):
         write_ply(path, np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
@@ -234,12 +247,14 @@ def save_mesh(path: Path, volume: np.ndarray, threshold: float = 0.5) -> int:
     return int(len(faces))
 
 
-def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, device: str | None = None,
-             resume: bool = True) -> dict:
+def run_cell(
+    settings: dict, volume_path: Path, out_dir: Path, cell_id: str, device: str | None = None, resume: bool = True
+) -> dict:
     """Train one occupancy cell; writes metrics.json (last), provenance.json, train_log.jsonl,
     epochs.jsonl, pred_occupancy.npz (best state on the cropped grid) and mesh.ply."""
     job_start = take_job_start()
     from ..data.voxelize import load_volume, save_volume
+
     cell = validate(OccupancyCellSettings, settings)
     model_cfg, adj_cfg, optim_cfg, train_cfg, task_cfg = cell.model, cell.adjuster, cell.optim, cell.train, cell.task
     if device:
@@ -257,16 +272,32 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
     min_groups = adj_cfg.end + 1 if adj_cfg.kind in ("iga", "entk") else 0
     epoch_log = out_dir / "epochs.jsonl"
     fingerprint = settings_fingerprint(settings)
-    task = OccupancyTask(cropped, task_cfg, train_cfg.seed, dev, min_adjust_groups=min_groups,
-                         name=cell_id, epoch_log=epoch_log, fingerprint=fingerprint)
+    task = OccupancyTask(
+        cropped,
+        task_cfg,
+        train_cfg.seed,
+        dev,
+        min_adjust_groups=min_groups,
+        name=cell_id,
+        epoch_log=epoch_log,
+        fingerprint=fingerprint,
+    )
     _derived_schedule(optim_cfg, train_cfg, task_cfg, task.steps_per_epoch, settings.get("train", {}))
     model = build_model(model_cfg)
     model.register_forward_hook(task.forward_hook)
     generator = torch.Generator().manual_seed(train_cfg.seed)
     adjuster = build_adjuster(adj_cfg, generator)
-    trainer = Trainer(model, task, adjuster, optim_cfg, train_cfg, out_dir,
-                      evaluate_every=task.steps_per_epoch, generator=generator,
-                      fingerprint=fingerprint)
+    trainer = Trainer(
+        model,
+        task,
+        adjuster,
+        optim_cfg,
+        train_cfg,
+        out_dir,
+        evaluate_every=task.steps_per_epoch,
+        generator=generator,
+        fingerprint=fingerprint,
+    )
     if not (resume and trainer.ckpt_path.exists()) and epoch_log.exists():
         epoch_log.unlink()
     result = trainer.fit(resume=resume)
@@ -281,8 +312,7 @@ def run_cell(settings: dict, volume_path: Path, out_dir: Path, cell_id: str, dev
     save_volume(out_dir / "pred_occupancy.npz", pred, crop_box=np.asarray(box), source=str(volume_path))
     scale = min(1.0, task_cfg.mesh_resolution / max(task.shape))
     mesh_shape = tuple(max(2, int(round(s * scale))) for s in task.shape)
-    faces = save_mesh(out_dir / "mesh.ply", task.predict(model, mesh_shape, probabilities=True),
-                      task_cfg.iou_threshold)
+    faces = save_mesh(out_dir / "mesh.ply", task.predict(model, mesh_shape, probabilities=True), task_cfg.iou_threshold)
     metrics = {
         "iou": result.best_score,
         "iou_final": final.get("iou"),

@@ -1,7 +1,8 @@
 """Occupancy-task settings (tasks.occupancy), importable without torch."""
+
 from __future__ import annotations
 
-from typing import Dict, List, Literal, Optional
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -15,20 +16,20 @@ EMBEDDED_ITEMS = ["bumpy"]
 
 
 class OccupancyTaskConfig(Strict):
-    resolution: int = Field(512, ge=2)         # grid the volume was made at (checked against the volume file)
-    group_size: int = Field(256, ge=1)         # voxels per IGA group (consecutive in C order)
-    groups_per_step: int = Field(512, ge=1)    # groups per optimiser step (BN: 100000 groups of 2 = 200k points)
+    resolution: int = Field(512, ge=2)  # grid the volume was made at (checked against the volume file)
+    group_size: int = Field(256, ge=1)  # voxels per IGA group (consecutive in C order)
+    groups_per_step: int = Field(512, ge=1)  # groups per optimiser step (BN: 100000 groups of 2 = 200k points)
     epochs: int = Field(200, ge=1)
     lr_decay: Literal["per_epoch", "per_step"] = "per_epoch"
-    shuffle_groups: bool = True                # a fresh random group order every epoch (official --random_index)
-    leftover_step: bool = True                 # one vanilla step on the voxels that fill no whole group
+    shuffle_groups: bool = True  # a fresh random group order every epoch (official --random_index)
+    leftover_step: bool = True  # one vanilla step on the voxels that fill no whole group
     crop: Literal["official", "inclusive", "none"] = "official"  # official: upper bound exclusive
     coordinate_order: Literal["ij", "xy"] = "ij"  # ij: (axis0, axis1, axis2); xy: as np.meshgrid
     iou_threshold: float = Field(0.5, gt=0, lt=1)
     eval_every_epochs: int = Field(1, ge=1)
     checkpoint_every_epochs: int = Field(10, ge=1)
-    eval_chunk: int = Field(262144, ge=1)      # points per forward pass when evaluating the whole grid
-    mesh_resolution: int = Field(256, ge=1)    # longest side of the grid the saved mesh is extracted from
+    eval_chunk: int = Field(262144, ge=1)  # points per forward pass when evaluating the whole grid
+    mesh_resolution: int = Field(256, ge=1)  # longest side of the grid the saved mesh is extracted from
 
 
 class OccupancyCellSettings(CellSettings):
@@ -50,19 +51,19 @@ class Voxelize(Strict):
 
 
 class OccupancyFigures(Strict):
-    item: Optional[str] = None
+    item: str | None = None
     view_axis: Literal["auto", "x", "y", "z", 0, 1, 2] = "auto"
 
 
 class OccupancySection(TaskSection):
     dataset: Literal["stanford", "occupancy_mat", "embedded"] = "stanford"
     voxelize: Voxelize = Voxelize()
-    meshes: Dict[str, str] = {}      # stanford: the scan inside each extracted archive
-    mat_items: Dict[str, str] = {}   # occupancy_mat: registry item of each shape's .mat volume
+    meshes: dict[str, str] = {}  # stanford: the scan inside each extracted archive
+    mat_items: dict[str, str] = {}  # occupancy_mat: registry item of each shape's .mat volume
     mat_resolution: int = Field(512, ge=2)
     figures: OccupancyFigures = OccupancyFigures()
 
-    def known_items(self) -> List[str]:
+    def known_items(self) -> list[str]:
         return STANFORD_ITEMS + EMBEDDED_ITEMS
 
     @model_validator(mode="after")
@@ -76,8 +77,9 @@ class OccupancySection(TaskSection):
             key, mapping = table[self.dataset]
             missing = [i for i in self.items if i not in mapping]
             if missing:
-                raise ValueError(f"dataset {self.dataset!r}: {key} has no entry for items {missing} "
-                                 f"(it covers {sorted(mapping)})")
+                raise ValueError(
+                    f"dataset {self.dataset!r}: {key} has no entry for items {missing} (it covers {sorted(mapping)})"
+                )
         if self.figures.item is not None and self.items and self.figures.item not in self.items:
             raise ValueError(f"figures.item={self.figures.item!r} is not among the items {self.items}")
         return self

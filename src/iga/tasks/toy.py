@@ -16,6 +16,7 @@ cells, ‖K̃−K‖_F/‖K‖_F and ‖S̃−S‖_F/‖S‖_F of the network be
 Outputs per cell: ``curve.npz`` (the evaluations), ``train_log.jsonl``, ``provenance.json`` and, last,
 ``metrics.json``.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,6 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ class TwoLayerReLU(nn.Module):
 
 
 # --- signals -------------------------------------------------------------------------------
-def make_signal(experiment: str, n: int, freqs: List[float]):
+def make_signal(experiment: str, n: int, freqs: list[float]):
     """(inputs [n, d] float32, target [n] float32, t [n]) as the official code samples them."""
     if experiment == "exp1":
         t = np.linspace(0.0, 2.0 * np.pi, n)  # θ; endpoint included, as the official code
@@ -107,14 +107,15 @@ class KernelMonitor:
 
     def _S(self, K: torch.Tensor) -> torch.Tensor:
         # a diagnostic against the exact NTK's S: always the dense decomposition
-        return transformation_matrix(K, self.adj.end, self.adj.target, self.adj.start, self.adj.variant,
-                                     solver="eigh").double()
+        return transformation_matrix(
+            K, self.adj.end, self.adj.target, self.adj.start, self.adj.variant, solver="eigh"
+        ).double()
 
     @staticmethod
     def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
         return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
-    def __call__(self, model: nn.Module, kernel_factor: float) -> Dict[str, float]:
+    def __call__(self, model: nn.Module, kernel_factor: float) -> dict[str, float]:
         dev = next(model.parameters()).device
         Kt = entk(model, self.x.to(dev)).double().cpu() / kernel_factor
         out = {"k_rel": self._rel(Kt, self.K), "s_rel": self._rel(self._S(Kt), self.S)}
@@ -131,9 +132,17 @@ class ToyTask:
 
     score_name = "neg_mse"
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, group_size: int, bins: np.ndarray,
-                 save_residuals: bool = False, monitor: Optional[KernelMonitor] = None,
-                 kernel_factor: float = 1.0, name: str = "toy"):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        group_size: int,
+        bins: np.ndarray,
+        save_residuals: bool = False,
+        monitor: KernelMonitor | None = None,
+        kernel_factor: float = 1.0,
+        name: str = "toy",
+    ):
         self.name = name
         self.x, self.y = x, y
         self.y_np = y.double().numpy()
@@ -143,7 +152,7 @@ class ToyTask:
         self.save_residuals = save_residuals
         self.monitor = monitor
         self.kernel_factor = kernel_factor
-        self.history: List[dict] = []
+        self.history: list[dict] = []
 
     def batch(self, step: int, generator: torch.Generator) -> Batch:
         return self._batch
@@ -151,12 +160,12 @@ class ToyTask:
     def step_metrics(self, step: int, batch_mse: float):
         return None  # evaluations happen every eval_every steps (evaluate)
 
-    def evaluate(self, model: nn.Module, step: int) -> Dict[str, float]:
+    def evaluate(self, model: nn.Module, step: int) -> dict[str, float]:
         dev = next(model.parameters()).device
         with torch.no_grad():
             pred = model(self.x.to(dev)).reshape(-1).double().cpu().numpy()
         r = pred - self.y_np
-        mse = float(np.mean(r ** 2))
+        mse = float(np.mean(r**2))
         delta = relative_spectral_error(pred, self.y_np, self.bins)
         rec = {"step": int(step), "mse": mse, "delta": [float(d) for d in delta]}
         if self.save_residuals:
@@ -169,12 +178,14 @@ class ToyTask:
         out.update({k: v for k, v in rec.items() if k.endswith("_rel")})
         return out
 
-    def curve(self) -> Dict[str, np.ndarray]:
+    def curve(self) -> dict[str, np.ndarray]:
         h = sorted(self.history, key=lambda r: r["step"])
-        out = {"steps": np.array([r["step"] for r in h], dtype=np.int64),
-               "mse": np.array([r["mse"] for r in h]),
-               "delta": np.array([r["delta"] for r in h]).reshape(len(h), len(self.bins)),
-               "bins": np.asarray(self.bins, dtype=np.int64)}
+        out = {
+            "steps": np.array([r["step"] for r in h], dtype=np.int64),
+            "mse": np.array([r["mse"] for r in h]),
+            "delta": np.array([r["delta"] for r in h]).reshape(len(h), len(self.bins)),
+            "bins": np.asarray(self.bins, dtype=np.int64),
+        }
         if self.save_residuals:
             out["residual"] = np.stack([r["residual"] for r in h]) if h else np.zeros((0, len(self.y_np)), np.float32)
             out["target"] = self.y_np.astype(np.float32)
@@ -185,7 +196,7 @@ class ToyTask:
 
 
 # --- one cell ------------------------------------------------------------------------------------
-def _save_npz_atomic(arrays: Dict[str, np.ndarray], path: Path) -> None:
+def _save_npz_atomic(arrays: dict[str, np.ndarray], path: Path) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     tmp = path.with_name(path.name + ".tmp")
@@ -193,7 +204,7 @@ def _save_npz_atomic(arrays: Dict[str, np.ndarray], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _restore_history(out_dir: Path, fingerprint: str) -> Optional[list]:
+def _restore_history(out_dir: Path, fingerprint: str) -> list | None:
     """History matching the checkpoint, or None (and the checkpoint is dropped) if they disagree."""
     ckpt, state = out_dir / "checkpoint.pt", out_dir / "curve_state.pt"
     if not ckpt.exists():
@@ -209,7 +220,7 @@ def _restore_history(out_dir: Path, fingerprint: str) -> Optional[list]:
     return None
 
 
-def build_cell(settings: dict, device: Optional[str] = None):
+def build_cell(settings: dict, device: str | None = None):
     """(model, task, adjuster, optim, train, info) of one toy cell, from its resolved settings."""
     cell = validate_cell(settings)
     tcfg, adj_cfg, optim_cfg, train_cfg, mcfg = cell.task, cell.adjuster, cell.optim, cell.train, cell.model
@@ -237,19 +248,30 @@ def build_cell(settings: dict, device: Optional[str] = None):
         width, arch = mcfg.hidden_features, mcfg.architecture
     generator = torch.Generator().manual_seed(train_cfg.seed)
     adjuster = build_adjuster(adj_cfg, generator, kernel=kernel)
-    task = ToyTask(x, y, tcfg.group_size, bins, save_residuals=tcfg.save_residuals, monitor=monitor,
-                   kernel_factor=kernel_factor)
+    task = ToyTask(
+        x, y, tcfg.group_size, bins, save_residuals=tcfg.save_residuals, monitor=monitor, kernel_factor=kernel_factor
+    )
     task.model_cfg = mcfg
-    info = {"experiment": tcfg.experiment, "architecture": arch, "width": width, "seed": train_cfg.seed,
-            "adjuster": adj_cfg.kind, "group_size": tcfg.group_size, "n_points": tcfg.n_points,
-            "balanced": None if adj_cfg.kind == "vanilla" else balanced_eigenvalues(settings.get("adjuster", {})),
-            "end": adj_cfg.end, "target": adj_cfg.target, "freqs": tcfg.freqs, "bins": [int(b) for b in bins],
-            "optimizer": optim_cfg.optimizer, "lr": optim_cfg.lr}
+    info = {
+        "experiment": tcfg.experiment,
+        "architecture": arch,
+        "width": width,
+        "seed": train_cfg.seed,
+        "adjuster": adj_cfg.kind,
+        "group_size": tcfg.group_size,
+        "n_points": tcfg.n_points,
+        "balanced": None if adj_cfg.kind == "vanilla" else balanced_eigenvalues(settings.get("adjuster", {})),
+        "end": adj_cfg.end,
+        "target": adj_cfg.target,
+        "freqs": tcfg.freqs,
+        "bins": [int(b) for b in bins],
+        "optimizer": optim_cfg.optimizer,
+        "lr": optim_cfg.lr,
+    }
     return model, task, adjuster, optim_cfg, train_cfg, tcfg, generator, info
 
 
-def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] = None,
-             resume: bool = True) -> dict:
+def run_cell(settings: dict, out_dir: Path, cell_id: str, device: str | None = None, resume: bool = True) -> dict:
     """Train one toy cell; write curve.npz, provenance.json and (last) metrics.json."""
     job_start = take_job_start()
     model, task, adjuster, optim_cfg, train_cfg, tcfg, generator, info = build_cell(settings, device)
@@ -264,8 +286,18 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
         torch.save({"step": step, "fingerprint": fingerprint, "history": task.history}, tmp)
         os.replace(tmp, state_path)
 
-    trainer = Trainer(model, task, adjuster, optim_cfg, train_cfg, out_dir, evaluate_every=tcfg.eval_every,
-                      generator=generator, on_checkpoint=save_history, fingerprint=fingerprint)
+    trainer = Trainer(
+        model,
+        task,
+        adjuster,
+        optim_cfg,
+        train_cfg,
+        out_dir,
+        evaluate_every=tcfg.eval_every,
+        generator=generator,
+        on_checkpoint=save_history,
+        fingerprint=fingerprint,
+    )
     restored = _restore_history(out_dir, fingerprint) if resume else None
     if restored is not None:
         task.history = restored
@@ -273,14 +305,22 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
         model.eval()
         task.evaluate(trainer.model, 0)  # the state at initialisation
         model.train()
-    init_stats = _init_statistics(task, tcfg.init_samples, train_cfg.seed, trainer.device) if task.monitor is not None else {}
+    init_stats = (
+        _init_statistics(task, tcfg.init_samples, train_cfg.seed, trainer.device) if task.monitor is not None else {}
+    )
     result = trainer.fit(resume=resume and restored is not None)
     curve = task.curve()
     _save_npz_atomic(curve, out_dir / "curve.npz")
 
     metrics = dict(info)
-    metrics.update({"iterations": result.steps, "mse_init": float(curve["mse"][0]),
-                    "mse_final": float(curve["mse"][-1]), "evaluations": int(len(curve["steps"]))})
+    metrics.update(
+        {
+            "iterations": result.steps,
+            "mse_init": float(curve["mse"][0]),
+            "mse_final": float(curve["mse"][-1]),
+            "evaluations": int(len(curve["steps"])),
+        }
+    )
     span = max(float(curve["steps"][-1] - curve["steps"][0]), 1.0)
     for i in range(curve["delta"].shape[1]):
         d = curve["delta"][:, i]
@@ -302,7 +342,7 @@ def run_cell(settings: dict, out_dir: Path, cell_id: str, device: Optional[str] 
     return metrics
 
 
-def _init_statistics(task: ToyTask, samples: int, seed: int, device) -> Dict[str, float]:
+def _init_statistics(task: ToyTask, samples: int, seed: int, device) -> dict[str, float]:
     """Mean and std of the monitor's distances over ``samples`` fresh random nets (Exp. 1 width study)."""
     if samples < 1:
         return {}
@@ -318,4 +358,3 @@ def _init_statistics(task: ToyTask, samples: int, seed: int, device) -> Dict[str
         out[f"{key}_init_mc"] = float(v.mean())
         out[f"{key}_init_mc_std"] = float(v.std(ddof=1)) if samples > 1 else 0.0
     return out
-

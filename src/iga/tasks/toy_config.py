@@ -12,9 +12,10 @@ Conventions (see config.yaml, ``tasks.toy``):
   with ``target: end`` (Exp. 2, λ_end itself is one of the balanced values) it is ``adjuster.end + 1``
   (official code: ``--xuhao 3 --replace_end 3`` is the paper's end 4).
 """
+
 from __future__ import annotations
 
-from typing import Annotated, List, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,7 +27,7 @@ class ToyTaskConfig(Strict):
     # exp1: θ = linspace(0, 2π, n) (official, endpoint included); exp2: x = linspace(-1, 1, n)
     n_points: int = Field(1024, ge=1)
     # components sin(2π·k·t) of the target; exp1 k ∈ {0.2, 0.4, 0.8, 1.6} (= sin(0.4πθ) … sin(3.2πθ))
-    freqs: List[Annotated[float, Field(gt=0)]] = Field([0.2, 0.4, 0.8, 1.6], min_length=1)
+    freqs: list[Annotated[float, Field(gt=0)]] = Field([0.2, 0.4, 0.8, 1.6], min_length=1)
     # consecutive points per IGA group; 1 = full eNTK (and the exact NTK)
     group_size: int = Field(1, ge=1)
     # Δ_k, MSE (and for exp1 the kernel distances) are evaluated every `eval_every` steps and at step 0
@@ -52,6 +53,7 @@ class TwoLayerConfig(Strict):
     ``scale: "2m"`` — s = (2m)^-1/2, the official code (ReLU(z/√2)/√m) and exactly the kernel of
     iga.ntk.analytic_relu_ntk; ``"m"`` — s = m^-1/2, whose eNTK is twice that kernel (S unchanged).
     """
+
     architecture: Literal["TwoLayer"] = "TwoLayer"
     in_features: Literal[2] = 2  # exp1 lives on the circle
     hidden_features: int = Field(1024, ge=1)
@@ -61,25 +63,28 @@ class TwoLayerConfig(Strict):
 
 class ToyCellSettings(CellSettings):
     task: ToyTaskConfig = ToyTaskConfig()
-    model: Annotated[Union[TwoLayerConfig, ModelConfig], Field(discriminator="architecture")] = TwoLayerConfig()
+    model: Annotated[TwoLayerConfig | ModelConfig, Field(discriminator="architecture")] = TwoLayerConfig()
 
     @model_validator(mode="after")
     def _experiment_rules(self):
         adj, task, model = self.adjuster, self.task, self.model
         if (task.experiment == "exp1") != isinstance(model, TwoLayerConfig):
-            raise ValueError(f"{task.experiment} needs architecture "
-                             f"{'TwoLayer' if task.experiment == 'exp1' else 'ReLU, PE or SIREN'}, "
-                             f"not {model.architecture}")
+            raise ValueError(
+                f"{task.experiment} needs architecture "
+                f"{'TwoLayer' if task.experiment == 'exp1' else 'ReLU, PE or SIREN'}, "
+                f"not {model.architecture}"
+            )
         if task.experiment == "exp2":
             if model.in_features != 1 or model.out_features != 1:
                 raise ValueError("exp2 regresses a 1D signal: model.in_features and model.out_features must be 1")
             if adj.kind == "ntk":
                 raise ValueError("adjuster.kind='ntk' needs the analytic kernel of the 2-layer net: exp1 only")
         if adj.kind in ("ntk", "entk") and task.group_size != 1:
-            raise ValueError(f"adjuster.kind={adj.kind!r} adjusts with the kernel of every point: "
-                             f"task.group_size must be 1, not {task.group_size}")
-        adj.check_groups(task.n_points // task.group_size,
-                         f"n_points={task.n_points}, group_size={task.group_size}")
+            raise ValueError(
+                f"adjuster.kind={adj.kind!r} adjusts with the kernel of every point: "
+                f"task.group_size must be 1, not {task.group_size}"
+            )
+        adj.check_groups(task.n_points // task.group_size, f"n_points={task.n_points}, group_size={task.group_size}")
         return self
 
 
@@ -92,7 +97,7 @@ def validate_cell(settings: dict) -> ToyCellSettings:
 
 
 class ToyFigures(Strict):
-    fig1_widths: List[int] = []
+    fig1_widths: list[int] = []
     fig1_end: int = Field(15, ge=1)
     fig2_group_size: int = Field(8, ge=1)
     fig3_component: int = Field(4, ge=1)
@@ -102,13 +107,20 @@ class ToySection(TaskSection):
     dataset: Literal["synthetic"] = "synthetic"  # the signals are generated (eqs. 8, 9)
     figures: ToyFigures = ToyFigures()
 
-    def known_items(self) -> List[str]:
+    def known_items(self) -> list[str]:
         # items are exp1_w{width}_s{seed} / exp2_s{seed}: the paper's (config.yaml) and this run's
-        seeds = {16, 32} | {int(i.rsplit("_s", 1)[1]) for g in self.grids.values() for i in (g.items or [])
-                            if i.rsplit("_s", 1)[-1].isdigit()}
-        widths = [2 ** k for k in range(4, 16)]
-        return sorted({f"exp1_w{w}_s{s}" for w in widths for s in seeds} | {f"exp2_s{s}" for s in seeds}
-                      | {i for g in self.grids.values() for i in (g.items or [])})
+        seeds = {16, 32} | {
+            int(i.rsplit("_s", 1)[1])
+            for g in self.grids.values()
+            for i in (g.items or [])
+            if i.rsplit("_s", 1)[-1].isdigit()
+        }
+        widths = [2**k for k in range(4, 16)]
+        return sorted(
+            {f"exp1_w{w}_s{s}" for w in widths for s in seeds}
+            | {f"exp2_s{s}" for s in seeds}
+            | {i for g in self.grids.values() for i in (g.items or [])}
+        )
 
 
 register_task("toy", ToySection, ToyCellSettings)
