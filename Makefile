@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup smoke paper-dry-run test report clean-smoke
+.PHONY: setup smoke paper-dry-run test lint report clean-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ smoke: setup
 paper-dry-run: setup
 	$(BIN)/snakemake -n --cores $(CORES) -q
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# style and workflow checks (ruff, snakefmt, snakemake --lint with the documented exceptions)
+lint: setup
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python .ci/snakemake_lint.py
 
 clean-smoke:
 	rm -rf work/smoke results/smoke

@@ -404,7 +404,7 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
                     }
                 )
             )
-            rows += collect_cell(d / "metrics.json", work, "t", "embedded")
+            rows += collect_cell(d / "metrics.json", "t", "embedded")
     got = {(r["architecture"], r["method"], r["metric"]): r for r in rows}
     assert got[("PE", "IGA-RSI", "sampling")]["value"] == "rsi"
     assert got[("PE", "IGA-quirk", "indexing_quirk")]["value"] == 1
@@ -457,7 +457,7 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
             }
         )
     )
-    rows = collect_cell(d / "metrics.json", work, "t", "kodak")
+    rows = collect_cell(d / "metrics.json", "t", "kodak")
     assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {"image/kodim01/PE-IGA"}
     got = {r["metric"]: r for r in rows}
     assert got["psnr"]["value"] == 30.0 and got["sampling"]["value"] == "slr"

@@ -7,8 +7,7 @@
 # LPIPS is not computed for these cells (--no-lpips): no ablation table reports it.
 #
 # Also here: the cost table of every training cell of the run (rule cost_table, below). Its input is
-# COST_INPUTS (common.smk): each task appends its training cells' metrics.json, e.g. in <task>.smk
-#     COST_INPUTS += cell_outputs("<task>", "metrics.json")
+# COST_INPUTS (common.smk): each task's rule file appends its training cells' metrics.json
 # with its result record provenance.json beside each (iga.result_record); the table reads nothing else.
 import json as _json
 import sys as _sys
@@ -40,12 +39,6 @@ if enabled("image_ablation"):
                     cells.append(c)
         return cells
 
-    def ablation_image(item):
-        if ABL["dataset"] == "kodak":
-            return f"{DATA}/kodak/{item}.png"
-        w, h = ABL.get("embedded_size", [64, 32])
-        return f"{DATA}/embedded/images/{item}_{w}x{h}.png"
-
     _IMAGE_CELLS = set(enumerate_cells(config, "image")) if enabled("image") else set()
 
     def reused_image_cell(cell):
@@ -60,7 +53,7 @@ if enabled("image_ablation"):
         if not ABL.get("reuse_image_cells", True) or not enabled("image"):
             return None
         twin = Cell("image", cell.item, cell.arch, cell.method)
-        if twin not in _IMAGE_CELLS or image_path(cell.item) != ablation_image(cell.item):
+        if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
             return None
         settings = resolve_settings(config, cell)
         if settings != resolve_settings(config, twin):
@@ -86,7 +79,7 @@ if enabled("image_ablation"):
 
     rule train_image_ablation:
         input:
-            image=lambda wc: ablation_image(wc.item),
+            image=lambda wc: image_path("image_ablation", wc.item),
         output:
             metrics=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/metrics.json",
             recon=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/recon.png",
@@ -104,8 +97,8 @@ if enabled("image_ablation"):
             outdir=lambda wc, output: Path(output.metrics).parent,
             code_version=RESULTS_VERSION,
         shell:
-            GPU_SLOT
-            + " iga train-image --settings {params.settings:q} --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
+            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q}"
+            " --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
             " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -117,10 +110,11 @@ if enabled("image_ablation"):
         log:
             f"{LOGS}/report/collect_image_ablation.log",
         params:
+            preset=PRESET,
             cells=settings_digest("image_ablation", "image"),  # rebuild after a failed cell (common.smk)
             dataset=ABL["dataset"],
         shell:
-            "iga ablation-collect --preset {PRESET} --dataset {params.dataset:q} --work-dir {WORK}"
+            "iga ablation-collect --preset {params.preset} --dataset {params.dataset:q}"
             " --out {output} {input} > {log} 2>&1"
 
     rule tables_image_ablation:
@@ -140,6 +134,7 @@ if enabled("image_ablation"):
         log:
             f"{LOGS}/report/tables_image_ablation.log",
         params:
+            outdir=lambda wc, output: Path(output[0]).parent,
             grids=_json.dumps(
                 {
                     "items": ABL.get("items", []),
@@ -153,40 +148,7 @@ if enabled("image_ablation"):
             note=ABL_NOTE,
         shell:
             "iga ablation-tables --long {input} --grids {params.grids:q} --dataset {params.dataset:q}"
-            " --tables {params.tables} --out-dir {RESULTS}/tables --scale-note {params.note:q} > {log} 2>&1"
+            " --tables {params.tables} --out-dir {params.outdir} --scale-note {params.note:q} > {log} 2>&1"
 
     COST_INPUTS += ABL_METRICS
     TARGETS += rules.tables_image_ablation.output
-
-
-if enabled("image"):  # image.smk predates COST_INPUTS; its cells are added here (duplicates are dropped)
-    COST_INPUTS += cell_outputs("image", "metrics.json")
-
-
-if any(enabled(t) for t in config.get("tasks", {})):
-
-    rule cost_table:
-        input:
-            # a function: evaluated once every task's rules (included after this file too) have appended
-            lambda wc: list(dict.fromkeys(COST_INPUTS)),
-        output:
-            csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
-            md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
-            figure=report(
-                f"{RESULTS}/figures/cost_overview.png", category="Compute cost", caption="../report/cost_figure.rst"
-            ),
-        log:
-            f"{LOGS}/report/cost_table.log",
-        params:
-            cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
-            datasets=" ".join(
-                "--dataset " + shlex.quote(f"{t}={sec.get('dataset', '')}")
-                for t, sec in sorted(config.get("tasks", {}).items())
-                if enabled(t)
-            ),
-            note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
-        shell:
-            "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"
-            " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"
-
-    TARGETS += rules.cost_table.output

@@ -7,11 +7,11 @@ import shlex
 import sys
 from pathlib import Path
 
-# Rules call `iga`; users run `.venv/bin/snakemake` (or `make`) without activating the venv, so the
-# environment Snakemake itself runs in goes first on PATH (jobs, local or SLURM, inherit it).
-_ENV_BIN = str(Path(sys.executable).parent)
-if os.environ.get("PATH", "").split(os.pathsep)[0] != _ENV_BIN:
-    os.environ["PATH"] = _ENV_BIN + os.pathsep + os.environ.get("PATH", "")
+# Rules call `iga`; users run `.venv/bin/snakemake` (or `make`) without activating the venv, so every
+# shell command puts the bin folder of the environment Snakemake runs in first on PATH (a SLURM job
+# re-reads this file in its own snakemake process, so it gets the same prefix). Snakemake's own
+# default prefix is bash's strict mode, kept here.
+shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
 from iga.cells import Cell, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
@@ -53,8 +53,6 @@ COST_INPUTS = (
 import iga as _iga
 
 RESULTS_VERSION = str(getattr(_iga, "__results_version__", "1"))
-# Training shells start with this: the job runs on its own free GPU slot(s) (iga.gpu_slots).
-GPU_SLOT = "iga gpu-slot --gpus {resources.gpu} --label {log} --"
 # --- end cluster/incremental ---
 
 
@@ -120,3 +118,12 @@ def settings_digest(*tasks):
                 h.update(cell.id.encode())
                 h.update(json.dumps(resolve_settings(config, cell), sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def image_path(task, item):
+    """The picture an image or image_ablation cell fits: a Kodak download or a generated embedded one."""
+    section = getattr(CONFIG.tasks, task)
+    if section.dataset == "kodak":
+        return f"{DATA}/kodak/{item}.png"
+    w, h = section.embedded_size
+    return f"{DATA}/embedded/images/{item}_{w}x{h}.png"

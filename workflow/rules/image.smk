@@ -5,15 +5,9 @@ if enabled("image"):
     IMAGE_TABLES = ["table1_image_average", "table6_image_psnr", "table7_image_ssim", "table8_image_lpips"]
     LPIPS_ON = config.get("lpips", {}).get("enabled", True)
 
-    def image_path(item):
-        if IMAGE["dataset"] == "kodak":
-            return f"{DATA}/kodak/{item}.png"
-        w, h = IMAGE.get("embedded_size", [72, 48])
-        return f"{DATA}/embedded/images/{item}_{w}x{h}.png"
-
     rule train_image:
         input:
-            image=lambda wc: image_path(wc.item),
+            image=lambda wc: image_path("image", wc.item),
             lpips=LPIPS_STATUS if LPIPS_ON else [],
         output:
             metrics=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/metrics.json",
@@ -33,7 +27,7 @@ if enabled("image"):
             lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON else "--no-lpips",
             code_version=RESULTS_VERSION,
         shell:
-            GPU_SLOT + " iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
+            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
             " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -45,10 +39,11 @@ if enabled("image"):
         log:
             f"{LOGS}/report/collect_image.log",
         params:
+            preset=PRESET,
             cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             dataset=IMAGE["dataset"],
         shell:
-            "iga collect --task image --dataset {params.dataset:q} --preset {PRESET}"
+            "iga collect --task image --dataset {params.dataset:q} --preset {params.preset}"
             " --metrics psnr,psnr_final,ssim,lpips --out {output} {input} > {log} 2>&1"
 
     rule tables_image:
@@ -68,15 +63,16 @@ if enabled("image"):
         log:
             f"{LOGS}/report/tables_image.log",
         params:
+            outdir=lambda wc, output: Path(output[0]).parent,
             tables=",".join(IMAGE_TABLES),
             note=SCALE_NOTE,
         shell:
-            "iga tables --long {input} --tables {params.tables} --out-dir {RESULTS}/tables"
+            "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
     def image_figure_inputs(wildcards):
         return {
-            "gt": [image_path(i) for i in IMAGE["items"]],
+            "gt": [image_path("image", i) for i in IMAGE["items"]],
             "recons": cell_outputs("image", "recon.png"),
         }
 
@@ -135,3 +131,4 @@ if enabled("image"):
             " {input.long}) > {log} 2>&1"
 
     TARGETS += rules.tables_image.output + rules.figures_image.output + rules.figures_image_curves.output
+    COST_INPUTS += cell_outputs("image", "metrics.json")  # the cross-task cost table (report.smk)

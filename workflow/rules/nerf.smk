@@ -32,8 +32,10 @@ if enabled("nerf"):
             [f"{DATA}/nerf_synthetic/{s}/transforms_train.json" for s in NERF_SCENES],
         log:
             "logs/data/nerf_synthetic_extract.log",
+        params:
+            outdir=lambda wc, output: Path(output[0]).parent.parent,  # {DATA}/nerf_synthetic
         shell:
-            "iga extract --archive {input} --out {DATA}/nerf_synthetic --subdir nerf_synthetic {EXTRACT_FLAGS} > {log} 2>&1"
+            "iga extract --archive {input} --out {params.outdir} --subdir nerf_synthetic {EXTRACT_FLAGS} > {log} 2>&1"
 
     rule make_nerf_scene:
         output:
@@ -67,7 +69,7 @@ if enabled("nerf"):
             lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON_NERF else "",
             code_version=RESULTS_VERSION,
         shell:
-            GPU_SLOT + " iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
+            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
             " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -79,10 +81,11 @@ if enabled("nerf"):
         log:
             f"{LOGS}/report/collect_nerf.log",
         params:
+            preset=PRESET,
             cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
             dataset=NERF["dataset"],
         shell:
-            "iga collect --task nerf --dataset {params.dataset:q} --preset {PRESET}"
+            "iga collect --task nerf --dataset {params.dataset:q} --preset {params.preset}"
             " --metrics psnr,ssim,lpips --out {output} {input} > {log} 2>&1"
 
     rule tables_nerf:
@@ -97,10 +100,11 @@ if enabled("nerf"):
         log:
             f"{LOGS}/report/tables_nerf.log",
         params:
+            outdir=lambda wc, output: Path(output[0]).parent,
             tables=",".join(NERF_TABLES),
             note=NERF_NOTE,
         shell:
-            "iga tables --long {input} --tables {params.tables} --out-dir {RESULTS}/tables"
+            "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
     rule figure_nerf:

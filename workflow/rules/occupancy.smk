@@ -196,7 +196,7 @@ if enabled("occupancy"):
             outdir=lambda wc, output: Path(output.metrics).parent,
             code_version=RESULTS_VERSION,
         shell:
-            GPU_SLOT + " iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
+            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
             " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -208,10 +208,11 @@ if enabled("occupancy"):
         log:
             f"{LOGS}/report/collect_occupancy.log",
         params:
+            preset=PRESET,
             cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             dataset=OCC_LABEL,
         shell:
-            "iga collect --task occupancy --dataset {params.dataset:q} --preset {PRESET}"
+            "iga collect --task occupancy --dataset {params.dataset:q} --preset {params.preset}"
             " --metrics iou,iou_final,iou_running,iou_running_final --out {output} {input} > {log} 2>&1"
 
     rule tables_occupancy:
@@ -231,10 +232,11 @@ if enabled("occupancy"):
         log:
             f"{LOGS}/report/tables_occupancy.log",
         params:
+            outdir=lambda wc, output: Path(output[0]).parent,
             tables=",".join(OCC_TABLES),
             note=OCC_NOTE,
         shell:
-            "iga tables --long {input} --tables {params.tables} --out-dir {RESULTS}/tables"
+            "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
     OCC_FIG = OCC.get("figures", {})

@@ -14,6 +14,36 @@ import re as _re
 report: "../report/workflow.rst"
 
 
+# The cost of every trained cell, across tasks (iga.report.cost reads only the cells' result records).
+if any(enabled(t) for t in config.get("tasks", {})):
+
+    rule cost_table:
+        input:
+            list(dict.fromkeys(COST_INPUTS)),  # every task's training cells (their rule files append them)
+        output:
+            csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
+            md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
+            figure=report(
+                f"{RESULTS}/figures/cost_overview.png", category="Compute cost", caption="../report/cost_figure.rst"
+            ),
+        log:
+            f"{LOGS}/report/cost_table.log",
+        params:
+            cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
+            datasets=" ".join(
+                f"--dataset {shlex.quote(pair)}"
+                for pair in (
+                    f"{t}={sec.get('dataset', '')}" for t, sec in sorted(config["tasks"].items()) if enabled(t)
+                )
+            ),
+            note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
+        shell:
+            "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"
+            " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"
+
+    TARGETS += rules.cost_table.output
+
+
 REPORT_PAGES = f"{RESULTS}/report"
 
 

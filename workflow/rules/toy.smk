@@ -32,7 +32,7 @@ if enabled("toy"):
             outdir=lambda wc, output: Path(output.metrics).parent,
             code_version=RESULTS_VERSION,
         shell:
-            GPU_SLOT + " iga toy-train --settings {params.settings:q} --out {params.outdir}"
+            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga toy-train --settings {params.settings:q} --out {params.outdir}"
             " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
             " --threads {threads} > {log} 2>&1"
 
@@ -56,12 +56,14 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/tables_toy_exp1.log",
             params:
+                preset=PRESET,
+                outdir=lambda wc, output: Path(output[0]).parent,
                 cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
-                "iga toy-tables --experiment exp1 --preset {PRESET} --dataset {params.dataset:q}"
-                " --scale-note {params.note:q} --out-dir {RESULTS}/tables {input.metrics} > {log} 2>&1"
+                "iga toy-tables --experiment exp1 --preset {params.preset} --dataset {params.dataset:q}"
+                " --scale-note {params.note:q} --out-dir {params.outdir} {input.metrics} > {log} 2>&1"
 
         rule figures_toy_exp1:
             input:
@@ -128,12 +130,14 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/tables_toy_exp2.log",
             params:
+                preset=PRESET,
+                outdir=lambda wc, output: Path(output[0]).parent,
                 cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
-                "iga toy-tables --experiment exp2 --preset {PRESET} --dataset {params.dataset:q}"
-                " --scale-note {params.note:q} --out-dir {RESULTS}/tables {input.metrics} > {log} 2>&1"
+                "iga toy-tables --experiment exp2 --preset {params.preset} --dataset {params.dataset:q}"
+                " --scale-note {params.note:q} --out-dir {params.outdir} {input.metrics} > {log} 2>&1"
 
         rule figures_toy_exp2:
             input:

@@ -26,7 +26,7 @@ def _collect(args) -> int:
     from ..report.ablation_tables import collect, reused_cells
     from ..report.tables import ROW_COLUMNS, write_csv
 
-    rows = collect([Path(p) for p in args.metrics_files], Path(args.work_dir), args.preset, args.dataset)
+    rows = collect([Path(p) for p in args.metrics_files], args.preset, args.dataset)
     write_csv(rows, Path(args.out), ROW_COLUMNS)
     print(f"{len(rows)} rows from {len(args.metrics_files)} cells → {args.out}")
     reused = reused_cells(rows)
@@ -81,7 +81,6 @@ def register(sub) -> None:
     p = sub.add_parser("ablation-collect", help="image_ablation cells → long form (PSNR, time, memory, settings)")
     p.add_argument("--preset", required=True, help="preset name written on every row (e.g. smoke)")
     p.add_argument("--dataset", required=True, help="dataset name written on every row (e.g. kodak)")
-    p.add_argument("--work-dir", required=True, help="work/{preset}: benchmark TSVs are under its benchmarks/")
     p.add_argument("--out", required=True, help="long-form CSV to write")
     p.add_argument("metrics_files", nargs="+", help="image_ablation (and reused image) cells' metrics.json")
     p.set_defaults(func=_collect)

@@ -56,7 +56,7 @@ COLLECT_METRICS = (
 
 
 # --- collect ------------------------------------------------------------------------------
-def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) -> list[dict]:
+def collect_cell(metrics_path: Path, preset: str, dataset: str) -> list[dict]:
     metrics_path = Path(metrics_path)
     metrics = json.loads(metrics_path.read_text())
     prov_path = metrics_path.parent / "provenance.json"
@@ -112,8 +112,8 @@ def collect_cell(metrics_path: Path, work_dir: Path, preset: str, dataset: str) 
     return rows
 
 
-def collect(metrics_files: Sequence[Path], work_dir: Path, preset: str, dataset: str) -> list[dict]:
-    return [r for p in metrics_files for r in collect_cell(Path(p), Path(work_dir), preset, dataset)]
+def collect(metrics_files: Sequence[Path], preset: str, dataset: str) -> list[dict]:
+    return [r for p in metrics_files for r in collect_cell(Path(p), preset, dataset)]
 
 
 def reused_cells(rows: Sequence[dict]) -> list[str]:
