@@ -128,7 +128,7 @@ _OCCUPANCY_NOTE = ("the precomputed occupancy volumes (WIRE / FR-INR .mat, key '
 
 
 def _occupancy() -> dict[str, Source]:
-    # Hashes of the offline copies (sha256sum of /work/shared/data/occupancy/*.mat.zip).
+    # Hashes of the published .mat.zip volumes (sha256sum of copies obtained from WIRE / FR-INR).
     return {
         "thai_statue": Source(
             "occupancy", "thai_statue", "thai_statue.mat.zip", (),
