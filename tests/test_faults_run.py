@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from snakemake_runner import TINY, copy_workflow, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 CELL_ID = "image/pattern/PE-vanilla"
 
 pytestmark = pytest.mark.timeout(600)
@@ -274,28 +274,12 @@ def test_item3_corrupt_checkpoint_is_moved_aside_and_the_cell_trains_from_scratc
 
 # --- item 4: --forcerun retrains from scratch ---------------------------------------------------------
 def test_item4_forcerun_of_the_training_rule_retrains_from_scratch(tmp_path):
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, wf / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, wf / name)
+    wf = copy_workflow(tmp_path / "wf")
     cell = "astronaut/PE-vanilla"
     target = f"work/tiny/image/{cell}/metrics.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
-    env.update(IGA_GPU_COUNT="1", IGA_GPU_LOCK_DIR=str(wf / "gpu-locks"))
 
     def smk(*args):
-        r = subprocess.run(
-            ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), *args],
-            cwd=wf,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
-        assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-        return r.stdout + r.stderr
+        return run_local(wf, "--configfile", str(TINY), *args)
 
     smk("--", target)
     cell_dir, log = wf / "work/tiny/image" / cell, wf / f"logs/tiny/image/{cell}.log"

@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from snakemake_runner import TINY, copy_workflow
 
 from iga import gpu_slots
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # the job: report the slot, then hold it until the release file appears
 HOLDER = (
@@ -223,11 +222,8 @@ def test_timeout_when_no_slot_frees(tmp_path):
 
 def test_local_profile_counts_the_detected_gpus(tmp_path):
     """profiles/local gives snakemake --resources gpu=<detected>: a GPU job is capped to what exists."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    preset = ROOT / "tests" / "presets" / "tiny.yaml"
+    copy_workflow(tmp_path)
+    preset = TINY
     seen = {}
     for count in (0, 3):
         r = subprocess.run(

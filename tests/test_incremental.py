@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from snakemake_runner import ROOT, TINY, copy_workflow, local_env, run_local
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
 TRAIN_RULES = re.compile(r"^train_")
 AGGREGATIONS = {
@@ -40,30 +39,14 @@ AGGREGATIONS = {
 pytestmark = pytest.mark.timeout(600)
 
 
-# --- helpers (test_resume.py has its own copy: test modules stay independent) ---------------------
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, dest / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, dest / name)
-    return dest
-
-
+# --- helpers: the shared ones are in snakemake_runner.py -------------------------------------------
 def smk_env(tmp: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
-    env.update(IGA_GPU_COUNT="2", IGA_GPU_LOCK_DIR=str(tmp / "gpu-locks"))
-    env.update(extra)
-    return env
+    return local_env(tmp, gpus=2, **extra)
 
 
 def snakemake(cwd: Path, *args, env=None, check=True, timeout=400) -> str:
-    cmd = ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), *args]
-    r = subprocess.run(cmd, cwd=cwd, env=env or smk_env(cwd), capture_output=True, text=True, timeout=timeout)
-    out = r.stdout + r.stderr
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{out[-4000:]}")
-    return out
+    """The tiny preset through profiles/local in a copy of the workflow (2 fake GPUs)."""
+    return run_local(cwd, "--configfile", str(TINY), *args, env=env or smk_env(cwd), check=check, timeout=timeout)
 
 
 def planned(out: str) -> list:

@@ -1,26 +1,17 @@
 """profiles/local says so when it finds no GPU (every training job then runs with gpu=0, on the CPU)."""
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from snakemake_runner import TINY, copy_workflow
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 WARNING = "profiles/local: WARNING: no GPU"
 
 
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory):
-    wf = tmp_path_factory.mktemp("profiles") / "wf"
-    wf.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, wf / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, wf / name)
-    return wf
+    return copy_workflow(tmp_path_factory.mktemp("profiles") / "wf")
 
 
 @pytest.mark.parametrize("gpus, warned", [("0", True), ("2", False)])

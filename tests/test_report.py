@@ -10,18 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
+from snakemake_runner import TINY, copy_workflow
 
 from iga.report import render
 from iga.report.pages import figure_page, markdown_page
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 
 
 class Parsed(HTMLParser):
@@ -106,12 +102,7 @@ def _data(uri: str) -> str:
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
-    wf = tmp_path_factory.mktemp("report") / "wf"
-    wf.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, wf / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, wf / name)
+    wf = copy_workflow(tmp_path_factory.mktemp("report") / "wf")
     base = ["snakemake", "--cores", "2", "--configfile", str(TINY)]
     for extra in ([], ["--report", "results/tiny/report.html"]):
         r = subprocess.run(base + extra, cwd=wf, capture_output=True, text=True, timeout=500, check=False)

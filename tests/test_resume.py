@@ -24,9 +24,10 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from snakemake_runner import TINY, local_env, run_local
+from snakemake_runner import copy_workflow as shared_copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 CELL = "astronaut/PE-vanilla"
 TARGET = f"work/tiny/image/{CELL}/metrics.json"
 ITERATIONS = 1200
@@ -41,21 +42,15 @@ tasks:
 pytestmark = pytest.mark.timeout(600)
 
 
-# --- helpers (as in test_incremental.py; test modules stay independent) ----------------------------
+# --- helpers: the shared ones are in snakemake_runner.py -------------------------------------------
 def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, dest / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, dest / name)
+    shared_copy_workflow(dest)
     (dest / "long.yaml").write_text(LONG)
     return dest
 
 
 def smk_env(wf: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
-    env.update(IGA_GPU_COUNT="1", IGA_GPU_LOCK_DIR=str(wf / "gpu-locks"))
-    return env
+    return local_env(wf, gpus=1)
 
 
 def smk_cmd(*args) -> list:
@@ -63,11 +58,7 @@ def smk_cmd(*args) -> list:
 
 
 def run(wf: Path, *args, check=True) -> str:
-    r = subprocess.run(smk_cmd(*args), cwd=wf, env=smk_env(wf), capture_output=True, text=True, timeout=400)
-    out = r.stdout + r.stderr
-    if check and r.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({r.returncode}):\n{out[-4000:]}")
-    return out
+    return run_local(wf, "--configfile", str(TINY), "long.yaml", *args, env=smk_env(wf), check=check)
 
 
 def cell_dir(wf: Path) -> Path:
