@@ -7,7 +7,7 @@ import torch
 
 from iga.adjust import GroupSampler, IGAAdjuster, build_adjuster
 from iga.cells import Cell, resolve_settings
-from iga.configs import AdjusterConfig, ConfigError, FRConfig, ModelConfig, OptimConfig, TrainConfig, from_dict
+from iga.configs import AdjusterConfig, ConfigError, FRConfig, ModelConfig, OptimConfig, TrainConfig, validate
 from iga.grouping import chunk_groups, interval_groups, patch_groups
 from iga.models import FourierLinear, build_model
 from iga.models.mlp import Sine
@@ -71,7 +71,7 @@ def test_bn_placements_build_and_train(arch, placement, expected):
 
 def test_bn_placement_must_fit_the_architecture():
     with pytest.raises(ConfigError, match="bn_placement 'sine_bn' does not fit architecture ReLU"):
-        from_dict(ModelConfig, {"architecture": "ReLU", "technique": "bn", "bn_placement": "sine_bn"})
+        validate(ModelConfig, {"architecture": "ReLU", "technique": "bn", "bn_placement": "sine_bn"})
 
 
 # --- samplers -----------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_unknown_sampling_is_rejected_by_name():
     with pytest.raises(ConfigError, match="sampling='largest'"):
         GroupSampler("largest")
     with pytest.raises(ConfigError, match="adjuster.sampling='largest'"):
-        from_dict(AdjusterConfig, {"sampling": "largest"}, "adjuster.")
+        validate(AdjusterConfig, {"sampling": "largest"}, "adjuster.")
 
 
 # --- grouping -----------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_step_schedule_stops_after_max_steps():
 )
 def test_invalid_settings_name_the_value(cls, data, match):
     with pytest.raises(ConfigError, match=match):
-        from_dict(cls, data)
+        validate(cls, data)
 
 
 def test_iga_end_larger_than_groups_is_rejected_with_the_allowed_range():
@@ -262,6 +262,6 @@ def test_cells_resolve_in_order_and_validate():
     with pytest.raises(ConfigError, match="method='GD'"):
         resolve_settings(config, Cell("image", "kodim01", "PE", "GD"))
     assert (
-        from_dict(AdjusterConfig, resolve_settings(config, Cell("image", "kodim01", "PE", "IGA"))["adjuster"]).kind
+        validate(AdjusterConfig, resolve_settings(config, Cell("image", "kodim01", "PE", "IGA"))["adjuster"]).kind
         == "iga"
     )

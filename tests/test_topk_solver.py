@@ -11,7 +11,7 @@ import yaml
 
 from iga.adjust import IGAAdjuster, build_adjuster
 from iga.cells import Cell, resolve_settings
-from iga.configs import AdjusterConfig, ConfigError, ModelConfig, from_dict
+from iga.configs import AdjusterConfig, ConfigError, ModelConfig, validate
 from iga.grouping import patch_groups
 from iga.models import build_model
 from iga.ntk import AUTO_TOPK_MIN_GROUPS, TopkEigensolver, entk, transformation_matrix
@@ -172,7 +172,7 @@ def test_bad_solver_is_a_clear_error():
     with pytest.raises(ConfigError, match="solver='lanczos'.*eigh"):
         transformation_matrix(torch.eye(8), 2, solver="lanczos")
     with pytest.raises(ConfigError, match="adjuster.solver='lanczos'"):
-        from_dict(AdjusterConfig, {"kind": "iga", "solver": "lanczos"}, "adjuster.")
+        validate(AdjusterConfig, {"kind": "iga", "solver": "lanczos"}, "adjuster.")
 
 
 def test_adjuster_keeps_counts_across_steps_and_resume():

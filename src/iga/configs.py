@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 ARCHITECTURES = ("ReLU", "PE", "SIREN")
@@ -107,10 +107,6 @@ def validate(cls: type[BaseModel], data: Any, prefix: str = "", context: dict | 
         return cls.model_validate({} if data is None else data, context=context)
     except ValidationError as exc:
         raise ConfigError("; ".join(_describe(cls, e, prefix) for e in exc.errors())) from None
-
-
-# kept for callers that build one piece: from_dict(AdjusterConfig, raw, "adjuster.")
-from_dict = validate
 
 
 class FRConfig(Strict):
@@ -255,9 +251,6 @@ class TaskSection(Strict):
     def known_items(self) -> list[str]:
         """Items an override pattern may name (beyond those in this run's grid)."""
         return []
-
-    def check(self, info: ValidationInfo | None = None) -> None:
-        """Section-level rules that need the whole section (figure items among the items, …)."""
 
 
 class Grid(Strict):

@@ -134,7 +134,3 @@ def json_schema() -> dict:
         "Each cell's resolved settings are further checked by its task's settings model."
     )
     return schema
-
-
-def task_names() -> list[str]:
-    return sorted(TASKS)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..configs import DEVICE_RE, Strict, TaskSection, register_task, validate
+from ..configs import Strict, TaskSection, register_task, validate
 from . import DEFAULT_END
 
 BLENDER_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
@@ -23,7 +23,9 @@ class NeRFRun(Strict):
     lr_schedule: Literal["official", "nerf-pytorch"] = Field(
         "nerf-pytorch", description="nerf-pytorch: 5e-4*0.1^(step/500k); official: constant 5e-5 (official IGA code)"
     )
-    device: str = Field("auto", pattern=DEVICE_RE, description="auto | cpu | cuda | cuda:N")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="nerfstudio machine type; auto: CUDA when present"
+    )
     downscale: int = Field(2, ge=1, description="image downscale (2 = nerf-pytorch half_res)")
     testskip: int = Field(8, ge=1, description="every N-th test view (nerf-pytorch: 8)")
     num_rays: int = Field(1024, ge=2, description="rays per step = IGA groups (paper: 1024)")
@@ -84,10 +86,6 @@ class NeRFCellSettings(Strict):
 
 def validate_cell(settings: dict) -> NeRFCellSettings:
     return validate(NeRFCellSettings, settings)
-
-
-def method_of(settings: dict) -> str:
-    return validate_cell(settings).method
 
 
 class NeRFSceneSize(Strict):

@@ -69,25 +69,13 @@ class NeRFRunSettings:
         return settings_fingerprint({k: v for k, v in asdict(self).items() if k not in self._NOT_FINGERPRINTED})
 
     def validate(self) -> None:
+        # the run's knobs have one declaration, the cell-settings model (iga.nerf.cell_settings.NeRFRun)
+        from ..configs import validate
+        from .cell_settings import NeRFRun
+
+        validate(NeRFRun, {name: getattr(self, name) for name in NeRFRun.model_fields})
         if self.method not in METHOD_NAMES:
             raise ConfigError(f"method={self.method!r}; allowed: {sorted(METHOD_NAMES)}")
-        if self.lr_schedule not in ("nerf-pytorch", "official"):
-            raise ConfigError(f"lr_schedule={self.lr_schedule!r}; allowed: 'nerf-pytorch', 'official'")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda")
-        for name in (
-            "iterations",
-            "downscale",
-            "testskip",
-            "num_rays",
-            "coarse_samples",
-            "fine_samples",
-            "net_width",
-            "net_depth",
-            "checkpoint_every",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.method == "iga-nerf" and not 1 <= self.end < self.num_rays:
             raise ConfigError(f"end={self.end} must satisfy 1 <= end < num_rays={self.num_rays} (one group per ray)")
         if not (Path(self.data) / "transforms_train.json").exists():

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from ..configs import ARCHITECTURES, CellSettings, Strict, TaskSection, register_task, validate
+from ..configs import ARCHITECTURES, CellSettings, Strict, TaskSection, register_task
 
 KODAK_SIZE = (768, 512)  # width, height (portrait images are 512x768: the same groups)
 KODAK_ITEMS = [f"kodim{i:02d}" for i in range(1, 25)]
@@ -37,10 +37,6 @@ class ImageCellSettings(CellSettings):
             (w // t.patch_size) * (h // t.patch_size), f"{w}x{h} image in {t.patch_size}x{t.patch_size} patches"
         )
         return self
-
-
-def task_config(raw: dict) -> ImageTaskConfig:
-    return validate(ImageTaskConfig, raw, "task.")
 
 
 class ImageFigures(Strict):

@@ -1,6 +1,6 @@
 """Settings of the toy studies (paper section 5, appendix C) and their validation.
 
-Kept free of torch so that ``iga.cells.validate_config`` (run by Snakemake before any job) can
+Kept free of torch so that ``iga.workflow_config.validate_config`` (run by Snakemake before any job) can
 check every toy cell cheaply. The task itself lives in :mod:`iga.tasks.toy`.
 
 Conventions (see config.yaml, ``tasks.toy``):
@@ -86,10 +86,6 @@ class ToyCellSettings(CellSettings):
             )
         adj.check_groups(task.n_points // task.group_size, f"n_points={task.n_points}, group_size={task.group_size}")
         return self
-
-
-def task_config(settings: dict) -> ToyTaskConfig:
-    return validate(ToyTaskConfig, settings.get("task"), "task.")
 
 
 def validate_cell(settings: dict) -> ToyCellSettings:
