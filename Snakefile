@@ -14,6 +14,7 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/records.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/image.smk"
 include: "workflow/rules/ablation.smk"

@@ -538,7 +538,7 @@ def _dry_run(workdir: Path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     jobs = {}
     for rule, out in re.findall(r"rule (train_image\w*):.*?output: (\S+)/metrics\.json", res.stdout, re.S):
-        jobs.setdefault(rule, set()).add(out.split("work/pytest_reuse/", 1)[1])
+        jobs.setdefault(rule, set()).add(out.split("results/pytest_reuse/cells/", 1)[1])
     cost_cmd = next(ln for ln in res.stdout.splitlines() if "iga cost-table" in ln)
     return jobs, cost_cmd, res.stderr
 
@@ -549,7 +549,7 @@ def test_identical_ablation_cells_reuse_the_image_cells(tmp_path):
     assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA-RSI"}  # ablation-only: trained
     assert "image_ablation: 2 of 3 cells reuse identical image cells" in err
     # the cost table lists every trained cell once
-    cells = re.findall(r"work/pytest_reuse/(\S+)/metrics\.json", cost_cmd)
+    cells = re.findall(r"results/pytest_reuse/cells/(\S+)/metrics\.json", cost_cmd)
     assert sorted(cells) == [
         "image/astronaut/PE-IGA",
         "image/astronaut/PE-vanilla",

@@ -276,7 +276,7 @@ def test_item3_corrupt_checkpoint_is_moved_aside_and_the_cell_trains_from_scratc
 def test_item4_forcerun_of_the_training_rule_retrains_from_scratch(tmp_path):
     wf = copy_workflow(tmp_path / "wf")
     cell = "astronaut/PE-vanilla"
-    target = f"work/tiny/image/{cell}/metrics.json"
+    target = f"results/tiny/cells/image/{cell}/metrics.json"  # the cell's record (work/ has the rest)
 
     def smk(*args):
         return run_local(wf, "--configfile", str(TINY), *args)

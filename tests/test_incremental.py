@@ -34,6 +34,7 @@ AGGREGATIONS = {
     "figures_image_curves",  # training curves (iga.report.curve_figures)
     "report_page_tables",
     "report_page_figures",
+    "keep_figure_file",  # the retrained cell's reconstruction, kept in its record for the figures
 }  # the report's pages (workflow/rules/report.smk)
 
 pytestmark = pytest.mark.timeout(600)
@@ -90,7 +91,7 @@ def finished(tmp_path_factory):
     out = snakemake(wf)
     print(f"full tiny run: {time.monotonic() - t0:.1f}s")
     for cell in CELLS:
-        assert (wf / f"work/tiny/image/{cell}/metrics.json").exists(), out[-3000:]
+        assert (wf / f"results/tiny/cells/image/{cell}/metrics.json").exists(), out[-3000:]
     assert (wf / "results/tiny/tables/table1_image_average.csv").exists()
     return wf
 
@@ -145,8 +146,8 @@ def test_cosmetic_code_edits_rerun_nothing(finished_copy, tmp_path):
     assert str(tmp_path / "src") in probe.stdout  # the edited copy is what the workflow imports
     rule_file = finished_copy / "workflow" / "rules" / "image.smk"
     text = rule_file.read_text()
-    assert " --threads {threads} > {log} 2>&1" in text
-    rule_file.write_text(text.replace(" --threads {threads} > {log} 2>&1", " --threads {threads}  > {log} 2>&1"))
+    assert ") > {log} 2>&1" in text
+    rule_file.write_text(text.replace(") > {log} 2>&1", ")  > {log} 2>&1"))
 
     out = snakemake(finished_copy, "-n", env=env)
     assert "Nothing to be done" in out, out[-3000:]
@@ -175,7 +176,7 @@ def _first_progress(log: str):
 def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_path):
     env = smk_env(finished_copy, **src_copy(tmp_path, _bump))
     cell = "astronaut/PE-vanilla"
-    snakemake(finished_copy, "--", f"work/tiny/image/{cell}/metrics.json", env=env)
+    snakemake(finished_copy, "--", f"results/tiny/cells/image/{cell}/metrics.json", env=env)
     first = _first_progress((finished_copy / f"logs/tiny/image/{cell}.log").read_text())
     assert first is not None and first[0] == 0, f"training started at step {first}: an old checkpoint was resumed"
 
@@ -233,7 +234,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0, out[-3000:]
-    assert not (finished_copy / f"work/tiny/{cell}/metrics.json").exists()
+    assert not (finished_copy / f"results/tiny/cells/{cell}/metrics.json").exists()  # the killed job left no result
 
     # the same command again: the cell is planned (not "Nothing to be done"), then the table has its number
     again = args[4:]  # the same config files
@@ -241,6 +242,57 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
     assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
     snakemake(finished_copy, "--configfile", *again)
-    new = json.loads((finished_copy / f"work/tiny/{cell}/metrics.json").read_text())
+    new = json.loads((finished_copy / f"results/tiny/cells/{cell}/metrics.json").read_text())
     assert _table_value(finished_copy, "IGA") == pytest.approx(round(new["psnr"], 2), abs=0.006)
     assert _table_value(finished_copy, "IGA") != old
+
+
+# --- committed records: a fresh clone rebuilds everything without work/ (issue #17, item 1) ---------
+def fresh_clone_of(finished: Path, dest: Path) -> Path:
+    """What a clone of a repository that committed this run holds: the workflow and results/ (the cells'
+    records, tables, figures); no work/, logs/, data/ or Snakemake metadata."""
+    copy_workflow(dest)
+    shutil.copytree(finished / "results", dest / "results")
+    return dest
+
+
+def test_a_fresh_clone_plans_no_training(finished, tmp_path):
+    clone = fresh_clone_of(finished, tmp_path / "clone")
+    jobs = planned(snakemake(clone, "-n"))
+    assert trained_cells(jobs) == set(), jobs
+    assert not [r for r, _ in jobs if r.startswith("train_")], jobs
+
+
+def test_a_fresh_clone_retrains_exactly_a_changed_cell_and_rebuilds_its_tables(finished, tmp_path):
+    import json
+
+    clone = fresh_clone_of(finished, tmp_path / "clone")
+    overlay = tmp_path / "end.yaml"
+    overlay.write_text('tasks:\n  image:\n    overrides:\n      "astronaut/PE-IGA": {adjuster: {end: 3}}\n')
+    jobs = planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))
+    assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
+    assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
+
+    old_vanilla = (clone / "results/tiny/cells/image/astronaut/PE-vanilla/metrics.json").read_text()
+    snakemake(clone, "--configfile", str(TINY), str(overlay))
+    record = json.loads((clone / "results/tiny/cells/image/astronaut/PE-IGA/provenance.json").read_text())
+    assert record["cell_settings"]["adjuster"]["end"] == 3
+    assert (clone / "results/tiny/cells/image/astronaut/PE-vanilla/metrics.json").read_text() == old_vanilla
+    assert not (clone / "work/tiny/image/astronaut/PE-vanilla").exists()  # never retrained
+    new = json.loads((clone / "results/tiny/cells/image/astronaut/PE-IGA/metrics.json").read_text())
+    assert _table_value(clone, "IGA") == pytest.approx(round(new["psnr"], 2), abs=0.006)
+    # and with the change kept, nothing more to do; reverting it retrains the cell back
+    assert trained_cells(planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))) == set()
+    assert trained_cells(planned(snakemake(clone, "-n"))) == {"astronaut/PE-IGA"}
+
+
+def test_records_hold_the_thinned_curve_and_the_settings(finished):
+    import json
+
+    rec = finished / "results/tiny/cells/image/astronaut/PE-IGA"
+    assert sorted(p.name for p in rec.iterdir()) == ["metrics.json", "provenance.json", "recon.png", "train_log.jsonl"]
+    prov = json.loads((rec / "provenance.json").read_text())
+    assert prov["cell_settings"]["adjuster"]["kind"] == "iga"
+    rows = (rec / "train_log.jsonl").read_text().splitlines()
+    assert 0 < len(rows) <= 500
+    assert not list(rec.glob("checkpoint*"))  # checkpoints stay in work/

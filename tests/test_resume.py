@@ -29,7 +29,7 @@ from snakemake_runner import copy_workflow as shared_copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = "astronaut/PE-vanilla"
-TARGET = f"work/tiny/image/{CELL}/metrics.json"
+TARGET = f"results/tiny/cells/image/{CELL}/metrics.json"  # the record; checkpoints stay in work/
 ITERATIONS = 1200
 LONG = f"""# one cell, long enough to be killed mid-training
 tasks:

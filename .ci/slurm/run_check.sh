@@ -160,8 +160,8 @@ for item in items:
                 errors.append(f"{log}: gpu-slot did not use SLURM's allocation: {m.group(2)}")
             else:
                 print(f"   {cell}: CUDA_VISIBLE_DEVICES={m.group(1)} ({m.group(2)})")
-            if not Path(f"work/tiny/image/{cell}/metrics.json").exists():
-                errors.append(f"work/tiny/image/{cell}/metrics.json missing")
+            if not Path(f"results/tiny/cells/image/{cell}/metrics.json").exists():
+                errors.append(f"results/tiny/cells/image/{cell}/metrics.json missing")
 for t in ("table1_image_average", "table6_image_psnr"):
     if not Path(f"results/tiny/tables/{t}.csv").exists():
         errors.append(f"results/tiny/tables/{t}.csv missing")

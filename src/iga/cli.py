@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "iga.commands.nerf",
     "iga.commands.gpu",
     "iga.commands.config",
+    "iga.commands.records",
 )
 
 

@@ -58,6 +58,11 @@ Tasks = create_model("Tasks", __base__=Strict, **{name: (spec.section | None, No
 class WorkflowConfig(Strict):
     preset: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="results/{preset}, work/{preset}")
     scale_note: str = ""
+    output_root: str = Field(
+        "",
+        description="folder holding results/, work/ and logs/ ('' = the repository); make smoke points it at a "
+        "scratch folder to rerun the smoke grid from scratch beside the committed results",
+    )
     data: DataConfig = DataConfig()
     lpips: LpipsConfig = LpipsConfig()
     resources: dict[str, Resource] = {}

@@ -61,28 +61,28 @@ if enabled("image_ablation"):
         gpu = [job_resources(r)["gpu"] > 0 for r in ("train_image", "train_image_ablation")]
         if settings["train"].get("device", "auto") != "cpu" and gpu[0] != gpu[1]:
             return None
-        return f"{cell_dir('image', twin)}/metrics.json"
+        return f"{record_dir('image', twin)}/metrics.json"
 
     ABL_METRICS, _abl_reused = [], []
     for _c in ablation_cells():
         _twin = reused_image_cell(_c)
-        ABL_METRICS.append(_twin or f"{cell_dir('image_ablation', _c)}/metrics.json")
+        ABL_METRICS.append(_twin or f"{record_dir('image_ablation', _c)}/metrics.json")
         if _twin:
             _abl_reused.append(_c)
     if _abl_reused:
         print(
             f"image_ablation: {len(_abl_reused)} of {len(ABL_METRICS)} cells reuse identical image cells "
-            f"({', '.join(sorted({c.method for c in _abl_reused}))}; {WORK}/image/) instead of training again "
+            f"({', '.join(sorted({c.method for c in _abl_reused}))}; {RECORDS}/image/) instead of training again "
             "(set tasks.image_ablation.reuse_image_cells: false to train them separately)",
             file=_sys.stderr,
         )
 
     rule train_image_ablation:
         input:
-            image=lambda wc: image_path("image_ablation", wc.item),
+            unpack(train_inputs("image_ablation", lambda wc: {"image": image_path("image_ablation", wc.item)})),
         output:
-            metrics=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/metrics.json",
-            recon=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/recon.png",
+            **record_outputs("image_ablation"),
+            log=f"{RECORDS}/image_ablation/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
         log:
             f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
@@ -94,13 +94,14 @@ if enabled("image_ablation"):
             runtime=job_resources("train_image_ablation")["runtime"],
         params:
             settings=cell_settings("image_ablation"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
+            outdir=lambda wc: f"{WORK}/image_ablation/{wc.item}/{wc.arch}-{wc.method}",
+            image=lambda wc: image_path("image_ablation", wc.item),
             code_version=RESULTS_VERSION,
         shell:
-            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q}"
-            " --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
+            "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q}"
+            " --image {params.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
             " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads} > {log} 2>&1"
+            " --threads {threads}" + keep_record_command("image_ablation") + ") > {log} 2>&1"
 
     rule collect_image_ablation:
         input:

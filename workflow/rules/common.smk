@@ -13,6 +13,7 @@ from pathlib import Path
 # default prefix is bash's strict mode, kept here.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
+from iga.cell_records import cell_document, sync_settings_file
 from iga.cells import Cell, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
 from iga.workflow_config import validate_config
@@ -24,9 +25,11 @@ except ConfigError as exc:
 
 PRESET = config["preset"]
 DATA = config["data"]["root"]
-WORK = f"work/{PRESET}"
-RESULTS = f"results/{PRESET}"
-LOGS = f"logs/{PRESET}"
+_ROOT = f"{config['output_root'].rstrip('/')}/" if config.get("output_root") else ""
+WORK = f"{_ROOT}work/{PRESET}"  # untracked: checkpoints, reconstructions, full logs
+RESULTS = f"{_ROOT}results/{PRESET}"  # committed: tables, figures, report and the cells' records
+RECORDS = f"{RESULTS}/cells"  # one folder per cell (iga.cell_records): what every table is built from
+LOGS = f"{_ROOT}logs/{PRESET}"
 SCALE_NOTE = config.get("scale_note", PRESET)
 # Config values reach shell commands quoted (a mirror folder may hold spaces or shell characters).
 MIRROR_FLAG = f"--mirror {shlex.quote(str(config['data']['mirror']))}" if config["data"].get("mirror") else ""
@@ -75,22 +78,69 @@ def task_config(task):
     return config["tasks"][task]
 
 
+def wildcard_cell(task, wildcards):
+    return Cell(task, wildcards.item, wildcards.arch, wildcards.method)
+
+
 def cell_settings(task):
     """params function: only this cell's resolved settings, so other edits don't rerun it."""
 
     def settings(wildcards):
-        cell = Cell(task, wildcards.item, wildcards.arch, wildcards.method)
-        return json.dumps(resolve_settings(config, cell), sort_keys=True, separators=(",", ":"))
+        return json.dumps(
+            resolve_settings(config, wildcard_cell(task, wildcards)), sort_keys=True, separators=(",", ":")
+        )
 
     return settings
 
 
+def train_inputs(task, data=lambda wildcards: {}):
+    """unpack() input function of a training rule: its settings file (iga.cell_records) and its data.
+
+    The settings file's age retrains a cell whose record no longer matches the config, also on a fresh
+    clone without Snakemake metadata. Data are declared only when they exist or the cell must train
+    (and as ancient()), so that making or re-fetching data for one cell never retrains another; the
+    shell reads them through params. `data(wildcards)` gives {name: path}."""
+
+    def inputs(wildcards):
+        cell = wildcard_cell(task, wildcards)
+        files = {k: str(v) for k, v in data(wildcards).items() if v}
+        path = Path(WORK) / "settings" / task / cell.item / f"{cell.name}.json"
+        doc = cell_document(resolve_settings(config, cell), files, RESULTS_VERSION)
+        current = sync_settings_file(path, cell.dir(RECORDS), doc)
+        if current and not all(Path(f).exists() for f in files.values()):
+            files = {}
+        return {**{k: ancient(v) for k, v in files.items()}, "settings": str(path)}
+
+    return inputs
+
+
 def cell_dir(task, cell):
+    """The cell's untracked work folder (checkpoints, reconstructions)."""
     return f"{WORK}/{task}/{cell.item}/{cell.name}"
 
 
+def record_dir(task, cell):
+    """The cell's tracked record folder (iga.cell_records)."""
+    return f"{RECORDS}/{task}/{cell.item}/{cell.name}"
+
+
 def cell_outputs(task, filename, group=None):
-    return [f"{cell_dir(task, c)}/{filename}" for c in enumerate_cells(config, task, group)]
+    """A file of every cell's record (what collect, tables and figures read)."""
+    return [f"{record_dir(task, c)}/{filename}" for c in enumerate_cells(config, task, group)]
+
+
+def record_outputs(task):
+    """The record files a training rule declares (its outputs that every table is built from)."""
+    base = f"{RECORDS}/{task}/{{item}}/{{arch}}-{{method}}"
+    return {"metrics": f"{base}/metrics.json", "record": f"{base}/provenance.json"}
+
+
+def keep_record_command(task):
+    """Shell after a training command: copy the finished cell's record from work/ to results/."""
+    return (
+        f" && iga keep-record --task {task} --work {{params.outdir}} --record $(dirname {{output.metrics}})"
+        " --settings-file {input.settings}"
+    )
 
 
 def job_resources(name):

@@ -7,10 +7,14 @@ if enabled("image"):
 
     rule train_image:
         input:
-            image=lambda wc: image_path("image", wc.item),
-            lpips=LPIPS_STATUS if LPIPS_ON else [],
+            unpack(
+                train_inputs(
+                    "image", lambda wc: {"image": image_path("image", wc.item), "lpips": LPIPS_ON and LPIPS_STATUS}
+                )
+            ),
         output:
-            metrics=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/metrics.json",
+            **record_outputs("image"),
+            log=f"{RECORDS}/image/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
             recon=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/recon.png",
         log:
             f"{LOGS}/image/{{item}}/{{arch}}-{{method}}.log",
@@ -23,13 +27,14 @@ if enabled("image"):
             runtime=job_resources("train_image")["runtime"],
         params:
             settings=cell_settings("image"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON else "--no-lpips",
+            outdir=lambda wc, output: Path(output.recon).parent,
+            image=lambda wc: image_path("image", wc.item),
+            lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON else "--no-lpips",
             code_version=RESULTS_VERSION,
         shell:
-            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
+            "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q} --image {params.image} {params.lpips}"
             " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads} > {log} 2>&1"
+            " --threads {threads}" + keep_record_command("image") + ") > {log} 2>&1"
 
     rule collect_image:
         input:
@@ -70,10 +75,20 @@ if enabled("image"):
             "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
+    IMAGE_FIG = IMAGE.get("figures", {})
+    IMAGE_FIGURE_CELLS = [  # the cells whose reconstructions Figs. 4 and 10 show (kept in their records)
+        c
+        for c in enumerate_cells(config, "image")
+        if (
+            c.item == IMAGE_FIG.get("crops_item", IMAGE["items"][0]) and c.arch == IMAGE_FIG.get("crops_arch", "PE")
+        )
+        or c.item in IMAGE_FIG.get("visual_items", IMAGE["items"][:2])
+    ]
+
     def image_figure_inputs(wildcards):
         return {
             "gt": [image_path("image", i) for i in IMAGE["items"]],
-            "recons": cell_outputs("image", "recon.png"),
+            "recons": [f"{record_dir('image', c)}/recon.png" for c in IMAGE_FIGURE_CELLS],
         }
 
     rule figures_image:
@@ -89,11 +104,9 @@ if enabled("image"):
         params:
             cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
-            crops_item=IMAGE.get("figures", {}).get("crops_item", IMAGE["items"][0]),
-            crops_arch=IMAGE.get("figures", {}).get("crops_arch", "PE"),
-            visual_items=" ".join(
-                shlex.quote(str(i)) for i in IMAGE.get("figures", {}).get("visual_items", IMAGE["items"][:2])
-            ),
+            crops_item=IMAGE_FIG.get("crops_item", IMAGE["items"][0]),
+            crops_arch=IMAGE_FIG.get("crops_arch", "PE"),
+            visual_items=" ".join(shlex.quote(str(i)) for i in IMAGE_FIG.get("visual_items", IMAGE["items"][:2])),
             archs=",".join(IMAGE["architectures"]),
             note=SCALE_NOTE,
         shell:

@@ -50,10 +50,18 @@ if enabled("nerf"):
 
     rule train_nerf:
         input:
-            scene=lambda wc: f"{nerf_scene_dir(wc.item)}/transforms_train.json",
-            lpips=LPIPS_STATUS if LPIPS_ON_NERF else [],
+            unpack(
+                train_inputs(
+                    "nerf",
+                    lambda wc: {
+                        "scene": f"{nerf_scene_dir(wc.item)}/transforms_train.json",
+                        "lpips": LPIPS_ON_NERF and LPIPS_STATUS,
+                    },
+                )
+            ),
         output:
-            metrics=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/metrics.json",
+            **record_outputs("nerf"),
+            render=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/renders/test_000.png",  # Fig. 12's view
         log:
             f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
@@ -65,13 +73,14 @@ if enabled("nerf"):
             runtime=job_resources("train_nerf")["runtime"],
         params:
             settings=cell_settings("nerf"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
-            lpips=lambda wc, input: f"--lpips-status {input.lpips}" if LPIPS_ON_NERF else "",
+            outdir=lambda wc: f"{WORK}/nerf/{wc.item}/{wc.arch}-{wc.method}",
+            scene=lambda wc: nerf_scene_dir(wc.item),
+            lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON_NERF else "",
             code_version=RESULTS_VERSION,
         shell:
-            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
+            "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga nerf-train --settings {params.settings:q} --data {params.scene} {params.lpips}"
             " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads} > {log} 2>&1"
+            " --threads {threads}" + keep_record_command("nerf") + ") > {log} 2>&1"
 
     rule collect_nerf:
         input:
@@ -107,19 +116,28 @@ if enabled("nerf"):
             "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
+    NERF_FIG_ITEM = NERF.get("figure_item", NERF["items"][0])
+
     rule figure_nerf:
         input:
-            cell_outputs("nerf", "metrics.json"),
+            metrics=cell_outputs("nerf", "metrics.json"),
+            # the shown view's renders, kept in the figure item's records (records.smk)
+            renders=[
+                f"{record_dir('nerf', c)}/renders/test_000.png"
+                for c in enumerate_cells(config, "nerf")
+                if c.item == NERF_FIG_ITEM
+            ],
+            scene=ancient(f"{nerf_scene_dir(NERF_FIG_ITEM)}/transforms_train.json"),  # its ground truth
         output:
             report(f"{RESULTS}/figures/fig12_nerf_visual.png", category="NeRF", caption="../report/fig12.rst"),
         log:
             f"{LOGS}/report/figure_nerf.log",
         params:
             cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
-            item=NERF.get("figure_item", NERF["items"][0]),
+            item=NERF_FIG_ITEM,
             note=NERF_NOTE,
         shell:
-            "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+            "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input.metrics} > {log} 2>&1"
 
     rule figure_nerf_vs_paper:
         input:

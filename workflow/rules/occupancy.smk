@@ -177,9 +177,11 @@ if enabled("occupancy"):
     # --- cells ----------------------------------------------------------------------------
     rule train_occupancy:
         input:
-            volume=occ_cell_volume,
+            unpack(train_inputs("occupancy", lambda wc: {"volume": occ_cell_volume(wc)})),
         output:
-            metrics=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/metrics.json",
+            **record_outputs("occupancy"),
+            log=f"{RECORDS}/occupancy/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
+            epochs=f"{RECORDS}/occupancy/{{item}}/{{arch}}-{{method}}/epochs.jsonl",
             pred=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/pred_occupancy.npz",
             mesh=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/mesh.ply",
         log:
@@ -193,12 +195,13 @@ if enabled("occupancy"):
             runtime=job_resources("train_occupancy")["runtime"],
         params:
             settings=cell_settings("occupancy"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
+            outdir=lambda wc, output: Path(output.pred).parent,
+            volume=occ_cell_volume,
             code_version=RESULTS_VERSION,
         shell:
-            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
+            "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-occupancy --settings {params.settings:q} --volume {params.volume}"
             " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads} > {log} 2>&1"
+            " --threads {threads}" + keep_record_command("occupancy") + ") > {log} 2>&1"
 
     rule collect_occupancy:
         input:
@@ -245,6 +248,7 @@ if enabled("occupancy"):
     rule figures_occupancy:
         input:
             volume=occ_volume(OCC_FIG_ITEM, occ_task_settings(OCC_FIG_ITEM).get("resolution", 512)),
+            # kept in the figure item's records (records.smk); the volume is data, not a training output
             preds=[p for p in cell_outputs("occupancy", "pred_occupancy.npz") if p.split("/")[-3] == OCC_FIG_ITEM],
         output:
             report(
@@ -262,7 +266,7 @@ if enabled("occupancy"):
             view=OCC_FIG.get("view_axis", "auto"),
             note=OCC_NOTE,
         shell:
-            "iga figure-occupancy --volume {input.volume} --crop {params.crop:q} --preds {input.preds}"
+            "iga figure-occupancy --volume {params.volume} --crop {params.crop:q} --preds {input.preds}"
             " --item {params.item:q} --archs {params.archs:q} --view-axis {params.view:q}"
             " --scale-note {params.note:q} --out {output} > {log} 2>&1"
 

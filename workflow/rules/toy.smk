@@ -15,9 +15,12 @@ if enabled("toy"):
     COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
 
     rule train_toy:
+        input:
+            unpack(train_inputs("toy")),  # the toy data is generated from the settings themselves
         output:
-            metrics=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/metrics.json",
-            curve=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/curve.npz",
+            **record_outputs("toy"),
+            log=f"{RECORDS}/toy/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
+            curve=f"{RECORDS}/toy/{{item}}/{{arch}}-{{method}}/curve.npz",
         log:
             f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
@@ -29,12 +32,12 @@ if enabled("toy"):
             runtime=job_resources("train_toy")["runtime"],
         params:
             settings=cell_settings("toy"),
-            outdir=lambda wc, output: Path(output.metrics).parent,
+            outdir=lambda wc: f"{WORK}/toy/{wc.item}/{wc.arch}-{wc.method}",
             code_version=RESULTS_VERSION,
         shell:
-            "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga toy-train --settings {params.settings:q} --out {params.outdir}"
+            "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga toy-train --settings {params.settings:q} --out {params.outdir}"
             " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads} > {log} 2>&1"
+            " --threads {threads}" + keep_record_command("toy") + ") > {log} 2>&1"
 
     if "exp1" in TOY_EXPS:
 
