@@ -81,9 +81,12 @@ def trained_since(ours: Path, since_epoch: float) -> int:
     for p in Path(ours, "cells").rglob(RECORD_FILE):
         rec = json.loads(p.read_text())
         started = rec.get("started_at")
-        if rec.get("trained_this_run") and started:
-            if _dt.datetime.fromisoformat(started).timestamp() >= since_epoch - 1:
-                n += 1
+        if (
+            rec.get("trained_this_run")
+            and started
+            and _dt.datetime.fromisoformat(started).timestamp() >= since_epoch - 1
+        ):
+            n += 1
     return n
 
 
