@@ -146,6 +146,9 @@ class ModelConfig(Strict):
         return self
 
 
+Solver = Literal["eigh", "topk", "auto"]  # how IGA's eigenpairs are computed (iga.ntk); NeRF uses it too
+
+
 class AdjusterConfig(Strict):
     """How gradients are adjusted. kind="vanilla" ignores everything else."""
 
@@ -163,7 +166,7 @@ class AdjusterConfig(Strict):
     # eigenpairs of the eNTK: "eigh" all of them (dense), "topk" only the top end+1 (warm-started block
     # Lanczos, falls back to eigh per step if it does not converge), "auto": topk from
     # iga.ntk.AUTO_TOPK_MIN_GROUPS groups on. S agrees with eigh's within ~1e-5 (relative, S − I).
-    solver: Literal["eigh", "topk", "auto"] = "auto"
+    solver: Solver = "auto"
 
     @model_validator(mode="after")
     def _start_below_end(self):

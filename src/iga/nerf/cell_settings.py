@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..configs import Strict, TaskSection, register_task, validate
+from ..configs import Solver, Strict, TaskSection, register_task, validate
 from . import DEFAULT_END
 
 BLENDER_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
@@ -41,7 +41,7 @@ class NeRFRun(Strict):
 class NeRFAdjuster(Strict):
     kind: Literal["vanilla", "iga"] = "vanilla"
     end: int = Field(DEFAULT_END, ge=1)  # one group per ray: end < run.num_rays
-    solver: Literal["eigh", "topk", "auto"] = "auto"  # how S's eigenpairs are computed (iga.ntk)
+    solver: Solver = "auto"  # how S's eigenpairs are computed (iga.ntk)
 
 
 class NeRFModel(Strict):
