@@ -27,4 +27,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        TARGETS,
+        all_targets(),  # workflow/rules/report.smk

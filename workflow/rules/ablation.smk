@@ -6,9 +6,8 @@
 # tables read the image cell (tasks.image_ablation.reuse_image_cells, default true; see reused_image_cell).
 # LPIPS is not computed for these cells (--no-lpips): no ablation table reports it.
 #
-# Also here: the cost table of every training cell of the run (rule cost_table, below). Its input is
-# COST_INPUTS (common.smk): each task's rule file appends its training cells' metrics.json
-# with its result record provenance.json beside each (iga.result_record); the table reads nothing else.
+# ABL_METRICS: the record each ablation cell is read from (its own, or a reused image cell's); the
+# cost table (report.smk) reads the same list.
 import json as _json
 import sys as _sys
 
@@ -87,21 +86,20 @@ if enabled("image_ablation"):
             f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}.tsv"
-        threads: job_resources("train_image_ablation")["threads"]
+        threads: job_threads("train_image_ablation")
         resources:
-            gpu=job_resources("train_image_ablation")["gpu"],
-            mem_mb=job_resources("train_image_ablation")["mem_mb"],
-            runtime=job_resources("train_image_ablation")["runtime"],
+            **job_resources("train_image_ablation"),
         params:
             settings=cell_settings("image_ablation"),
             outdir=lambda wc: f"{WORK}/image_ablation/{wc.item}/{wc.arch}-{wc.method}",
             image=lambda wc: image_path("image_ablation", wc.item),
             code_version=RESULTS_VERSION,
+            keep=keep_record("image_ablation"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q}"
             " --image {params.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
             " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads}" + keep_record_command("image_ablation") + ") > {log} 2>&1"
+            " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_image_ablation:
         input:
@@ -150,6 +148,3 @@ if enabled("image_ablation"):
         shell:
             "iga ablation-tables --long {input} --grids {params.grids:q} --dataset {params.dataset:q}"
             " --tables {params.tables} --out-dir {params.outdir} --scale-note {params.note:q} > {log} 2>&1"
-
-    COST_INPUTS += ABL_METRICS
-    TARGETS += rules.tables_image_ablation.output

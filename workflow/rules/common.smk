@@ -45,11 +45,6 @@ EXTRACT_FLAGS = " ".join(
     for k, v in sorted(config["data"].get("extract_limits", {}).items())
 )
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
-TARGETS = []  # each task's rules append their final outputs when the task is enabled
-COST_INPUTS = (
-    []
-)  # each task appends its training cells' metrics.json (its result record provenance.json beside it); read by rule cost_table
-
 # --- cluster/incremental (docs/CLUSTER.md) ---
 # Code changes: an edit to src/iga reruns nothing by itself (the profiles leave out the `code` rerun
 # trigger); a change that alters results bumps iga.__results_version__, a param of every training rule.
@@ -135,22 +130,26 @@ def record_outputs(task):
     return {"metrics": f"{base}/metrics.json", "record": f"{base}/provenance.json"}
 
 
-def keep_record_command(task):
-    """Shell after a training command: copy the finished cell's record from work/ to results/."""
-    return (
-        f" && iga keep-record --task {task} --work {{params.outdir}} --record $(dirname {{output.metrics}})"
-        " --settings-file {input.settings}"
-    )
+def keep_record(task):
+    """params function: the command that, after a training command, keeps the finished cell's record
+    (work/ → results/{preset}/cells/, iga.cell_records)."""
+
+    def command(wildcards, input, output):
+        work = f"{WORK}/{task}/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+        record = Path(output.metrics).parent
+        return f"iga keep-record --task {task} --work {work} --record {record} --settings-file {input.settings}"
+
+    return command
 
 
 def job_resources(name):
+    """A training rule's resources (`resources: **job_resources("train_<task>")`), from config.resources."""
     r = config.get("resources", {}).get(name, {})
-    return {
-        "gpu": int(r.get("gpu", 0)),
-        "mem_mb": int(r.get("mem_mb", 4000)),
-        "runtime": int(r.get("runtime", 60)),
-        "threads": int(r.get("threads", 1)),
-    }
+    return {"gpu": int(r.get("gpu", 0)), "mem_mb": int(r.get("mem_mb", 4000)), "runtime": int(r.get("runtime", 60))}
+
+
+def job_threads(name):
+    return int(config.get("resources", {}).get(name, {}).get("threads", 1))
 
 
 @functools.lru_cache(maxsize=None)

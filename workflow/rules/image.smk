@@ -20,21 +20,20 @@ if enabled("image"):
             f"{LOGS}/image/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}.tsv"
-        threads: job_resources("train_image")["threads"]
+        threads: job_threads("train_image")
         resources:
-            gpu=job_resources("train_image")["gpu"],
-            mem_mb=job_resources("train_image")["mem_mb"],
-            runtime=job_resources("train_image")["runtime"],
+            **job_resources("train_image"),
         params:
             settings=cell_settings("image"),
             outdir=lambda wc, output: Path(output.recon).parent,
             image=lambda wc: image_path("image", wc.item),
             lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON else "--no-lpips",
             code_version=RESULTS_VERSION,
+            keep=keep_record("image"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q} --image {params.image} {params.lpips}"
             " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads}" + keep_record_command("image") + ") > {log} 2>&1"
+            " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_image:
         input:
@@ -142,6 +141,3 @@ if enabled("image"):
             " --scale-note {params.note:q} --out {output.curves} {params.logs}"
             " && iga figure-vs-paper --task image --scale-note {params.note:q} --out {output.vs_paper}"
             " {input.long}) > {log} 2>&1"
-
-    TARGETS += rules.tables_image.output + rules.figures_image.output + rules.figures_image_curves.output
-    COST_INPUTS += cell_outputs("image", "metrics.json")  # the cross-task cost table (report.smk)

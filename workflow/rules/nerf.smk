@@ -66,21 +66,20 @@ if enabled("nerf"):
             f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}.tsv"
-        threads: job_resources("train_nerf")["threads"]
+        threads: job_threads("train_nerf")
         resources:
-            gpu=job_resources("train_nerf")["gpu"],
-            mem_mb=job_resources("train_nerf")["mem_mb"],
-            runtime=job_resources("train_nerf")["runtime"],
+            **job_resources("train_nerf"),
         params:
             settings=cell_settings("nerf"),
             outdir=lambda wc: f"{WORK}/nerf/{wc.item}/{wc.arch}-{wc.method}",
             scene=lambda wc: nerf_scene_dir(wc.item),
             lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON_NERF else "",
             code_version=RESULTS_VERSION,
+            keep=keep_record("nerf"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga nerf-train --settings {params.settings:q} --data {params.scene} {params.lpips}"
             " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads}" + keep_record_command("nerf") + ") > {log} 2>&1"
+            " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_nerf:
         input:
@@ -150,6 +149,3 @@ if enabled("nerf"):
             note=NERF_NOTE,
         shell:
             "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
-
-    TARGETS += rules.tables_nerf.output + rules.figure_nerf.output + rules.figure_nerf_vs_paper.output
-    COST_INPUTS += cell_outputs("nerf", "metrics.json")

@@ -188,20 +188,19 @@ if enabled("occupancy"):
             f"{LOGS}/occupancy/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/occupancy/{{item}}/{{arch}}-{{method}}.tsv"
-        threads: job_resources("train_occupancy")["threads"]
+        threads: job_threads("train_occupancy")
         resources:
-            gpu=job_resources("train_occupancy")["gpu"],
-            mem_mb=job_resources("train_occupancy")["mem_mb"],
-            runtime=job_resources("train_occupancy")["runtime"],
+            **job_resources("train_occupancy"),
         params:
             settings=cell_settings("occupancy"),
             outdir=lambda wc, output: Path(output.pred).parent,
             volume=occ_cell_volume,
             code_version=RESULTS_VERSION,
+            keep=keep_record("occupancy"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-occupancy --settings {params.settings:q} --volume {params.volume}"
             " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads}" + keep_record_command("occupancy") + ") > {log} 2>&1"
+            " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_occupancy:
         input:
@@ -296,8 +295,3 @@ if enabled("occupancy"):
             " --scale-note {params.note:q} --out {output.curves} {params.logs}"
             " && iga figure-vs-paper --task occupancy --scale-note {params.note:q} --out {output.vs_paper}"
             " {input.long}) > {log} 2>&1"
-
-    TARGETS += (
-        rules.tables_occupancy.output + rules.figures_occupancy.output + rules.figures_occupancy_curves.output
-    )
-    COST_INPUTS += cell_outputs("occupancy", "metrics.json")  # the cross-task cost table

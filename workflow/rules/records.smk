@@ -9,8 +9,10 @@ rule keep_figure_file:
         f"{WORK}/{{task}}/{{item}}/{{arch}}-{{method}}/{{file}}",
     output:
         f"{RECORDS}/{{task}}/{{item}}/{{arch}}-{{method}}/{{file}}",
+    log:
+        f"{LOGS}/keep/{{task}}/{{item}}/{{arch}}-{{method}}/{{file}}.log",
     wildcard_constraints:
         task="image|occupancy|nerf",
         file=r"recon\.png|pred_occupancy\.npz|renders/test_000\.png",
     shell:
-        "cp {input:q} {output:q}"
+        "cp -v {input:q} {output:q} > {log} 2>&1"

@@ -4,7 +4,7 @@
 # Snakemake shows HTML results inline but offers other files only as downloads, and shows a PNG without
 # its caption, centred so that a tall one loses its top. So each task's rules keep marking their outputs
 # with report(...) as usual, and this file (included after them) turns every marked table (NAME.md) and
-# figure (PNG) among TARGETS into a small standalone HTML page (`iga report-page`) marked with the same
+# figure (PNG) among the final outputs into a small standalone HTML page (`iga report-page`) marked with the same
 # category, subcategory and caption; the page replaces the file in the report. A table's .csv and .tex
 # stay as downloads. results/{preset}/FINDINGS.md, where present, is shown too.
 import os as _os
@@ -14,12 +14,35 @@ import re as _re
 report: "../report/workflow.rst"
 
 
+TASK_ORDER = ("image", "image_ablation", "toy", "occupancy", "nerf")
+
+
+def training_records():
+    """Every training cell's record (metrics.json) of the enabled tasks, each once: the cost table's input."""
+    files = []
+    for task in TASK_ORDER:
+        if not enabled(task):
+            continue
+        if task == "image_ablation":
+            files += ABL_METRICS  # its own records, or the reused image cells' (ablation.smk)
+            continue
+        for group in [None] + sorted(task_config(task).get("grids") or {}):
+            files += cell_outputs(task, "metrics.json", group)
+    return list(dict.fromkeys(files))
+
+
+def reported_outputs():
+    """The final outputs of the enabled tasks: every rule output marked report() (tables, figures, the
+    cost table), read off the rules themselves rather than collected in a list by each rule file."""
+    return [str(f) for r in workflow.rules for f in r.output if "report" in f.flags and not r.has_wildcards()]
+
+
 # The cost of every trained cell, across tasks (iga.report.cost reads only the cells' result records).
 if any(enabled(t) for t in config.get("tasks", {})):
 
     rule cost_table:
         input:
-            list(dict.fromkeys(COST_INPUTS)),  # every task's training cells (their rule files append them)
+            training_records(),
         output:
             csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
             md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
@@ -41,10 +64,9 @@ if any(enabled(t) for t in config.get("tasks", {})):
             "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"
             " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"
 
-    TARGETS += rules.cost_table.output
-
 
 REPORT_PAGES = f"{RESULTS}/report"
+FINAL_OUTPUTS = reported_outputs()  # before _page_entries() moves the flags of tables and figures to pages
 
 
 def _caption_path(report_obj):
@@ -56,11 +78,9 @@ def _caption_path(report_obj):
 
 
 def _page_entries():
-    """{(kind, name): (source file, report flag)} of every marked table (.md) and figure among TARGETS.
-
-    The flags live on the rules' own output files (`rules.<name>.output`, as TARGETS holds it, is a
-    copy without them), so they are read and moved there."""
-    wanted = {str(t) for t in TARGETS}
+    """{(kind, name): (source file, report flag)} of every marked table (.md) and figure among the final
+    outputs; each flag is read and moved off the rule's own output file."""
+    wanted = set(FINAL_OUTPUTS)
     outputs = {str(f): f for r in workflow.rules for f in r.output if str(f) in wanted}
     entries = {}
     for path, f in outputs.items():
@@ -117,8 +137,6 @@ for _kind, _src_key, _flag in (("tables", "markdown", "--markdown"), ("figures",
         shell:
             "iga report-page {params.flag} {input.src:q} {params.caption} --out {output:q} > {log} 2>&1"
 
-    TARGETS += [f"{REPORT_PAGES}/{_kind}/{n}.html" for n in _names]
-
 
 if _os.path.exists(_FINDINGS):
 
@@ -132,4 +150,9 @@ if _os.path.exists(_FINDINGS):
         shell:
             "iga report-page --markdown {input:q} --out {output:q} > {log} 2>&1"
 
-    TARGETS += rules.report_page_findings.output
+
+def all_targets():
+    """rule all: the final outputs, with each table and figure's report page and the findings page."""
+    pages = [f"{REPORT_PAGES}/{kind}/{name}.html" for kind, name in sorted(REPORT_ENTRIES)]
+    findings = [f"{REPORT_PAGES}/FINDINGS.html"] if _os.path.exists(_FINDINGS) else []
+    return FINAL_OUTPUTS + pages + findings

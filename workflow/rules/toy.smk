@@ -12,7 +12,6 @@ if enabled("toy"):
         return cell_outputs("toy", filename, exp) if exp in TOY.get("grids", {}) else []
 
     # the cost table (rule cost_table) reads every training cell's result record
-    COST_INPUTS += toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json")
 
     rule train_toy:
         input:
@@ -25,19 +24,18 @@ if enabled("toy"):
             f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}.log",
         benchmark:
             f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}.tsv"
-        threads: job_resources("train_toy")["threads"]
+        threads: job_threads("train_toy")
         resources:
-            gpu=job_resources("train_toy")["gpu"],
-            mem_mb=job_resources("train_toy")["mem_mb"],
-            runtime=job_resources("train_toy")["runtime"],
+            **job_resources("train_toy"),
         params:
             settings=cell_settings("toy"),
             outdir=lambda wc: f"{WORK}/toy/{wc.item}/{wc.arch}-{wc.method}",
             code_version=RESULTS_VERSION,
+            keep=keep_record("toy"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga toy-train --settings {params.settings:q} --out {params.outdir}"
             " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
-            " --threads {threads}" + keep_record_command("toy") + ") > {log} 2>&1"
+            " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     if "exp1" in TOY_EXPS:
 
@@ -103,7 +101,6 @@ if enabled("toy"):
                 " --out width={output.width} --fig1-widths {params.widths:q} --fig1-end {params.end:q}"
                 " --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
 
-        TARGETS += rules.tables_toy_exp1.output + rules.figures_toy_exp1.output
         if "exp2" in TOY_EXPS:
             TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
             TOY_EXP2_FIGS = {
@@ -163,25 +160,24 @@ if enabled("toy"):
                 "iga toy-figures --experiment exp2 {params.outs} --fig2-group-size {params.group:q}"
                 " --fig3-component {params.component:q} --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
 
-        TARGETS += rules.tables_toy_exp2.output + rules.figures_toy_exp2.output
-
-    rule figures_toy_curves:
-        input:
-            metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
-        output:
-            report(
-                f"{RESULTS}/figures/toy_training_curves.png", category=TOY_CAT, caption="../report/training_curves.rst"
-            ),
-        log:
-            f"{LOGS}/report/figures_toy_curves.log",
-        params:
-            cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
-            logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
-            note=TOY_NOTE,
-        shell:
-            "iga figure-curves --metric mse --panels item-arch"
-            " --title 'Toy studies: training MSE per method; the paper shows these as figures, not a table'"
-            " --scale-note {params.note:q} --out {output} {params.logs} > {log} 2>&1"
-
     if TOY_EXPS:
-        TARGETS += rules.figures_toy_curves.output
+
+        rule figures_toy_curves:
+            input:
+                metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
+            output:
+                report(
+                    f"{RESULTS}/figures/toy_training_curves.png",
+                    category=TOY_CAT,
+                    caption="../report/training_curves.rst",
+                ),
+            log:
+                f"{LOGS}/report/figures_toy_curves.log",
+            params:
+                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
+                logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
+                note=TOY_NOTE,
+            shell:
+                "iga figure-curves --metric mse --panels item-arch"
+                " --title 'Toy studies: training MSE per method; the paper shows these as figures, not a table'"
+                " --scale-note {params.note:q} --out {output} {params.logs} > {log} 2>&1"

@@ -7,7 +7,7 @@ peak GPU memory. Every row names the job that measured it; a cell whose last job
 (re-evaluated only) is marked so and left out of the per-task sums and medians, never mixed with
 trained cells.
 
-A cell is named by the file a task's rules append to ``COST_INPUTS`` (its ``metrics.json``); the record
+A cell is named by its record's ``metrics.json`` (``training_records()`` in report.smk); the record
 lies in the same folder.
 """
 
