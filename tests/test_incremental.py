@@ -182,7 +182,8 @@ def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_pa
 
 
 # --- a failed retrain never leaves a stale table (issue #15, item 1) ------------------------------
-def _trainer_pids(cell_id: str) -> list:
+def _trainer_pids(cell_id: str, workflow: Path) -> list:
+    """The trainers of ``cell_id`` running in ``workflow`` (not those of another test run on the machine)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -191,7 +192,11 @@ def _trainer_pids(cell_id: str) -> list:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "train-image" in cmd and f"--cell {cell_id}" in cmd and "gpu-slot" not in cmd:
+        try:
+            cwd = (proc / "cwd").resolve()
+        except OSError:
+            continue
+        if "train-image" in cmd and f"--cell {cell_id}" in cmd and "gpu-slot" not in cmd and cwd == workflow.resolve():
             pids.append(int(proc.name))
     return pids
 
@@ -224,7 +229,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
         pids = []
         while not pids and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            pids = _trainer_pids(cell)
+            pids = _trainer_pids(cell, finished_copy)
         assert pids, "the retraining of the changed cell never started"
         time.sleep(1.0)
         for pid in pids:  # the job dies as under an OOM kill or a SLURM time limit
