@@ -52,7 +52,7 @@ if enabled("image_ablation"):
         """
         if not ABL.get("reuse_image_cells", True) or not enabled("image"):
             return None
-        twin = Cell("image", cell.item, cell.arch, cell.method)
+        twin = Cell("image", cell.item, cell.arch, cell.method, cell.seed)
         if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
             return None
         settings = resolve_settings(config, cell)
@@ -81,12 +81,12 @@ if enabled("image_ablation"):
         input:
             image=lambda wc: image_path("image_ablation", wc.item),
         output:
-            metrics=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/metrics.json",
-            recon=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/recon.png",
+            metrics=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}/metrics.json",
+            recon=f"{WORK}/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}/recon.png",
         log:
-            f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_resources("train_image_ablation")["threads"]
         resources:
             gpu=job_resources("train_image_ablation")["gpu"],
@@ -99,7 +99,7 @@ if enabled("image_ablation"):
         shell:
             "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q}"
             " --image {input.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
-            " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} > {log} 2>&1"
 
     rule collect_image_ablation:

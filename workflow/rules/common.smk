@@ -13,7 +13,7 @@ from pathlib import Path
 # default prefix is bash's strict mode, kept here.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
-from iga.cells import Cell, enumerate_cells, resolve_settings
+from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
 from iga.workflow_config import validate_config
 
@@ -60,6 +60,7 @@ wildcard_constraints:
     item=r"[A-Za-z0-9_.]+",
     arch=r"[A-Za-z0-9]+",
     method=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)?",
+    seed=r"\d+",
     w=r"\d+",
     h=r"\d+",
     size=r"\d+",
@@ -79,14 +80,14 @@ def cell_settings(task):
     """params function: only this cell's resolved settings, so other edits don't rerun it."""
 
     def settings(wildcards):
-        cell = Cell(task, wildcards.item, wildcards.arch, wildcards.method)
+        cell = Cell(task, wildcards.item, wildcards.arch, wildcards.method, int(wildcards.seed))
         return json.dumps(resolve_settings(config, cell), sort_keys=True, separators=(",", ":"))
 
     return settings
 
 
 def cell_dir(task, cell):
-    return f"{WORK}/{task}/{cell.item}/{cell.name}"
+    return f"{WORK}/{task}/{cell.item}/{cell.name}/s{cell.seed}"
 
 
 def cell_outputs(task, filename, group=None):

@@ -10,12 +10,12 @@ if enabled("image"):
             image=lambda wc: image_path("image", wc.item),
             lpips=LPIPS_STATUS if LPIPS_ON else [],
         output:
-            metrics=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/metrics.json",
-            recon=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/recon.png",
+            metrics=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/s{{seed}}/metrics.json",
+            recon=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/s{{seed}}/recon.png",
         log:
-            f"{LOGS}/image/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/image/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_resources("train_image")["threads"]
         resources:
             gpu=job_resources("train_image")["gpu"],
@@ -28,7 +28,7 @@ if enabled("image"):
             code_version=RESULTS_VERSION,
         shell:
             "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q} --image {input.image} {params.lpips}"
-            " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} > {log} 2>&1"
 
     rule collect_image:

@@ -53,11 +53,11 @@ if enabled("nerf"):
             scene=lambda wc: f"{nerf_scene_dir(wc.item)}/transforms_train.json",
             lpips=LPIPS_STATUS if LPIPS_ON_NERF else [],
         output:
-            metrics=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/metrics.json",
+            metrics=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}/metrics.json",
         log:
-            f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_resources("train_nerf")["threads"]
         resources:
             gpu=job_resources("train_nerf")["gpu"],
@@ -70,7 +70,7 @@ if enabled("nerf"):
             code_version=RESULTS_VERSION,
         shell:
             "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga nerf-train --settings {params.settings:q} --data $(dirname {input.scene}) {params.lpips}"
-            " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} > {log} 2>&1"
 
     rule collect_nerf:

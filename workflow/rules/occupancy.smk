@@ -36,7 +36,8 @@ if enabled("occupancy"):
     def occ_task_settings(item, arch=None, method=None):
         arch = arch or OCC["architectures"][0]
         method = method or OCC["methods"][0]
-        return resolve_settings(config, Cell("occupancy", item, arch, method)).get("task", {})
+        seed = cell_seeds(config, "occupancy", item, arch, method)[0]  # task settings do not vary by seed
+        return resolve_settings(config, Cell("occupancy", item, arch, method, seed)).get("task", {})
 
     def occ_volume(item, resolution):
         if OCC_DATASET == "stanford":
@@ -179,13 +180,13 @@ if enabled("occupancy"):
         input:
             volume=occ_cell_volume,
         output:
-            metrics=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/metrics.json",
-            pred=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/pred_occupancy.npz",
-            mesh=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/mesh.ply",
+            metrics=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/metrics.json",
+            pred=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/pred_occupancy.npz",
+            mesh=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/mesh.ply",
         log:
-            f"{LOGS}/occupancy/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/occupancy/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_resources("train_occupancy")["threads"]
         resources:
             gpu=job_resources("train_occupancy")["gpu"],
@@ -197,7 +198,7 @@ if enabled("occupancy"):
             code_version=RESULTS_VERSION,
         shell:
             "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-occupancy --settings {params.settings:q} --volume {input.volume}"
-            " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} > {log} 2>&1"
 
     rule collect_occupancy:
@@ -245,7 +246,7 @@ if enabled("occupancy"):
     rule figures_occupancy:
         input:
             volume=occ_volume(OCC_FIG_ITEM, occ_task_settings(OCC_FIG_ITEM).get("resolution", 512)),
-            preds=[p for p in cell_outputs("occupancy", "pred_occupancy.npz") if p.split("/")[-3] == OCC_FIG_ITEM],
+            preds=[p for p in cell_outputs("occupancy", "pred_occupancy.npz") if p.split("/")[-4] == OCC_FIG_ITEM],
         output:
             report(
                 f"{RESULTS}/figures/fig5_occupancy.png",

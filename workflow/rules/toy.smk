@@ -16,12 +16,12 @@ if enabled("toy"):
 
     rule train_toy:
         output:
-            metrics=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/metrics.json",
-            curve=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/curve.npz",
+            metrics=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}/metrics.json",
+            curve=f"{WORK}/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}/curve.npz",
         log:
-            f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_resources("train_toy")["threads"]
         resources:
             gpu=job_resources("train_toy")["gpu"],
@@ -33,7 +33,7 @@ if enabled("toy"):
             code_version=RESULTS_VERSION,
         shell:
             "iga gpu-slot --gpus {resources.gpu} --label {log} -- iga toy-train --settings {params.settings:q} --out {params.outdir}"
-            " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} > {log} 2>&1"
 
     if "exp1" in TOY_EXPS:
