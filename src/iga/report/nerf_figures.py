@@ -23,9 +23,8 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
     from matplotlib.patches import Rectangle
     from PIL import Image
 
-    from ..nerf.run import _gt_image
-
     from ..cells import Cell
+    from ..nerf.run import _gt_image
 
     cells, shown = [], set()
     # one replicate per method: the lowest seed
