@@ -115,18 +115,25 @@ def task_section(config: dict, task: str) -> dict:
         raise ConfigError(f"task {task!r} is not configured; configured: {sorted(config.get('tasks', {}))}") from None
 
 
-def enumerate_cells(config: dict, task: str, group: str | None = None) -> list[Cell]:
-    """All cells of ``task`` (or of one of its named ``grids`` for ablations), one per seed."""
+def grid_configs(config: dict, task: str, group: str | None = None) -> list[tuple[str, str, str]]:
+    """(item, arch, method) of every configuration of ``task`` (or of one of its named ``grids``)."""
     sec = task_section(config, task)
     grid = sec if group is None else sec["grids"][group]
-    cells = []
-    for item in grid.get("items", sec.get("items", [])):
-        for arch in grid.get("architectures", sec.get("architectures", [])):
-            for method in grid.get("methods", sec.get("methods", [])):
-                item, arch, method = str(item), str(arch), str(method)
-                for seed in cell_seeds(config, task, item, arch, method):
-                    cells.append(Cell(task, item, arch, method, seed))
-    return cells
+    return [
+        (str(item), str(arch), str(method))
+        for item in grid.get("items", sec.get("items", []))
+        for arch in grid.get("architectures", sec.get("architectures", []))
+        for method in grid.get("methods", sec.get("methods", []))
+    ]
+
+
+def enumerate_cells(config: dict, task: str, group: str | None = None) -> list[Cell]:
+    """All cells of ``task`` (or of one of its named ``grids`` for ablations), one per seed."""
+    return [
+        Cell(task, item, arch, method, seed)
+        for item, arch, method in grid_configs(config, task, group)
+        for seed in cell_seeds(config, task, item, arch, method)
+    ]
 
 
 def cell_seeds(config: dict, task: str, item: str, arch: str, method: str, settings: dict | None = None) -> list[int]:
