@@ -38,7 +38,7 @@ def tiny_settings(**train) -> dict:
     from iga.cells import Cell, deep_merge, resolve_settings
 
     config = deep_merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(TINY.read_text()))
-    settings = resolve_settings(config, Cell("image", "astronaut", "PE", "vanilla"))
+    settings = resolve_settings(config, Cell("image", "astronaut", "PE", "vanilla", 4096))
     settings["train"].update(train)
     return settings
 

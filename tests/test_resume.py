@@ -134,7 +134,7 @@ def reference(base, tmp_path_factory):
     for overlay in (TINY.read_text(), LONG):
         config = deep_merge(config, yaml.safe_load(overlay))
     item, name = CELL.split("/")
-    settings = resolve_settings(config, Cell("image", item, *name.split("-", 1)))
+    settings = resolve_settings(config, Cell("image", item, *name.split("-", 1), 4096))
     out = tmp_path_factory.mktemp("resume") / "reference"
     r = subprocess.run(
         [

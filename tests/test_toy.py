@@ -218,21 +218,21 @@ def test_presets_enumerate_every_toy_cell():
     # paper: 4 widths × 2 seeds × (vanilla + 3 methods × 5 ends); 2 seeds × 2 archs × (1 + 3 groups × 4 ends)
     assert len(enumerate_cells(paper, "toy", "exp1")) == 128
     assert len(enumerate_cells(paper, "toy", "exp2")) == 52
-    s = resolve_settings(paper, Cell("toy", "exp2_s32", "SIREN", "IGA-g4e6"))
+    s = resolve_settings(paper, Cell("toy", "exp2_s32", "SIREN", "IGA-g4e6", 32))
     assert (s["task"]["group_size"], s["adjuster"]["end"], s["train"]["seed"], s["model"]["first_omega0"]) == (
         4,
         5,
         32,
         5.0,
     )
-    s = resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "IGA-e13"))
+    s = resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "IGA-e13", 16))
     assert (s["task"]["group_size"], s["adjuster"]["end"], s["model"]["hidden_features"], s["optim"]["lr"]) == (
         8,
         13,
         8192,
         0.1,
     )
-    assert resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "eNTK-e13"))["task"]["group_size"] == 1
+    assert resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "eNTK-e13", 16))["task"]["group_size"] == 1
 
 
 # --- end to end through the CLI -----------------------------------------------------------------

@@ -207,6 +207,7 @@ def _row(table, dataset, item, metric, arch, method, value, paper=None, note="",
         "n": n,
         "paper_value": "" if paper is None else paper,
         "delta": delta,
+        "within_noise": "",
         "note": note,
     }
 

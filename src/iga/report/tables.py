@@ -302,6 +302,7 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
             {
                 **{k: r[k] for k in TABLE_ROW_KEYS if k in r},
                 "table": spec.paper_table,
+                "within_noise": "",
                 "note": note,
                 "paper_value": "" if paper is None else paper,
                 "delta": (float(value) - paper) if (paper is not None and value != "") else "",
