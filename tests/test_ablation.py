@@ -113,7 +113,9 @@ def test_paper_preset_ablation_grids_are_the_papers():
     assert var == {("official", False), ("paper", False), ("official", True)}
     assert len(found) == 3 * 3 * 9  # 3 items x 3 archs x 9 distinct cells (shared cells train once)
     # ReLU's end 25 cannot fit 24 groups of 128x128: the only deviation from the main image settings
-    assert resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P128", 4096))["adjuster"]["end"] == 23
+    assert (
+        resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P128", 4096))["adjuster"]["end"] == 23
+    )
     assert resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P64", 4096))["adjuster"]["end"] == 25
 
 
@@ -182,7 +184,8 @@ def test_paper_variant_cell_differs_only_outside_the_balanced_range():
         AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA", 4096))["adjuster"]
     )
     cfg_pap = validate(
-        AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper", 4096))["adjuster"]
+        AdjusterConfig,
+        resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper", 4096))["adjuster"],
     )
     assert (cfg_off.variant, cfg_pap.variant) == ("official", "paper") and cfg_off.end == cfg_pap.end == 5
     n = 10
@@ -459,7 +462,9 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
         )
     )
     rows = collect_cell(d / "metrics.json", "t", "kodak")
-    assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {"image/kodim01/PE-IGA/s4096"}
+    assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {
+        "image/kodim01/PE-IGA/s4096"
+    }
     got = {r["metric"]: r for r in rows}
     assert got["psnr"]["value"] == 30.0 and got["sampling"]["value"] == "slr"
     assert got["job_wall_time_s"]["value"] == 12.5  # the image cell's own record
@@ -560,7 +565,10 @@ def test_identical_ablation_cells_reuse_the_image_cells(tmp_path):
 
 def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
     jobs, _, err = _dry_run(_reuse_workdir(tmp_path, overrides={"PE-IGA": {"optim": {"lr": 2.0e-3}}}))
-    assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA/s4096", "image_ablation/astronaut/PE-IGA-RSI/s4096"}
+    assert jobs["train_image_ablation"] == {
+        "image_ablation/astronaut/PE-IGA/s4096",
+        "image_ablation/astronaut/PE-IGA-RSI/s4096",
+    }
     assert "image_ablation: 1 of 3 cells reuse" in err  # vanilla still identical
     # another picture size (same name, other input file): nothing is shared
     jobs, _, err = _dry_run(_reuse_workdir(tmp_path, embedded_size=[16, 12]))
@@ -569,7 +577,9 @@ def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
 
 def test_reuse_can_be_switched_off(tmp_path):
     jobs, cost_cmd, err = _dry_run(_reuse_workdir(tmp_path, reuse_image_cells=False))
-    assert jobs["train_image_ablation"] == {f"image_ablation/astronaut/PE-{m}/s4096" for m in ("vanilla", "IGA", "IGA-RSI")}
+    assert jobs["train_image_ablation"] == {
+        f"image_ablation/astronaut/PE-{m}/s4096" for m in ("vanilla", "IGA", "IGA-RSI")
+    }
     assert len(jobs["train_image"]) == 2 and "reuse" not in err
     assert len(re.findall(r"metrics\.json", cost_cmd)) == 5
 
