@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from snakemake_runner import ROOT, TINY, copy_workflow, local_env, run_local
 
-CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
+CELLS = ["astronaut/PE-vanilla/s4096", "astronaut/PE-IGA/s4096"]
 TRAIN_RULES = re.compile(r"^train_")
 AGGREGATIONS = {
     "collect_image",
@@ -70,7 +70,7 @@ def trained_cells(jobs) -> set:
     for rule, wc in jobs:
         if TRAIN_RULES.match(rule):
             d = dict(kv.split("=", 1) for kv in wc.split(", "))
-            cells.add(f"{d['item']}/{d['arch']}-{d['method']}")
+            cells.add(f"{d['item']}/{d['arch']}-{d['method']}/s{d['seed']}")
     return cells
 
 
@@ -120,7 +120,7 @@ def test_one_hyperparameter_reruns_exactly_that_cell_and_the_aggregations(finish
     overlay = tmp_path / "lr.yaml"
     overlay.write_text('tasks:\n  image:\n    overrides:\n      "PE-IGA": {optim: {lr: 0.002}}\n')
     jobs = planned(snakemake(finished, "-n", "--configfile", str(TINY), str(overlay)))
-    assert trained_cells(jobs) == {"astronaut/PE-IGA"}
+    assert trained_cells(jobs) == {"astronaut/PE-IGA/s4096"}
     rules = {r for r, _ in jobs}
     assert {"collect_image", "tables_image", "figures_image"} <= rules
     assert rules - AGGREGATIONS == {"train_image"}, rules  # no data rule, no other training
@@ -174,7 +174,7 @@ def _first_progress(log: str):
 
 def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_path):
     env = smk_env(finished_copy, **src_copy(tmp_path, _bump))
-    cell = "astronaut/PE-vanilla"
+    cell = "astronaut/PE-vanilla/s4096"
     snakemake(finished_copy, "--", f"work/tiny/image/{cell}/metrics.json", env=env)
     first = _first_progress((finished_copy / f"logs/tiny/image/{cell}.log").read_text())
     assert first is not None and first[0] == 0, f"training started at step {first}: an old checkpoint was resumed"
@@ -208,7 +208,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     import json
     import signal
 
-    cell = "image/astronaut/PE-IGA"
+    cell = "image/astronaut/PE-IGA/s4096"
     old = _table_value(finished_copy, "IGA")
     overlay = tmp_path / "end.yaml"  # the scenario: one cell's hyperparameter changes
     overlay.write_text(
@@ -238,7 +238,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     # the same command again: the cell is planned (not "Nothing to be done"), then the table has its number
     again = args[4:]  # the same config files
     jobs = planned(snakemake(finished_copy, "-n", "--configfile", *again))
-    assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
+    assert trained_cells(jobs) == {"astronaut/PE-IGA/s4096"}, jobs
     assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
     snakemake(finished_copy, "--configfile", *again)
     new = json.loads((finished_copy / f"work/tiny/{cell}/metrics.json").read_text())
