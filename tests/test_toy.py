@@ -237,8 +237,10 @@ def test_presets_enumerate_every_toy_cell():
 
 # --- end to end through the CLI -----------------------------------------------------------------
 def _run(tmp: Path, name: str, settings: dict) -> Path:
-    out = tmp / "toy" / name.split("/")[0] / name.split("/")[1]
-    assert main(["toy-train", "--settings", json.dumps(settings), "--out", str(out), "--cell", f"toy/{name}"]) == 0
+    seed = f"s{settings['train']['seed']}" if "seed" in settings.get("train", {}) else "s4096"
+    out = tmp / "toy" / name.split("/")[0] / name.split("/")[1] / seed
+    cell = f"toy/{name}/{seed}"
+    assert main(["toy-train", "--settings", json.dumps(settings), "--out", str(out), "--cell", cell]) == 0
     return out
 
 
@@ -297,8 +299,11 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
         "architecture",
         "method",
         "value",
+        "std",
+        "n",
         "paper_value",
         "delta",
+        "within_noise",
         "note",
         "scale",
     }
