@@ -113,8 +113,10 @@ def test_paper_preset_ablation_grids_are_the_papers():
     assert var == {("official", False), ("paper", False), ("official", True)}
     assert len(found) == 3 * 3 * 9  # 3 items x 3 archs x 9 distinct cells (shared cells train once)
     # ReLU's end 25 cannot fit 24 groups of 128x128: the only deviation from the main image settings
-    assert resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P128"))["adjuster"]["end"] == 23
-    assert resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P64"))["adjuster"]["end"] == 25
+    assert (
+        resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P128", 4096))["adjuster"]["end"] == 23
+    )
+    assert resolve_settings(config, Cell("image_ablation", "kodim01", "ReLU", "IGA-P64", 4096))["adjuster"]["end"] == 25
 
 
 @pytest.mark.parametrize("arch", ["ReLU", "PE", "SIREN"])
@@ -122,14 +124,14 @@ def test_paper_preset_ablation_grids_are_the_papers():
 def test_paper_ablation_settings_equal_the_main_image_settings(arch, method):
     """Tables 4/5: 'the same settings as Experiment 6.1' — the shared cells resolve identically."""
     config = load()
-    a = resolve_settings(config, Cell("image", "kodim02", arch, method))
-    b = resolve_settings(config, Cell("image_ablation", "kodim02", arch, method))
+    a = resolve_settings(config, Cell("image", "kodim02", arch, method, 4096))
+    b = resolve_settings(config, Cell("image_ablation", "kodim02", arch, method, 4096))
     assert a == b
 
 
 # --- the adjusters those settings build --------------------------------------------------------
 def _adjuster(config, arch, method, seed=0):
-    s = resolve_settings(config, Cell("image_ablation", "astronaut", arch, method))
+    s = resolve_settings(config, Cell("image_ablation", "astronaut", arch, method, 4096))
     return build_adjuster(validate(AdjusterConfig, s["adjuster"]), torch.Generator().manual_seed(seed))
 
 
@@ -179,10 +181,11 @@ def test_quirk_cell_differs_from_the_default_exactly_as_the_notes_say():
 def test_paper_variant_cell_differs_only_outside_the_balanced_range():
     config = load("smoke")
     cfg_off = validate(
-        AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA"))["adjuster"]
+        AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA", 4096))["adjuster"]
     )
     cfg_pap = validate(
-        AdjusterConfig, resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper"))["adjuster"]
+        AdjusterConfig,
+        resolve_settings(config, Cell("image_ablation", "astronaut", "PE", "IGA-paper", 4096))["adjuster"],
     )
     assert (cfg_off.variant, cfg_pap.variant) == ("official", "paper") and cfg_off.end == cfg_pap.end == 5
     n = 10
@@ -238,7 +241,8 @@ def _cell_rows(
                 "method": method,
                 "value": v,
                 "note": note,
-                "cell": f"image_ablation/{item}/{arch}-{method}",
+                "seed": 4096,
+                "cell": f"image_ablation/{item}/{arch}-{method}/s4096",
             }
         )
     return rows
@@ -387,7 +391,7 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
             ("IGA-paper", {"kind": "iga", "end": 5, "variant": "paper"}, 4),
             ("IGA-quirk", {"kind": "iga", "end": 5, "official_indexing_quirk": True}, 4),
         ):
-            d = work / "image_ablation" / "astronaut" / f"{arch}-{method}"
+            d = work / "image_ablation" / "astronaut" / f"{arch}-{method}" / "s4096"
             d.mkdir(parents=True)
             (d / "metrics.json").write_text(
                 json.dumps({"psnr": 20.0, "psnr_final": 19.0, "iterations": 10, "groups": 8})
@@ -395,7 +399,7 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
             (d / "provenance.json").write_text(
                 json.dumps(
                     {
-                        "cell": f"image_ablation/astronaut/{arch}-{method}",
+                        "cell": f"image_ablation/astronaut/{arch}-{method}/s4096",
                         "device": "cpu (x, 2 cores)",
                         "time_per_iteration_s": 0.01,
                         "peak_rss_mb": 900.0,
@@ -439,7 +443,7 @@ def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):
 
 def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cell(tmp_path):
     work = tmp_path / "work" / "t"
-    d = work / "image" / "kodim01" / "PE-IGA"  # a main image cell the workflow handed to the ablation
+    d = work / "image" / "kodim01" / "PE-IGA" / "s4096"  # a main image cell the workflow handed to the ablation
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(
         json.dumps({"psnr": 30.0, "psnr_final": 29.0, "iterations": 10, "groups": 8, "lpips": 0.1})
@@ -447,7 +451,7 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
     (d / "provenance.json").write_text(
         json.dumps(
             {
-                "cell": "image/kodim01/PE-IGA",
+                "cell": "image/kodim01/PE-IGA/s4096",
                 "device": "cpu (x, 2 cores)",
                 "time_per_iteration_s": 0.01,
                 "record_version": 2,
@@ -458,14 +462,16 @@ def test_collect_of_a_reused_image_cell_keeps_the_task_and_names_the_trained_cel
         )
     )
     rows = collect_cell(d / "metrics.json", "t", "kodak")
-    assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {"image/kodim01/PE-IGA"}
+    assert {r["task"] for r in rows} == {"image_ablation"} and {r["cell"] for r in rows} == {
+        "image/kodim01/PE-IGA/s4096"
+    }
     got = {r["metric"]: r for r in rows}
     assert got["psnr"]["value"] == 30.0 and got["sampling"]["value"] == "slr"
     assert got["job_wall_time_s"]["value"] == 12.5  # the image cell's own record
-    assert reused_cells(rows) == ["image/kodim01/PE-IGA"]
+    assert reused_cells(rows) == ["image/kodim01/PE-IGA/s4096"]
     t4 = build_table4(rows, (["kodim01"], ["PE"], ["IGA"]), "kodak")
     note = next(r["note"] for r in t4 if r["item"] == "kodim01")
-    assert "cell image/kodim01/PE-IGA" in note and "reused" in note
+    assert "cell image/kodim01/PE-IGA/s4096" in note and "reused" in note
 
 
 # --- reuse of identical main image cells (workflow dry runs) ---------------------------------------
@@ -545,21 +551,24 @@ def _dry_run(workdir: Path):
 
 def test_identical_ablation_cells_reuse_the_image_cells(tmp_path):
     jobs, cost_cmd, err = _dry_run(_reuse_workdir(tmp_path))
-    assert jobs["train_image"] == {"image/astronaut/PE-vanilla", "image/astronaut/PE-IGA"}
-    assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA-RSI"}  # ablation-only: trained
+    assert jobs["train_image"] == {"image/astronaut/PE-vanilla/s4096", "image/astronaut/PE-IGA/s4096"}
+    assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA-RSI/s4096"}  # ablation-only: trained
     assert "image_ablation: 2 of 3 cells reuse identical image cells" in err
     # the cost table lists every trained cell once
     cells = re.findall(r"results/pytest_reuse/cells/(\S+)/metrics\.json", cost_cmd)
     assert sorted(cells) == [
-        "image/astronaut/PE-IGA",
-        "image/astronaut/PE-vanilla",
-        "image_ablation/astronaut/PE-IGA-RSI",
+        "image/astronaut/PE-IGA/s4096",
+        "image/astronaut/PE-vanilla/s4096",
+        "image_ablation/astronaut/PE-IGA-RSI/s4096",
     ]
 
 
 def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
     jobs, _, err = _dry_run(_reuse_workdir(tmp_path, overrides={"PE-IGA": {"optim": {"lr": 2.0e-3}}}))
-    assert jobs["train_image_ablation"] == {"image_ablation/astronaut/PE-IGA", "image_ablation/astronaut/PE-IGA-RSI"}
+    assert jobs["train_image_ablation"] == {
+        "image_ablation/astronaut/PE-IGA/s4096",
+        "image_ablation/astronaut/PE-IGA-RSI/s4096",
+    }
     assert "image_ablation: 1 of 3 cells reuse" in err  # vanilla still identical
     # another picture size (same name, other input file): nothing is shared
     jobs, _, err = _dry_run(_reuse_workdir(tmp_path, embedded_size=[16, 12]))
@@ -568,7 +577,9 @@ def test_an_ablation_cell_whose_settings_differ_is_trained_separately(tmp_path):
 
 def test_reuse_can_be_switched_off(tmp_path):
     jobs, cost_cmd, err = _dry_run(_reuse_workdir(tmp_path, reuse_image_cells=False))
-    assert jobs["train_image_ablation"] == {f"image_ablation/astronaut/PE-{m}" for m in ("vanilla", "IGA", "IGA-RSI")}
+    assert jobs["train_image_ablation"] == {
+        f"image_ablation/astronaut/PE-{m}/s4096" for m in ("vanilla", "IGA", "IGA-RSI")
+    }
     assert len(jobs["train_image"]) == 2 and "reuse" not in err
     assert len(re.findall(r"metrics\.json", cost_cmd)) == 5
 
@@ -590,8 +601,8 @@ def test_tiny_ablation_end_to_end_with_reused_cells(tmp_path):
     psnr = {r["method"]: r for r in long if r["metric"] == "psnr"}
     assert {r["task"] for r in long} == {"image_ablation"}
     assert (
-        psnr["IGA"]["cell"] == "image/astronaut/PE-IGA"
-        and psnr["IGA-RSI"]["cell"] == "image_ablation/astronaut/PE-IGA-RSI"
+        psnr["IGA"]["cell"] == "image/astronaut/PE-IGA/s4096"
+        and psnr["IGA-RSI"]["cell"] == "image_ablation/astronaut/PE-IGA-RSI/s4096"
     )
     t4 = read_csv(workdir / "results" / "pytest_reuse" / "tables" / "table4_sampling.csv")
     got = {(r["item"], r["method"]): r for r in t4 if r["architecture"] == "PE"}

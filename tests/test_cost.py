@@ -28,7 +28,7 @@ def image_settings() -> dict:
         yaml.safe_load((ROOT / "config.yaml").read_text()),
         yaml.safe_load((ROOT / "tests" / "presets" / "tiny.yaml").read_text()),
     )
-    s = resolve_settings(config, Cell("image", "astronaut", "PE", "IGA"))
+    s = resolve_settings(config, Cell("image", "astronaut", "PE", "IGA", 4096))
     s["train"].update(iterations=12, checkpoint_every=0, progress=False)
     return s
 
@@ -36,7 +36,7 @@ def image_settings() -> dict:
 def train_image(work: Path) -> Path:
     pic = work / "astronaut.png"
     assert main(["make-image", "--name", "astronaut", "--width", "16", "--height", "16", "--out", str(pic)]) == 0
-    out = work / "image" / "astronaut" / "PE-IGA"
+    out = work / "image" / "astronaut" / "PE-IGA" / "s4096"
     assert (
         main(
             [
@@ -49,7 +49,7 @@ def train_image(work: Path) -> Path:
                 "--out",
                 str(out),
                 "--cell",
-                "image/astronaut/PE-IGA",
+                "image/astronaut/PE-IGA/s4096",
                 "--threads",
                 "1",
             ]
@@ -64,7 +64,7 @@ def train_occupancy(work: Path) -> Path:
 
     assert main(["make-shape", "--name", "sphere", "--sdf-resolution", "32", "--out", str(work / "s.ply")]) == 0
     assert main(["voxelize", "--mesh", str(work / "s.ply"), "--resolution", "16", "--out", str(work / "s.npz")]) == 0
-    out = work / "occupancy" / "sphere" / "PE-IGA"
+    out = work / "occupancy" / "sphere" / "PE-IGA" / "s4096"
     assert (
         main(
             [
@@ -76,7 +76,7 @@ def train_occupancy(work: Path) -> Path:
                 "--out",
                 str(out),
                 "--cell",
-                "occupancy/sphere/PE-IGA",
+                "occupancy/sphere/PE-IGA/s4096",
                 "--threads",
                 "1",
             ]
@@ -89,7 +89,7 @@ def train_occupancy(work: Path) -> Path:
 def train_toy(work: Path) -> Path:
     from test_toy import exp2_settings
 
-    out = work / "toy" / "exp2_s16" / "ReLU-IGA-g4e2"
+    out = work / "toy" / "exp2_s16" / "ReLU-IGA-g4e2" / "s16"
     assert (
         main(
             [
@@ -99,7 +99,7 @@ def train_toy(work: Path) -> Path:
                 "--out",
                 str(out),
                 "--cell",
-                "toy/exp2_s16/ReLU-IGA-g4e2",
+                "toy/exp2_s16/ReLU-IGA-g4e2/s16",
                 "--threads",
                 "1",
             ]
@@ -115,7 +115,7 @@ def train_nerf(work: Path) -> Path:
 
     scene = work / "scene"
     generate_scene(scene, SceneSpec(size=16, n_train=4, n_val=1, n_test=1, samples_per_ray=32, supersample=1))
-    out = work / "nerf" / "scene" / "NeRF-IGA"
+    out = work / "nerf" / "scene" / "NeRF-IGA" / "s4096"
     assert (
         main(
             [
@@ -147,7 +147,7 @@ def train_nerf(work: Path) -> Path:
                 "--checkpoint-every",
                 "100",
                 "--cell",
-                "nerf/scene/NeRF-IGA",
+                "nerf/scene/NeRF-IGA/s4096",
                 "--threads",
                 "1",
             ]
@@ -232,10 +232,10 @@ def test_a_job_clock_started_after_training_is_refused():
 
 def test_a_reevaluated_cell_is_marked_and_kept_out_of_the_task_sums(tmp_path):
     start = time.perf_counter() - 1.0  # a job that began a second ago
-    trained = tmp_path / "image" / "a" / "PE-IGA"
-    write_record(trained, "image/a/PE-IGA", {}, 0, "cpu", start, Training(12, 12, 0.001, 0.001, 0.0001))
-    again = tmp_path / "image" / "b" / "PE-IGA"
-    write_record(again, "image/b/PE-IGA", {}, 0, "cpu", start, Training(0, 12, 0.0, 0.0, None))
+    trained = tmp_path / "image" / "a" / "PE-IGA" / "s0"
+    write_record(trained, "image/a/PE-IGA/s0", {}, 0, "cpu", start, Training(12, 12, 0.001, 0.001, 0.0001))
+    again = tmp_path / "image" / "b" / "PE-IGA" / "s0"
+    write_record(again, "image/b/PE-IGA/s0", {}, 0, "cpu", start, Training(0, 12, 0.0, 0.0, None))
     for d in (trained, again):
         (d / "metrics.json").write_text("{}")
     c = read_cell(again / "metrics.json")
@@ -249,7 +249,7 @@ def test_a_reevaluated_cell_is_marked_and_kept_out_of_the_task_sums(tmp_path):
 
 
 def test_a_cell_without_record_says_so(tmp_path):
-    d = tmp_path / "toy" / "exp1_w256_s16" / "TwoLayer-IGA-e15"
+    d = tmp_path / "toy" / "exp1_w256_s16" / "TwoLayer-IGA-e15" / "s16"
     d.mkdir(parents=True)
     (d / "metrics.json").write_text("{}")
     write_cost([d / "metrics.json"], {}, tmp_path / "c.csv", tmp_path / "c.md", None, "T")

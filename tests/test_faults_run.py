@@ -25,7 +25,7 @@ import torch
 from snakemake_runner import TINY, copy_workflow, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
-CELL_ID = "image/pattern/PE-vanilla"
+CELL_ID = "image/pattern/PE-vanilla/s4096"
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -38,7 +38,7 @@ def tiny_settings(**train) -> dict:
     from iga.cells import Cell, deep_merge, resolve_settings
 
     config = deep_merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(TINY.read_text()))
-    settings = resolve_settings(config, Cell("image", "astronaut", "PE", "vanilla"))
+    settings = resolve_settings(config, Cell("image", "astronaut", "PE", "vanilla", 4096))
     settings["train"].update(train)
     return settings
 
@@ -275,7 +275,7 @@ def test_item3_corrupt_checkpoint_is_moved_aside_and_the_cell_trains_from_scratc
 # --- item 4: --forcerun retrains from scratch ---------------------------------------------------------
 def test_item4_forcerun_of_the_training_rule_retrains_from_scratch(tmp_path):
     wf = copy_workflow(tmp_path / "wf")
-    cell = "astronaut/PE-vanilla"
+    cell = "astronaut/PE-vanilla/s4096"
     target = f"results/tiny/cells/image/{cell}/metrics.json"  # the cell's record (work/ has the rest)
 
     def smk(*args):

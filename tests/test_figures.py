@@ -51,7 +51,7 @@ def assert_labelled(fig):
 
 
 def _toy_cell(root, item, name, exp, **m):
-    d = root / "toy" / item / name
+    d = root / "toy" / item / name / "s16"
     d.mkdir(parents=True)
     steps = np.arange(0, 200, 20)
     freqs = m.pop("freqs", [1, 3, 5, 10])
@@ -114,7 +114,7 @@ def test_toy_figures_label_every_axis_and_draw_the_baseline_once(tmp_path):
 
 
 def _image_cell(root, item, arch, method, psnrs):
-    d = root / "image" / item / f"{arch}-{method}"
+    d = root / "image" / item / f"{arch}-{method}" / "s4096"
     d.mkdir(parents=True)
     with open(d / "train_log.jsonl", "w") as f:
         for step, p in enumerate(psnrs):
@@ -234,7 +234,7 @@ def test_cost_figure_explains_an_empty_column(tmp_path):
     from iga.result_record import Training, write_record
 
     files = []
-    for cell, tpi in (("image/a/PE-IGA", 0.01), ("nerf/procedural/NeRF-IGA", None)):
+    for cell, tpi in (("image/a/PE-IGA/s0", 0.01), ("nerf/procedural/NeRF-IGA/s0", None)):
         d = tmp_path / cell
         write_record(d, cell, {}, 0, "cpu", time.perf_counter() - 1.0, Training(10, 10, 0.5, 0.5, tpi))
         (d / "metrics.json").write_text("{}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from snakemake_runner import ROOT, TINY, copy_workflow, local_env, run_local
 
-CELLS = ["astronaut/PE-vanilla", "astronaut/PE-IGA"]
+CELLS = ["astronaut/PE-vanilla/s4096", "astronaut/PE-IGA/s4096"]
 TRAIN_RULES = re.compile(r"^train_")
 AGGREGATIONS = {
     "collect_image",
@@ -71,7 +71,7 @@ def trained_cells(jobs) -> set:
     for rule, wc in jobs:
         if TRAIN_RULES.match(rule):
             d = dict(kv.split("=", 1) for kv in wc.split(", "))
-            cells.add(f"{d['item']}/{d['arch']}-{d['method']}")
+            cells.add(f"{d['item']}/{d['arch']}-{d['method']}/s{d['seed']}")
     return cells
 
 
@@ -121,7 +121,7 @@ def test_one_hyperparameter_reruns_exactly_that_cell_and_the_aggregations(finish
     overlay = tmp_path / "lr.yaml"
     overlay.write_text('tasks:\n  image:\n    overrides:\n      "PE-IGA": {optim: {lr: 0.002}}\n')
     jobs = planned(snakemake(finished, "-n", "--configfile", str(TINY), str(overlay)))
-    assert trained_cells(jobs) == {"astronaut/PE-IGA"}
+    assert trained_cells(jobs) == {"astronaut/PE-IGA/s4096"}
     rules = {r for r, _ in jobs}
     assert {"collect_image", "tables_image", "figures_image"} <= rules
     assert rules - AGGREGATIONS == {"train_image"}, rules  # no data rule, no other training
@@ -175,7 +175,7 @@ def _first_progress(log: str):
 
 def test_results_version_bump_retrains_instead_of_resuming(finished_copy, tmp_path):
     env = smk_env(finished_copy, **src_copy(tmp_path, _bump))
-    cell = "astronaut/PE-vanilla"
+    cell = "astronaut/PE-vanilla/s4096"
     snakemake(finished_copy, "--", f"results/tiny/cells/image/{cell}/metrics.json", env=env)
     first = _first_progress((finished_copy / f"logs/tiny/image/{cell}.log").read_text())
     assert first is not None and first[0] == 0, f"training started at step {first}: an old checkpoint was resumed"
@@ -214,7 +214,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     import json
     import signal
 
-    cell = "image/astronaut/PE-IGA"
+    cell = "image/astronaut/PE-IGA/s4096"
     old = _table_value(finished_copy, "IGA")
     overlay = tmp_path / "end.yaml"  # the scenario: one cell's hyperparameter changes
     overlay.write_text(
@@ -244,7 +244,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     # the same command again: the cell is planned (not "Nothing to be done"), then the table has its number
     again = args[4:]  # the same config files
     jobs = planned(snakemake(finished_copy, "-n", "--configfile", *again))
-    assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
+    assert trained_cells(jobs) == {"astronaut/PE-IGA/s4096"}, jobs
     assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
     snakemake(finished_copy, "--configfile", *again)
     new = json.loads((finished_copy / f"results/tiny/cells/{cell}/metrics.json").read_text())
@@ -275,26 +275,26 @@ def test_a_fresh_clone_retrains_exactly_a_changed_cell_and_rebuilds_its_tables(f
     overlay = tmp_path / "end.yaml"
     overlay.write_text('tasks:\n  image:\n    overrides:\n      "astronaut/PE-IGA": {adjuster: {end: 3}}\n')
     jobs = planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))
-    assert trained_cells(jobs) == {"astronaut/PE-IGA"}, jobs
+    assert trained_cells(jobs) == {"astronaut/PE-IGA/s4096"}, jobs
     assert {"collect_image", "tables_image"} <= {r for r, _ in jobs}
 
-    old_vanilla = (clone / "results/tiny/cells/image/astronaut/PE-vanilla/metrics.json").read_text()
+    old_vanilla = (clone / "results/tiny/cells/image/astronaut/PE-vanilla/s4096/metrics.json").read_text()
     snakemake(clone, "--configfile", str(TINY), str(overlay))
-    record = json.loads((clone / "results/tiny/cells/image/astronaut/PE-IGA/provenance.json").read_text())
+    record = json.loads((clone / "results/tiny/cells/image/astronaut/PE-IGA/s4096/provenance.json").read_text())
     assert record["cell_settings"]["adjuster"]["end"] == 3
-    assert (clone / "results/tiny/cells/image/astronaut/PE-vanilla/metrics.json").read_text() == old_vanilla
-    assert not (clone / "work/tiny/image/astronaut/PE-vanilla").exists()  # never retrained
-    new = json.loads((clone / "results/tiny/cells/image/astronaut/PE-IGA/metrics.json").read_text())
+    assert (clone / "results/tiny/cells/image/astronaut/PE-vanilla/s4096/metrics.json").read_text() == old_vanilla
+    assert not (clone / "work/tiny/image/astronaut/PE-vanilla/s4096").exists()  # never retrained
+    new = json.loads((clone / "results/tiny/cells/image/astronaut/PE-IGA/s4096/metrics.json").read_text())
     assert _table_value(clone, "IGA") == pytest.approx(round(new["psnr"], 2), abs=0.006)
     # and with the change kept, nothing more to do; reverting it retrains the cell back
     assert trained_cells(planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))) == set()
-    assert trained_cells(planned(snakemake(clone, "-n"))) == {"astronaut/PE-IGA"}
+    assert trained_cells(planned(snakemake(clone, "-n"))) == {"astronaut/PE-IGA/s4096"}
 
 
 def test_records_hold_the_thinned_curve_and_the_settings(finished):
     import json
 
-    rec = finished / "results/tiny/cells/image/astronaut/PE-IGA"
+    rec = finished / "results/tiny/cells/image/astronaut/PE-IGA/s4096"
     assert sorted(p.name for p in rec.iterdir()) == ["metrics.json", "provenance.json", "recon.png", "train_log.jsonl"]
     prov = json.loads((rec / "provenance.json").read_text())
     assert prov["cell_settings"]["adjuster"]["kind"] == "iga"

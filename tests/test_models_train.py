@@ -246,22 +246,22 @@ def test_cells_resolve_in_order_and_validate():
             }
         },
     }
-    s = resolve_settings(config, Cell("image", "kodim02", "PE", "IGA"))
+    s = resolve_settings(config, Cell("image", "kodim02", "PE", "IGA", 4096))
     assert s["optim"]["lr"] == 5e-3 and s["adjuster"]["end"] == 7 and s["adjuster"]["kind"] == "iga"
-    s = resolve_settings(config, Cell("image", "kodim01", "PE", "IGA-RSI"))
+    s = resolve_settings(config, Cell("image", "kodim01", "PE", "IGA-RSI", 4096))
     assert s["adjuster"]["sampling"] == "rsi" and s["adjuster"]["end"] == 20
-    assert resolve_settings(config, Cell("image", "kodim01", "ReLU", "vanilla"))["optim"]["lr"] == 1e-3
+    assert resolve_settings(config, Cell("image", "kodim01", "ReLU", "vanilla", 4096))["optim"]["lr"] == 1e-3
     validate_config(config)
     config["tasks"]["image"]["overrides"]["ReLU-vanilla"] = {"optim": {"lr": 0}}
     with pytest.raises(
-        ConfigError, match=r"cell image/kodim0[12]/ReLU-vanilla: optim.lr=0: Input should be greater than 0"
+        ConfigError, match=r"cell image/kodim0[12]/ReLU-vanilla/s4096: optim.lr=0: Input should be greater than 0"
     ):
         validate_config(config)
     with pytest.raises(ConfigError, match="variant 'XYZ'"):
-        resolve_settings(config, Cell("image", "kodim01", "PE", "IGA-XYZ"))
+        resolve_settings(config, Cell("image", "kodim01", "PE", "IGA-XYZ", 4096))
     with pytest.raises(ConfigError, match="method='GD'"):
-        resolve_settings(config, Cell("image", "kodim01", "PE", "GD"))
+        resolve_settings(config, Cell("image", "kodim01", "PE", "GD", 4096))
     assert (
-        validate(AdjusterConfig, resolve_settings(config, Cell("image", "kodim01", "PE", "IGA"))["adjuster"]).kind
+        validate(AdjusterConfig, resolve_settings(config, Cell("image", "kodim01", "PE", "IGA", 4096))["adjuster"]).kind
         == "iga"
     )

@@ -28,7 +28,7 @@ from snakemake_runner import TINY, local_env, run_local
 from snakemake_runner import copy_workflow as shared_copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-CELL = "astronaut/PE-vanilla"
+CELL = "astronaut/PE-vanilla/s4096"
 TARGET = f"results/tiny/cells/image/{CELL}/metrics.json"  # the record; checkpoints stay in work/
 ITERATIONS = 1200
 LONG = f"""# one cell, long enough to be killed mid-training
@@ -133,8 +133,8 @@ def reference(base, tmp_path_factory):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     for overlay in (TINY.read_text(), LONG):
         config = deep_merge(config, yaml.safe_load(overlay))
-    item, name = CELL.split("/")
-    settings = resolve_settings(config, Cell("image", item, *name.split("-", 1)))
+    item, name, _ = CELL.split("/")
+    settings = resolve_settings(config, Cell("image", item, *name.split("-", 1), 4096))
     out = tmp_path_factory.mktemp("resume") / "reference"
     r = subprocess.run(
         [

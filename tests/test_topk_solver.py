@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from iga.adjust import IGAAdjuster, build_adjuster
-from iga.cells import Cell, resolve_settings
+from iga.cells import Cell, cell_seeds, resolve_settings
 from iga.configs import AdjusterConfig, ConfigError, ModelConfig, validate
 from iga.grouping import patch_groups
 from iga.models import build_model
@@ -70,7 +70,9 @@ def test_topk_matches_eigh_for_the_paper_variant_and_the_sgd_target(kw):
 
 def toy_settings(item: str, arch: str, method: str, n_points: int) -> dict:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    s = copy.deepcopy(resolve_settings(config, Cell("toy", item, arch, method)))
+    s = copy.deepcopy(
+        resolve_settings(config, Cell("toy", item, arch, method, cell_seeds(config, "toy", item, arch, method)[0]))
+    )
     s["task"].update(n_points=n_points, kernel_monitor=False)
     s["train"].update(device="cpu")
     return s

@@ -218,27 +218,29 @@ def test_presets_enumerate_every_toy_cell():
     # paper: 4 widths × 2 seeds × (vanilla + 3 methods × 5 ends); 2 seeds × 2 archs × (1 + 3 groups × 4 ends)
     assert len(enumerate_cells(paper, "toy", "exp1")) == 128
     assert len(enumerate_cells(paper, "toy", "exp2")) == 52
-    s = resolve_settings(paper, Cell("toy", "exp2_s32", "SIREN", "IGA-g4e6"))
+    s = resolve_settings(paper, Cell("toy", "exp2_s32", "SIREN", "IGA-g4e6", 32))
     assert (s["task"]["group_size"], s["adjuster"]["end"], s["train"]["seed"], s["model"]["first_omega0"]) == (
         4,
         5,
         32,
         5.0,
     )
-    s = resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "IGA-e13"))
+    s = resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "IGA-e13", 16))
     assert (s["task"]["group_size"], s["adjuster"]["end"], s["model"]["hidden_features"], s["optim"]["lr"]) == (
         8,
         13,
         8192,
         0.1,
     )
-    assert resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "eNTK-e13"))["task"]["group_size"] == 1
+    assert resolve_settings(paper, Cell("toy", "exp1_w8192_s16", "TwoLayer", "eNTK-e13", 16))["task"]["group_size"] == 1
 
 
 # --- end to end through the CLI -----------------------------------------------------------------
 def _run(tmp: Path, name: str, settings: dict) -> Path:
-    out = tmp / "toy" / name.split("/")[0] / name.split("/")[1]
-    assert main(["toy-train", "--settings", json.dumps(settings), "--out", str(out), "--cell", f"toy/{name}"]) == 0
+    seed = f"s{settings['train']['seed']}" if "seed" in settings.get("train", {}) else "s4096"
+    out = tmp / "toy" / name.split("/")[0] / name.split("/")[1] / seed
+    cell = f"toy/{name}/{seed}"
+    assert main(["toy-train", "--settings", json.dumps(settings), "--out", str(out), "--cell", cell]) == 0
     return out
 
 
@@ -297,8 +299,11 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
         "architecture",
         "method",
         "value",
+        "std",
+        "n",
         "paper_value",
         "delta",
+        "within_noise",
         "note",
         "scale",
     }

@@ -142,7 +142,7 @@ def test_image_branch_end_to_end(workdir):
         "image_ours_vs_paper.png",
     ):
         assert (workdir / "results" / "pytest_tiny" / "figures" / fig).stat().st_size > 1000
-    cell = workdir / "work" / "pytest_tiny" / "image" / "astronaut" / "SIREN-IGA"
+    cell = workdir / "work" / "pytest_tiny" / "image" / "astronaut" / "SIREN-IGA" / "s4096"
     prov = json.loads((cell / "provenance.json").read_text())
     assert prov["settings"]["adjuster"]["end"] == 3 and prov["seed"] == 4096
     assert prov["device"].startswith("cpu") and prov["git"]["commit"]

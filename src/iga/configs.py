@@ -11,9 +11,9 @@ strict: unknown keys, strings where numbers belong and values outside the allowe
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 ARCHITECTURES = ("ReLU", "PE", "SIREN")
@@ -109,6 +109,35 @@ def validate(cls: type[BaseModel], data: Any, prefix: str = "", context: dict | 
         raise ConfigError("; ".join(_describe(cls, e, prefix) for e in exc.errors())) from None
 
 
+def _seed_list(v: list[int] | None) -> list[int] | None:
+    if v is None:
+        return v
+    if not v:
+        raise ValueError("must list at least one seed (or leave seeds out and set seed)")
+    if any(s < 0 for s in v):
+        raise ValueError("seeds must be >= 0 (a seed names the cell's folder s<seed>)")
+    if len(set(v)) != len(v):
+        raise ValueError(f"seeds must be unique; repeated: {sorted({s for s in v if v.count(s) > 1})}")
+    return v
+
+
+# replicates of one configuration: one cell per seed (iga.cells.enumerate_cells); None = just `seed`
+Seeds = Annotated[list[int] | None, AfterValidator(_seed_list)]
+
+
+class _SeedList(Strict):
+    seeds: Seeds = None
+
+
+def check_seeds(value: Any, path: str) -> list[int]:
+    """``value`` as a list of seeds (unique, non-empty, integers >= 0); else a ConfigError naming ``path``."""
+    try:
+        return _SeedList.model_validate({"seeds": value}).seeds
+    except ValidationError as exc:
+        shown = value[0] if path.endswith(".seed") and isinstance(value, list) and len(value) == 1 else value
+        raise ConfigError(f"{path}={shown!r}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+
 class FRConfig(Strict):
     """Fourier reparameterisation W = Λ·B of hidden layers (Shi et al. 2024)."""
 
@@ -197,7 +226,8 @@ class OptimConfig(Strict):
 
 class TrainConfig(Strict):
     iterations: int = Field(1000, ge=1)
-    seed: int = 4096
+    seed: int = Field(4096, ge=0)
+    seeds: Seeds = None  # several seeds: one cell (replicate) each, seed = each in turn
     checkpoint_every: int = Field(500, ge=0)  # 0: never (tests)
     log_every: int = Field(1, ge=1)
     device: str = Field("auto", pattern=DEVICE_RE, description="auto | cpu | cuda | cuda:N | mps")

@@ -51,7 +51,7 @@ if enabled("image_ablation"):
         """
         if not ABL.get("reuse_image_cells", True) or not enabled("image"):
             return None
-        twin = Cell("image", cell.item, cell.arch, cell.method)
+        twin = Cell("image", cell.item, cell.arch, cell.method, cell.seed)
         if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
             return None
         settings = resolve_settings(config, cell)
@@ -81,24 +81,24 @@ if enabled("image_ablation"):
             unpack(train_inputs("image_ablation", lambda wc: {"image": image_path("image_ablation", wc.item)})),
         output:
             **record_outputs("image_ablation"),
-            log=f"{RECORDS}/image_ablation/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
+            log=f"{RECORDS}/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}/train_log.jsonl",
         log:
-            f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/image_ablation/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_threads("train_image_ablation")
         resources:
             **job_resources("train_image_ablation"),
         params:
             settings=cell_settings("image_ablation"),
-            outdir=lambda wc: f"{WORK}/image_ablation/{wc.item}/{wc.arch}-{wc.method}",
+            outdir=lambda wc: f"{WORK}/image_ablation/{wc.item}/{wc.arch}-{wc.method}/s{wc.seed}",
             image=lambda wc: image_path("image_ablation", wc.item),
             code_version=RESULTS_VERSION,
             keep=keep_record("image_ablation"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q}"
             " --image {params.image} --no-lpips 'not computed for ablation cells (no ablation table reports LPIPS)'"
-            " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell image_ablation/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_image_ablation:

@@ -14,7 +14,7 @@ from pathlib import Path
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
 from iga.cell_records import cell_document, sync_settings_file
-from iga.cells import Cell, enumerate_cells, resolve_settings
+from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
 from iga.workflow_config import validate_config
 
@@ -58,6 +58,7 @@ wildcard_constraints:
     item=r"[A-Za-z0-9_.]+",
     arch=r"[A-Za-z0-9]+",
     method=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)?",
+    seed=r"\d+",
     w=r"\d+",
     h=r"\d+",
     size=r"\d+",
@@ -74,7 +75,7 @@ def task_config(task):
 
 
 def wildcard_cell(task, wildcards):
-    return Cell(task, wildcards.item, wildcards.arch, wildcards.method)
+    return Cell(task, wildcards.item, wildcards.arch, wildcards.method, int(wildcards.seed))
 
 
 def cell_settings(task):
@@ -99,7 +100,7 @@ def train_inputs(task, data=lambda wildcards: {}):
     def inputs(wildcards):
         cell = wildcard_cell(task, wildcards)
         files = {k: str(v) for k, v in data(wildcards).items() if v}
-        path = Path(WORK) / "settings" / task / cell.item / f"{cell.name}.json"
+        path = Path(WORK) / "settings" / task / cell.item / cell.name / f"s{cell.seed}.json"
         doc = cell_document(resolve_settings(config, cell), files, RESULTS_VERSION)
         current = sync_settings_file(path, cell.dir(RECORDS), doc)
         if current and not all(Path(f).exists() for f in files.values()):
@@ -111,12 +112,12 @@ def train_inputs(task, data=lambda wildcards: {}):
 
 def cell_dir(task, cell):
     """The cell's untracked work folder (checkpoints, reconstructions)."""
-    return f"{WORK}/{task}/{cell.item}/{cell.name}"
+    return str(cell.dir(WORK))
 
 
 def record_dir(task, cell):
     """The cell's tracked record folder (iga.cell_records)."""
-    return f"{RECORDS}/{task}/{cell.item}/{cell.name}"
+    return str(cell.dir(RECORDS))
 
 
 def cell_outputs(task, filename, group=None):
@@ -124,9 +125,19 @@ def cell_outputs(task, filename, group=None):
     return [f"{record_dir(task, c)}/{filename}" for c in enumerate_cells(config, task, group)]
 
 
+def figure_cells(task, shown):
+    """The cells a figure shows: those ``shown(cell)`` accepts, one replicate each (the first seed), as the
+    figures do; only these keep their large files (records.smk)."""
+    return [
+        c
+        for c in enumerate_cells(config, task)
+        if shown(c) and c.seed == min(cell_seeds(config, task, c.item, c.arch, c.method))
+    ]
+
+
 def record_outputs(task):
     """The record files a training rule declares (its outputs that every table is built from)."""
-    base = f"{RECORDS}/{task}/{{item}}/{{arch}}-{{method}}"
+    base = f"{RECORDS}/{task}/{{item}}/{{arch}}-{{method}}/s{{seed}}"
     return {"metrics": f"{base}/metrics.json", "record": f"{base}/provenance.json"}
 
 
@@ -135,7 +146,7 @@ def keep_record(task):
     (work/ → results/{preset}/cells/, iga.cell_records)."""
 
     def command(wildcards, input, output):
-        work = f"{WORK}/{task}/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+        work = f"{WORK}/{task}/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
         record = Path(output.metrics).parent
         return f"iga keep-record --task {task} --work {work} --record {record} --settings-file {input.settings}"
 

@@ -14,12 +14,12 @@ if enabled("image"):
             ),
         output:
             **record_outputs("image"),
-            log=f"{RECORDS}/image/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
-            recon=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/recon.png",
+            log=f"{RECORDS}/image/{{item}}/{{arch}}-{{method}}/s{{seed}}/train_log.jsonl",
+            recon=f"{WORK}/image/{{item}}/{{arch}}-{{method}}/s{{seed}}/recon.png",
         log:
-            f"{LOGS}/image/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/image/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/image/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_threads("train_image")
         resources:
             **job_resources("train_image"),
@@ -32,7 +32,7 @@ if enabled("image"):
             keep=keep_record("image"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-image --settings {params.settings:q} --image {params.image} {params.lpips}"
-            " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell image/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_image:
@@ -75,14 +75,13 @@ if enabled("image"):
             " --scale-note {params.note:q} > {log} 2>&1"
 
     IMAGE_FIG = IMAGE.get("figures", {})
-    IMAGE_FIGURE_CELLS = [  # the cells whose reconstructions Figs. 4 and 10 show (kept in their records)
-        c
-        for c in enumerate_cells(config, "image")
-        if (
+    IMAGE_FIGURE_CELLS = figure_cells(  # the cells whose reconstructions Figs. 4 and 10 show
+        "image",
+        lambda c: (
             c.item == IMAGE_FIG.get("crops_item", IMAGE["items"][0]) and c.arch == IMAGE_FIG.get("crops_arch", "PE")
         )
-        or c.item in IMAGE_FIG.get("visual_items", IMAGE["items"][:2])
-    ]
+        or c.item in IMAGE_FIG.get("visual_items", IMAGE["items"][:2]),
+    )
 
     def image_figure_inputs(wildcards):
         return {

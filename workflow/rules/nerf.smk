@@ -61,24 +61,24 @@ if enabled("nerf"):
             ),
         output:
             **record_outputs("nerf"),
-            render=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/renders/test_000.png",  # Fig. 12's view
+            render=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}/renders/test_000.png",  # Fig. 12's view
         log:
-            f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_threads("train_nerf")
         resources:
             **job_resources("train_nerf"),
         params:
             settings=cell_settings("nerf"),
-            outdir=lambda wc: f"{WORK}/nerf/{wc.item}/{wc.arch}-{wc.method}",
+            outdir=lambda wc: f"{WORK}/nerf/{wc.item}/{wc.arch}-{wc.method}/s{wc.seed}",
             scene=lambda wc: nerf_scene_dir(wc.item),
             lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON_NERF else "",
             code_version=RESULTS_VERSION,
             keep=keep_record("nerf"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga nerf-train --settings {params.settings:q} --data {params.scene} {params.lpips}"
-            " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell nerf/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_nerf:
@@ -123,8 +123,7 @@ if enabled("nerf"):
             # the shown view's renders, kept in the figure item's records (records.smk)
             renders=[
                 f"{record_dir('nerf', c)}/renders/test_000.png"
-                for c in enumerate_cells(config, "nerf")
-                if c.item == NERF_FIG_ITEM
+                for c in figure_cells("nerf", lambda c: c.item == NERF_FIG_ITEM)
             ],
             scene=ancient(f"{nerf_scene_dir(NERF_FIG_ITEM)}/transforms_train.json"),  # its ground truth
         output:

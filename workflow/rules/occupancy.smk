@@ -36,7 +36,8 @@ if enabled("occupancy"):
     def occ_task_settings(item, arch=None, method=None):
         arch = arch or OCC["architectures"][0]
         method = method or OCC["methods"][0]
-        return resolve_settings(config, Cell("occupancy", item, arch, method)).get("task", {})
+        seed = cell_seeds(config, "occupancy", item, arch, method)[0]  # task settings do not vary by seed
+        return resolve_settings(config, Cell("occupancy", item, arch, method, seed)).get("task", {})
 
     def occ_volume(item, resolution):
         if OCC_DATASET == "stanford":
@@ -180,14 +181,14 @@ if enabled("occupancy"):
             unpack(train_inputs("occupancy", lambda wc: {"volume": occ_cell_volume(wc)})),
         output:
             **record_outputs("occupancy"),
-            log=f"{RECORDS}/occupancy/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
-            epochs=f"{RECORDS}/occupancy/{{item}}/{{arch}}-{{method}}/epochs.jsonl",
-            pred=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/pred_occupancy.npz",
-            mesh=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/mesh.ply",
+            log=f"{RECORDS}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/train_log.jsonl",
+            epochs=f"{RECORDS}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/epochs.jsonl",
+            pred=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/pred_occupancy.npz",
+            mesh=f"{WORK}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}/mesh.ply",
         log:
-            f"{LOGS}/occupancy/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/occupancy/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/occupancy/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_threads("train_occupancy")
         resources:
             **job_resources("train_occupancy"),
@@ -199,7 +200,7 @@ if enabled("occupancy"):
             keep=keep_record("occupancy"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga train-occupancy --settings {params.settings:q} --volume {params.volume}"
-            " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --out {params.outdir} --cell occupancy/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     rule collect_occupancy:
@@ -248,7 +249,10 @@ if enabled("occupancy"):
         input:
             volume=occ_volume(OCC_FIG_ITEM, occ_task_settings(OCC_FIG_ITEM).get("resolution", 512)),
             # kept in the figure item's records (records.smk); the volume is data, not a training output
-            preds=[p for p in cell_outputs("occupancy", "pred_occupancy.npz") if p.split("/")[-3] == OCC_FIG_ITEM],
+            preds=[
+                f"{record_dir('occupancy', c)}/pred_occupancy.npz"
+                for c in figure_cells("occupancy", lambda c: c.item == OCC_FIG_ITEM)
+            ],
         output:
             report(
                 f"{RESULTS}/figures/fig5_occupancy.png",
@@ -265,7 +269,7 @@ if enabled("occupancy"):
             view=OCC_FIG.get("view_axis", "auto"),
             note=OCC_NOTE,
         shell:
-            "iga figure-occupancy --volume {params.volume} --crop {params.crop:q} --preds {input.preds}"
+            "iga figure-occupancy --volume {input.volume} --crop {params.crop:q} --preds {input.preds}"
             " --item {params.item:q} --archs {params.archs:q} --view-axis {params.view:q}"
             " --scale-note {params.note:q} --out {output} > {log} 2>&1"
 

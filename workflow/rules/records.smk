@@ -6,11 +6,11 @@
 
 rule keep_figure_file:
     input:
-        f"{WORK}/{{task}}/{{item}}/{{arch}}-{{method}}/{{file}}",
+        f"{WORK}/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/{{file}}",
     output:
-        f"{RECORDS}/{{task}}/{{item}}/{{arch}}-{{method}}/{{file}}",
+        f"{RECORDS}/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/{{file}}",
     log:
-        f"{LOGS}/keep/{{task}}/{{item}}/{{arch}}-{{method}}/{{file}}.log",
+        f"{LOGS}/keep/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/{{file}}.log",
     wildcard_constraints:
         task="image|occupancy|nerf",
         file=r"recon\.png|pred_occupancy\.npz|renders/test_000\.png",

@@ -18,23 +18,23 @@ if enabled("toy"):
             unpack(train_inputs("toy")),  # the toy data is generated from the settings themselves
         output:
             **record_outputs("toy"),
-            log=f"{RECORDS}/toy/{{item}}/{{arch}}-{{method}}/train_log.jsonl",
-            curve=f"{RECORDS}/toy/{{item}}/{{arch}}-{{method}}/curve.npz",
+            log=f"{RECORDS}/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}/train_log.jsonl",
+            curve=f"{RECORDS}/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}/curve.npz",
         log:
-            f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}.log",
+            f"{LOGS}/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
         benchmark:
-            f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}.tsv"
+            f"{WORK}/benchmarks/toy/{{item}}/{{arch}}-{{method}}/s{{seed}}.tsv"
         threads: job_threads("train_toy")
         resources:
             **job_resources("train_toy"),
         params:
             settings=cell_settings("toy"),
-            outdir=lambda wc: f"{WORK}/toy/{wc.item}/{wc.arch}-{wc.method}",
+            outdir=lambda wc: f"{WORK}/toy/{wc.item}/{wc.arch}-{wc.method}/s{wc.seed}",
             code_version=RESULTS_VERSION,
             keep=keep_record("toy"),
         shell:
             "(iga gpu-slot --gpus {resources.gpu} --label {log} -- iga toy-train --settings {params.settings:q} --out {params.outdir}"
-            " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}"
+            " --cell toy/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
             " --threads {threads} && {params.keep}) > {log} 2>&1"
 
     if "exp1" in TOY_EXPS:

@@ -43,7 +43,7 @@ def register(sub) -> None:
     p.set_defaults(func=_make_image)
 
     p = sub.add_parser("train-image", help="train one image cell and write its metrics")
-    add_cell_arguments(p, "image/kodim03/PE-IGA")
+    add_cell_arguments(p, "image/kodim03/PE-IGA/s4096")
     p.add_argument("--image", required=True, help="the item's image (PNG)")
     p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
     p.add_argument(

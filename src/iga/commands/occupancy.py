@@ -132,10 +132,10 @@ def _figure(args) -> int:
     from ..report.occupancy_figures import figure_occupancy
 
     preds = {}
-    for path in args.preds:
-        c = Cell.from_path(Path(path))
+    # one replicate per configuration in a figure: the lowest seed
+    for c, path in sorted((Cell.from_path(Path(p)), Path(p)) for p in args.preds):
         if c.item == args.item:
-            preds[(c.arch, c.method)] = Path(path)
+            preds.setdefault((c.arch, c.method), path)
     figure_occupancy(
         Path(args.volume),
         args.crop,
@@ -182,7 +182,7 @@ def register(sub) -> None:
     p.set_defaults(func=_downsample_volume)
 
     p = sub.add_parser("train-occupancy", help="train one occupancy cell and write its metrics")
-    add_cell_arguments(p, "occupancy/bunny/PE-IGA")
+    add_cell_arguments(p, "occupancy/bunny/PE-IGA/s4096")
     p.add_argument("--volume", required=True, help="occupancy .npz (iga voxelize / mat-to-volume)")
     p.set_defaults(func=_train)
 

@@ -20,6 +20,7 @@ def _collect(args) -> int:
                 "item": c.item,
                 "arch": c.arch,
                 "method": c.method,
+                "seed": c.seed,
                 "cell": c.id,
                 "path": str(m),
                 "dataset": args.dataset,
@@ -47,9 +48,9 @@ def _fig_image(args) -> int:
     from ..report.image_figures import figure_crops, figure_visual
 
     recons = {}
-    for path in args.recons:
-        c = Cell.from_path(Path(path).parent)
-        recons[(c.item, c.arch, c.method)] = Path(path)
+    # one replicate per configuration in a figure: the lowest seed
+    for c, path in sorted((Cell.from_path(Path(p).parent), Path(p)) for p in args.recons):
+        recons.setdefault((c.item, c.arch, c.method), path)
     gts = dict(g.split("=", 1) for g in args.gt)
     gts = {k: Path(v) for k, v in gts.items()}
     if args.kind == "crops":
@@ -97,7 +98,7 @@ def register(sub) -> None:
     p.add_argument("--preset", required=True, help="preset name written on every row (e.g. smoke)")
     p.add_argument("--metrics", required=True, help="comma-separated metric names to keep")
     p.add_argument("--out", required=True, help="long-form CSV to write")
-    p.add_argument("metrics_files", nargs="+", help="cells' metrics.json (…/TASK/ITEM/ARCH-METHOD/metrics.json)")
+    p.add_argument("metrics_files", nargs="+", help="cells' metrics.json (…/TASK/ITEM/ARCH-METHOD/sSEED/metrics.json)")
     p.set_defaults(func=_collect)
 
     p = sub.add_parser("tables", help="long-form CSVs → paper-shaped tables (csv, md, tex)")

@@ -46,7 +46,7 @@ def _figures(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("toy-train", help="train one toy cell (Exp. 1 or 2 of paper section 5)")
-    add_cell_arguments(p, "toy/exp1_w1024_s16/TwoLayer-IGA-e15")
+    add_cell_arguments(p, "toy/exp1_w1024_s16/TwoLayer-IGA-e15/s16")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("toy-tables", help="toy cells' metrics.json → long-form result tables")

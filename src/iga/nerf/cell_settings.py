@@ -33,7 +33,8 @@ class NeRFRun(Strict):
     fine_samples: int = Field(128, ge=1, description="importance samples per ray")
     net_width: int = Field(256, ge=1, description="units per layer")
     net_depth: int = Field(8, ge=1, description="layers")
-    seed: int = Field(4096, description="random seed")
+    # run.seeds (several seeds, one cell each) is expanded by iga.cells and never reaches a run
+    seed: int = Field(4096, ge=0, description="random seed")
     checkpoint_every: int = Field(5000, ge=1, description="steps between checkpoints")
     eval_chunk: int = Field(4096, ge=1, description="rays per chunk when rendering test views")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import render
+from . import render, replicates
 from .ablation_tables import BUILDERS, TABLE5_NOTE, grid_of
 from .labels import fmt
 from .tables import write_long_csv
@@ -44,7 +44,7 @@ def table4(rows: list[dict], scale_note: str) -> render.Layout:
         if r is None:
             return ""
         paper = fmt(r["paper_value"], "psnr") if item == avg and r["paper_value"] != "" else ""
-        return render.Entry(fmt(r["value"], "psnr"), item == avg and best.get(a) == x, paper)
+        return render.Entry(_text(r, "psnr"), item == avg and best.get(a) == x, paper)
 
     has_paper = any(r["paper_value"] != "" for r in rows)
     name = {x: "Vanilla" if x == "vanilla" else x.replace("IGA-", "") for x in labels}
@@ -64,8 +64,23 @@ def table4(rows: list[dict], scale_note: str) -> render.Layout:
         intro=("Each cell: ours (paper)." if has_paper else "Each cell: ours (no paper value for these items).")
         + " SLR: the largest residual of each group, every iteration; RSI: a random point per group drawn once; "
         "RI: a random point per group every iteration. Bold: best in our run. The vanilla row is the baseline "
-        "MLP (columns ReLU/PE/SIREN without IGA).",
+        "MLP (columns ReLU/PE/SIREN without IGA)." + _spread_intro(rows),
+        notes=_noise_notes(rows),
     )
+
+
+def _text(r: dict, metric: str) -> str:
+    """mean ± std (n=K) over the seeds, or the plain value; † when IGA's lead is within noise."""
+    mark = replicates.NOISE_MARK if str(r.get("within_noise", "")) == "1" else ""
+    return replicates.text(r["value"], r.get("std", ""), r.get("n", ""), metric) + mark
+
+
+def _spread_intro(rows) -> str:
+    return " " + replicates.SPREAD_INTRO if any(replicates.count(r.get("n", "")) > 1 for r in rows) else ""
+
+
+def _noise_notes(rows) -> list[str]:
+    return [replicates.NOISE_RULE] if any(str(r.get("within_noise", "")) == "1" for r in rows) else []
 
 
 def _patch(label: str) -> int:
@@ -92,11 +107,9 @@ def table5(rows: list[dict], scale_note: str) -> render.Layout:
         r = idx.get((avg, metric, a, x))
         if r is None or r["value"] == "":
             return "—"
-        return (
-            fmt(float(r["value"]) * 1000, digits=2)
-            if metric == "time_per_iteration_s"
-            else fmt(r["value"], digits=digits)
-        )
+        if metric == "time_per_iteration_s":
+            return fmt(float(r["value"]) * 1000, digits=2)
+        return replicates.text(r["value"], r.get("std", ""), r.get("n", ""), digits=digits)
 
     def size(x):
         if x == "vanilla":
@@ -132,7 +145,7 @@ def table5(rows: list[dict], scale_note: str) -> render.Layout:
         intro=f"No paper values: {TABLE5_NOTE}. Δ_avg: mean over the architectures of IGA's PSNR minus vanilla's. "
         f"Time per iteration: measured on **{device}** (median of the per-iteration wall-clock differences after "
         "the first 5 iterations, mean over the items and architectures); peak RSS is the whole process "
-        "(framework baseline included), peak GPU memory where a GPU was used.",
+        "(framework baseline included), peak GPU memory where a GPU was used." + _spread_intro(rows),
     )
 
 
@@ -160,7 +173,7 @@ def variants(rows: list[dict], scale_note: str) -> render.Layout:
         aside = ""
         if r["paper_value"] != "":
             aside = fmt(r["paper_value"], "psnr") + (f", Δ {float(r['delta']):+.2f}" if r["delta"] != "" else "")
-        return render.Entry(fmt(r["value"], "psnr"), closest.get((a, i)) == m, aside)
+        return render.Entry(_text(r, "psnr"), closest.get((a, i)) == m, aside)
 
     labels = {m: m for m in methods}
     for m in methods:
@@ -191,7 +204,8 @@ def variants(rows: list[dict], scale_note: str) -> render.Layout:
             "variant closest to the paper's number."
             if has_paper
             else "Each cell: ours. No paper values for these items (the paper's Table 6 covers Kodak only)."
-        ),
+        )
+        + _spread_intro(rows),
     )
 
 

@@ -25,7 +25,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cells import enumerate_cells
+from ..cells import grid_configs
+from . import replicates
 from .cost import read_cell
 from .labels import arch_key
 from .tables import reference_lookup
@@ -104,6 +105,7 @@ def collect_cell(metrics_path: Path, preset: str, dataset: str) -> list[dict]:
                 "metric": name,
                 "architecture": cost["arch"],
                 "method": cost["method"],
+                "seed": cost["seed"],
                 "value": "" if v is None else v,
                 "note": note,
                 "cell": cost["cell"],
@@ -123,39 +125,61 @@ def reused_cells(rows: Sequence[dict]) -> list[str]:
 
 # --- helpers ------------------------------------------------------------------------------
 class Cells:
-    """Long-form rows indexed by (item, architecture, method) → {metric: row}."""
+    """Long-form rows indexed by (item, architecture, method) → {metric: [row per seed]}."""
 
     def __init__(self, rows: Sequence[dict]):
-        self.rows: dict[tuple[str, str, str], dict[str, dict]] = {}
+        self.rows: dict[tuple[str, str, str], dict[str, list[dict]]] = {}
         for r in rows:
-            self.rows.setdefault((r["item"], r["architecture"], r["method"]), {})[r["metric"]] = r
+            self.rows.setdefault((r["item"], r["architecture"], r["method"]), {}).setdefault(r["metric"], []).append(r)
+
+    def _rows(self, item, arch, method, metric) -> list[dict]:
+        return self.rows.get((item, arch, method), {}).get(metric, [])
 
     def cell(self, item, arch, method) -> str:
-        """The note naming the cell behind these rows ("cell <id>"); a reused image cell is said as such."""
-        ids = {r.get("cell") for r in self.rows.get((item, arch, method), {}).values()} - {None, ""}
-        cid = ids.pop() if len(ids) == 1 else f"{TASK}/{item}/{arch}-{method}"
-        return f"cell {cid}" + ("" if cid.startswith(TASK + "/") else " (the identical main image cell, reused)")
+        """The note naming the cell(s) behind these rows; a reused image cell is said as such."""
+        ids = sorted(
+            {r.get("cell") for rs in self.rows.get((item, arch, method), {}).values() for r in rs} - {None, ""}
+        )
+        if not ids:
+            ids = [f"{TASK}/{item}/{arch}-{method}"]
+        reused = "" if ids[0].startswith(TASK + "/") else " (the identical main image cell, reused)"
+        return ("cell " if len(ids) == 1 else "cells ") + ", ".join(ids) + reused
 
     def raw(self, item, arch, method, metric):
-        r = self.rows.get((item, arch, method), {}).get(metric)
-        return None if r is None or r["value"] in ("", None) else r["value"]
+        """The first seed's value (descriptors such as sampling are the same for every seed)."""
+        rs = self._rows(item, arch, method, metric)
+        return None if not rs or rs[0]["value"] in ("", None) else rs[0]["value"]
+
+    def per_seed(self, item, arch, method, metric) -> dict:
+        """{seed: value or None} over the replicates."""
+        rs = self._rows(item, arch, method, metric)
+        return {
+            r.get("seed", "") or i: None if r["value"] in ("", None) else float(r["value"]) for i, r in enumerate(rs)
+        }
+
+    def stat(self, item, arch, method, metric) -> tuple[float | None, float | None, int]:
+        """(mean over the seeds, sample std or None, n); mean None when a seed has no value."""
+        vals = list(self.per_seed(item, arch, method, metric).values())
+        if not vals or any(v is None for v in vals):
+            return None, None, len(vals)
+        return replicates.summary(vals)
 
     def num(self, item, arch, method, metric) -> float | None:
-        v = self.raw(item, arch, method, metric)
-        return None if v is None else float(v)
+        return self.stat(item, arch, method, metric)[0]
 
     def note(self, item, arch, method, metric) -> str:
-        r = self.rows.get((item, arch, method), {}).get(metric)
-        return "" if r is None else r.get("note", "")
+        rs = self._rows(item, arch, method, metric)
+        gone = [r for r in rs if r["value"] in ("", None)]
+        return "" if not rs else (gone or rs)[0].get("note", "")
 
     def has(self, item, arch, method) -> bool:
         return (item, arch, method) in self.rows
 
 
 def grid_of(section: dict, name: str) -> tuple[list[str], list[str], list[str]]:
-    """(items, architectures, methods) of a named grid, from the cells :func:`enumerate_cells` lists."""
-    cells = enumerate_cells({"tasks": {TASK: section}}, TASK, name)
-    return tuple(list(dict.fromkeys(getattr(c, k) for c in cells)) for k in ("item", "arch", "method"))
+    """(items, architectures, methods) of a named grid, from the configurations :func:`grid_configs` lists."""
+    configs = grid_configs({"tasks": {TASK: section}}, TASK, name)
+    return tuple(list(dict.fromkeys(c[k] for c in configs)) for k in range(3))
 
 
 def average_item(dataset: str, items: Sequence[str]) -> str:
@@ -167,7 +191,7 @@ def _mean(vals: list[float | None]) -> float | None:
     return None if not vals or any(v is None for v in vals) else sum(vals) / len(vals)
 
 
-def _row(table, dataset, item, metric, arch, method, value, paper=None, note="") -> dict:
+def _row(table, dataset, item, metric, arch, method, value, paper=None, note="", std=None, n=1) -> dict:
     value = "" if value is None else value
     delta = (float(value) - paper) if (paper is not None and value != "") else ""
     return {
@@ -179,8 +203,11 @@ def _row(table, dataset, item, metric, arch, method, value, paper=None, note="")
         "architecture": arch,
         "method": method,
         "value": value,
+        "std": "" if std is None else std,
+        "n": n,
         "paper_value": "" if paper is None else paper,
         "delta": delta,
+        "within_noise": "",
         "note": note,
     }
 
@@ -228,46 +255,31 @@ def build_table4(rows: Sequence[dict], grid: tuple[list, list, list], dataset: s
     seen = [lab for _, lab in labels]
     if len(set(seen)) != len(seen):
         raise ValueError(f"Table 4 grid has two cells with the same sampling: {seen}")
-    out, per_label = [], {}
+    out = []
     for m, lab in labels:
         for a in _arch_sorted(archs):
-            vals = []
             for i in items:
-                v = cells.num(i, a, m, "psnr")
-                vals.append(v)
-                out.append(
-                    _row(
-                        "4",
-                        dataset,
-                        i,
-                        "psnr",
-                        a,
-                        lab,
-                        v,
-                        note=cells.cell(i, a, m) + ("" if v is not None else "; missing"),
-                    )
-                )
-            avg = _mean(vals)
+                v, std, n = cells.stat(i, a, m, "psnr")
+                note = cells.cell(i, a, m) + ("" if v is not None else "; missing")
+                out.append(_row("4", dataset, i, "psnr", a, lab, v, note=note, std=std, n=n))
+            avg, std, n, how = replicates.average_over([cells.per_seed(i, a, m, "psnr") for i in items])
             paper = ref.get(("image", dataset, avg_item, "psnr", a, lab)) if avg_item == PAPER_AVG_ITEM else None
             note = _missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items ({', '.join(items)})"
-            out.append(_row("4", dataset, avg_item, "psnr", a, lab, avg, paper, note))
-            per_label.setdefault(lab, []).append(avg)
-        avg = _mean(per_label[lab])
-        paper = ref.get(("image", dataset, avg_item, "psnr", "average", lab)) if avg_item == PAPER_AVG_ITEM else None
-        out.append(
-            _row(
-                "4",
-                dataset,
-                avg_item,
-                "psnr",
-                "average",
-                lab,
-                avg,
-                paper,
-                f"mean over the architectures {', '.join(_arch_sorted(archs))}",
-            )
+            out.append(_row("4", dataset, avg_item, "psnr", a, lab, avg, paper, _join(note, how), std, n))
+        avg, std, n, how = replicates.average_of_averages(
+            [[cells.per_seed(i, a, m, "psnr") for i in items] for a in _arch_sorted(archs)]
         )
+        paper = ref.get(("image", dataset, avg_item, "psnr", "average", lab)) if avg_item == PAPER_AVG_ITEM else None
+        note = f"mean over the architectures {', '.join(_arch_sorted(archs))}"
+        out.append(_row("4", dataset, avg_item, "psnr", "average", lab, avg, paper, _join(note, how), std, n))
+    # the paper's IGA (grid method "IGA", SLR sampling) against the best other sampling or vanilla
+    iga = {lab for m, lab in labels if m == "IGA"}
+    replicates.mark_noise(out, lambda r: r["method"] in iga)
     return out
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 # --- Table 5: group size ---------------------------------------------------------------------
@@ -305,17 +317,9 @@ def build_table5(rows: Sequence[dict], grid: tuple[list, list, list], dataset: s
         agg = {"psnr": [], "delta_vs_vanilla": [], "time_per_iteration_s": [], "peak_rss_mb": [], "peak_gpu_mb": []}
         for a in archs:
             for i in items:
+                v, std, n = cells.stat(i, a, m, "psnr")
                 out.append(
-                    _row(
-                        "5",
-                        dataset,
-                        i,
-                        "psnr",
-                        a,
-                        lab,
-                        cells.num(i, a, m, "psnr"),
-                        note=f"{cells.cell(i, a, m)}; {TABLE5_NOTE}",
-                    )
+                    _row("5", dataset, i, "psnr", a, lab, v, note=f"{cells.cell(i, a, m)}; {TABLE5_NOTE}", std=std, n=n)
                 )
                 out.append(
                     _row(
@@ -329,19 +333,9 @@ def build_table5(rows: Sequence[dict], grid: tuple[list, list, list], dataset: s
                         note=cells.note(i, a, m, "time_per_iteration_s"),
                     )
                 )
-            psnr = _mean(cell_vals(a, m, "psnr"))
-            out.append(
-                _row(
-                    "5",
-                    dataset,
-                    avg_item,
-                    "psnr",
-                    a,
-                    lab,
-                    psnr,
-                    note=(_missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items") + f"; {TABLE5_NOTE}",
-                )
-            )
+            psnr, std, n, how = replicates.average_over([cells.per_seed(i, a, m, "psnr") for i in items])
+            note = _join(_missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items", how, TABLE5_NOTE)
+            out.append(_row("5", dataset, avg_item, "psnr", a, lab, psnr, note=note, std=std, n=n))
             agg["psnr"].append(psnr)
             if lab != "vanilla":
                 base = _mean(cell_vals(a, van, "psnr")) if van else None
@@ -397,18 +391,11 @@ def build_table5(rows: Sequence[dict], grid: tuple[list, list, list], dataset: s
                     _row("5", dataset, avg_item, "groups", a, lab, groups[0], note=f"group size {p}x{p}" if p else "")
                 )
         # the architecture average: Δ_avg, as the paper's last column
-        out.append(
-            _row(
-                "5",
-                dataset,
-                avg_item,
-                "psnr",
-                "average",
-                lab,
-                _mean(agg["psnr"]),
-                note=f"mean over the architectures; {TABLE5_NOTE}",
-            )
+        avg, std, n, how = replicates.average_of_averages(
+            [[cells.per_seed(i, a, m, "psnr") for i in items] for a in archs]
         )
+        note = _join("mean over the architectures", how, TABLE5_NOTE)
+        out.append(_row("5", dataset, avg_item, "psnr", "average", lab, avg, note=note, std=std, n=n))
         if lab != "vanilla":
             out.append(
                 _row(
@@ -479,30 +466,20 @@ def build_variants(rows: Sequence[dict], grid: tuple[list, list, list], dataset:
                     eq5, quirk = cells.raw(i, a, m, "eq5_variant"), cells.raw(i, a, m, "indexing_quirk")
                     break
             desc = describe_variant(eq5, quirk) if eq5 is not None else "not an IGA cell"
-            vals, papers = [], []
+            papers = []
             for i in items:
-                v = cells.num(i, a, m, "psnr")
+                v, std, n = cells.stat(i, a, m, "psnr")
                 paper = ref.get(("image", dataset, i, "psnr", a, "IGA"))
-                vals.append(v)
                 papers.append(paper)
-                out.append(
-                    _row(
-                        "variants",
-                        dataset,
-                        i,
-                        "psnr",
-                        a,
-                        m,
-                        v,
-                        paper,
-                        f"{desc}; paper: Table 6 {a}+IGA" if paper is not None else desc,
-                    )
-                )
+                note = f"{desc}; paper: Table 6 {a}+IGA" if paper is not None else desc
+                out.append(_row("variants", dataset, i, "psnr", a, m, v, paper, note, std, n))
             paper_avg = _mean(papers) if papers and all(p is not None for p in papers) else None
+            avg, std, n, how = replicates.average_over([cells.per_seed(i, a, m, "psnr") for i in items])
             note = _missing(cells, items, a, m, "psnr") or f"mean over {len(items)} items"
             if paper_avg is not None:
                 note += "; paper: mean of its Table 6 values for these items"
-            out.append(_row("variants", dataset, avg_item, "psnr", a, m, _mean(vals), paper_avg, f"{desc}; {note}"))
+            note = _join(desc, note, how)
+            out.append(_row("variants", dataset, avg_item, "psnr", a, m, avg, paper_avg, note, std, n))
     return out
 
 

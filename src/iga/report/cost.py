@@ -86,6 +86,7 @@ def read_cell(metrics_path: Path) -> dict:
         "item": cell.item,
         "arch": cell.arch,
         "method": cell.method,
+        "seed": cell.seed,
         "cell": cell.id,
         "device": rec.get("device", ""),
         "invocation": rec.get("invocation", ""),

@@ -23,14 +23,17 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
     from matplotlib.patches import Rectangle
     from PIL import Image
 
+    from ..cells import Cell
     from ..nerf.run import _gt_image
 
-    cells = []
-    for m in metrics_files:
-        m = Path(m)
-        if m.parent.parent.name != item:
+    cells, shown = [], set()
+    # one replicate per method: the lowest seed
+    for m in sorted((Path(m) for m in metrics_files), key=lambda m: Cell.from_path(m).seed):
+        c = Cell.from_path(m)
+        if c.item != item or c.method in shown:
             continue
-        method = m.parent.name.partition("-")[2]
+        method = c.method
+        shown.add(method)
         metrics = json.loads(m.read_text())
         prov = json.loads((m.parent / "provenance.json").read_text())
         render = np.asarray(Image.open(m.parent / "renders" / f"test_{view:03d}.png")).astype(np.float64) / 255

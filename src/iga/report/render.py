@@ -40,6 +40,8 @@ _TEX_CHARS = {
     "³": r"$^3$",
     "≤": r"$\le$",
     "≥": r"$\ge$",
+    "±": r"$\pm$",
+    "†": r"$^\dagger$",
 }
 _POWER = re.compile(r"(\d+)\^(\d+)")  # "128^3" → $128^{3}$, as a reader means it
 

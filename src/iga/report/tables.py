@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import render
+from . import render, replicates
 from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, fmt, method_key, metric_label, reason, row_label
 
 # "scale": the preset's scale note on every row, so a table's CSV is never mistaken for paper-scale numbers
@@ -29,14 +29,19 @@ LONG_COLUMNS = [
     "metric",
     "architecture",
     "method",
-    "value",
+    "value",  # the mean over the seeds (the value itself for one seed)
+    "std",  # sample standard deviation over the seeds; empty for one seed
+    "n",  # number of seeds
     "paper_value",
     "delta",
+    "within_noise",  # IGA rows: 1 when the gap to the best other method is within the seeds' spread, else 0
     "note",
     "scale",
 ]
 TABLE_ROW_KEYS = LONG_COLUMNS[:-1]  # a built table's rows in memory; write_long_csv adds "scale"
-ROW_COLUMNS = ["preset", "task", "dataset", "item", "metric", "architecture", "method", "value", "note", "cell"]
+# the collected long form: one row per cell (seed) and metric
+ROW_COLUMNS = ["preset", "task", "dataset", "item", "metric", "architecture", "method", "seed", "value", "note", "cell"]
+GROUP_KEYS = ["task", "dataset", "item", "metric", "architecture", "method"]  # one table entry; seeds vary within
 Key = tuple[str, str, str, str, str, str]  # task, dataset, item, metric, architecture, method
 
 
@@ -147,6 +152,7 @@ def metric_rows(
     metrics: dict,
     cell: str,
     names: Iterable[str],
+    seed: int | str = "",
 ) -> list[dict]:
     """One long-form row per metric; a missing metric is a row with an empty value and a note."""
     rows = []
@@ -165,6 +171,7 @@ def metric_rows(
                 "metric": name,
                 "architecture": arch,
                 "method": method,
+                "seed": seed,
                 "value": v,
                 "note": note,
                 "cell": cell,
@@ -209,15 +216,68 @@ def _average(g: pd.DataFrame) -> dict:
 
 
 def with_averages(rows) -> pd.DataFrame:
-    """Add an "average" item per (task, dataset, metric, architecture, method) over its items."""
+    """Add an "average" item per (task, dataset, metric, architecture, method) over its items.
+
+    Per seed when every item has the same seeds (so the average has a spread over seeds too); else
+    one row, the mean of the items' means, marked ``mixed`` (no spread; see :func:`by_seed`).
+    """
     df = frame(rows)
+    if "seed" not in df.columns:  # a long form written before seeds: one replicate per row
+        df["seed"] = ""
+    out = []
     groups = df[df.item != "average"].groupby(["task", "dataset", "metric", "architecture", "method"], sort=False)
-    return pd.concat([df, pd.DataFrame([_average(g) for _, g in groups], columns=df.columns)], ignore_index=True)
+    for _, g in groups:
+        if g.groupby("item", sort=False).seed.agg(lambda s: tuple(sorted(s))).nunique() == 1:
+            out += [_average(gs) for _, gs in g.groupby("seed", sort=False)]
+            continue
+        means = [dict(gi.iloc[0], value=_mean_or_blank(gi.value), note="") for _, gi in g.groupby("item", sort=False)]
+        row = _average(pd.DataFrame(means))
+        row.update(seed="", mixed=1)
+        if row["value"] != "":
+            row["note"] = (
+                f"mean over {len(means)} items of each item's mean over its seeds (their seeds differ: no spread)"
+            )
+        out.append(row)
+    return pd.concat([df, pd.DataFrame(out)], ignore_index=True).astype(object).fillna("")
+
+
+def _mean_or_blank(values) -> float | str:
+    return "" if any(v == "" for v in values) else sum(float(v) for v in values) / len(values)
+
+
+def by_seed(rows) -> pd.DataFrame:
+    """One row per table entry (GROUP_KEYS): value = mean over its seeds, ``std`` (sample), ``n``."""
+    df = frame(rows)
+    if "seed" not in df.columns:
+        df["seed"] = ""
+    out = []
+    for _, g in df.groupby(GROUP_KEYS, sort=False):
+        first = dict(g.iloc[0])
+        mixed = bool(first.get("mixed", ""))
+        missing = g[g.value == ""]
+        seeds = ", ".join(str(s) for s in g.seed if s != "")
+        if len(g) == 1:
+            out.append(dict(first, std="", n="" if mixed else 1))
+        elif len(missing):
+            why = reason(missing.note.iloc[0]) or "no value"
+            out.append(
+                dict(first, value="", std="", n=len(g), note=f"missing for {len(missing)}/{len(g)} seeds: {why}")
+            )
+        else:
+            mean, std, n = replicates.summary([float(v) for v in g.value])
+            note = "; ".join(x for x in (first.get("note", ""), f"mean ± std over seeds {seeds}") if x)
+            out.append(dict(first, value=mean, std=std, n=n, note=note))
+    return pd.DataFrame(out, columns=list(df.columns) + [c for c in ("std", "n") if c not in df.columns])
 
 
 def build_table(spec: TableSpec, rows) -> pd.DataFrame:
-    """Long-form rows of one table (TABLE_ROW_KEYS) with the paper's values and deltas."""
+    """Long-form rows of one table (TABLE_ROW_KEYS) with the paper's values and deltas.
+
+    ``rows``: the collected long form (one row per seed) or rows already reduced by :func:`by_seed`.
+    """
     df = frame(rows)
+    if "n" not in df.columns:  # not yet reduced over the seeds (averages added unless already there)
+        df = by_seed(df if (df.item == "average").any() else with_averages(df))
     df = df[(df.task == spec.task) & df.metric.isin(spec.metrics)]
     if spec.average_only:
         df = df[df.item == "average"]
@@ -242,11 +302,13 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
             {
                 **{k: r[k] for k in TABLE_ROW_KEYS if k in r},
                 "table": spec.paper_table,
+                "within_noise": "",
                 "note": note,
                 "paper_value": "" if paper is None else paper,
                 "delta": (float(value) - paper) if (paper is not None and value != "") else "",
             }
         )
+    replicates.mark_noise(out, lambda r: r["method"] == "IGA", lambda m: m in LOWER_IS_BETTER)
     out.sort(
         key=lambda r: (
             arch_key(r["architecture"]),
@@ -277,15 +339,23 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
     )
     t = table.assign(best=_best(table), col=[cols.index(p) for p in pairs])
     labels = list(dict.fromkeys(zip(t.architecture, t.method)))
-    wide = t.pivot(index=["architecture", "method"], columns="col", values=["value", "paper_value", "best"])
+    wide = t.pivot(
+        index=["architecture", "method"],
+        columns="col",
+        values=["value", "std", "n", "paper_value", "best", "within_noise"],
+    )
     has_paper = bool((t.paper_value != "").any())
+    noisy = bool((t.within_noise.astype(str) == "1").any())
+    spread = any(replicates.count(n) > 1 for n in t.n)
 
     def entry(lab, i):
         if pd.isna(wide.loc[lab, ("value", i)]):
             return ""
         paper, metric = wide.loc[lab, ("paper_value", i)], cols[i][1]
+        mark = replicates.NOISE_MARK if str(wide.loc[lab, ("within_noise", i)]) == "1" else ""
         return render.Entry(
-            fmt(wide.loc[lab, ("value", i)], metric),
+            replicates.text(wide.loc[lab, ("value", i)], wide.loc[lab, ("std", i)], wide.loc[lab, ("n", i)], metric)
+            + mark,
             bool(wide.loc[lab, ("best", i)]),
             fmt(paper, metric) if paper != "" else "",
         )
@@ -296,6 +366,7 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
         for c in cols
     ]
     notes = sorted({n for n, v in zip(t.note, t.value) if n and (v == "" or IOU_ZERO in n)})
+    notes += [replicates.NOISE_RULE] if noisy else []
     return render.Layout(
         spec.title,
         scale_note,
@@ -304,7 +375,8 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
         groups=[a for a, _ in labels],
         caption="Ours (paper)" if has_paper else "Ours",
         intro=("Each cell: ours (paper)." if has_paper else "Each cell: ours (no paper value for these items).")
-        + " Bold: best method per architecture in our run. — : no value (see Notes).",
+        + " Bold: best method per architecture in our run. — : no value (see Notes)."
+        + (" " + replicates.SPREAD_INTRO if spread else ""),
         notes=notes,
     )
 
@@ -312,7 +384,7 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
 def write_table(
     spec: TableSpec, long_rows, out_dir: Path, scale_note: str, formats: Sequence[str] = ("csv", "md", "tex")
 ) -> list[Path]:
-    rows = build_table(spec, with_averages(long_rows))
+    rows = build_table(spec, long_rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -323,11 +395,20 @@ def write_table(
 
 
 def collect(cells: list[dict], preset: str, metric_names: Sequence[str]) -> list[dict]:
-    """Long-form rows from finished cells: dicts with task/dataset/item/arch/method/path."""
+    """Long-form rows from finished cells: dicts with task/dataset/item/arch/method/seed/path."""
     rows = []
     for c in cells:
         metrics = json.loads(Path(c["path"]).read_text())
         rows += metric_rows(
-            preset, c["task"], c["dataset"], c["item"], c["arch"], c["method"], metrics, c.get("cell", ""), metric_names
+            preset,
+            c["task"],
+            c["dataset"],
+            c["item"],
+            c["arch"],
+            c["method"],
+            metrics,
+            c.get("cell", ""),
+            metric_names,
+            c.get("seed", ""),
         )
     return rows

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-from . import render
+from . import render, replicates
 from .tables import frame, write_long_csv
 from .toy_figures import ToyCell, exp1_width_rows
 
@@ -48,7 +46,7 @@ def _cell_metrics(c: ToyCell) -> list[str]:
     return names
 
 
-def _long(table: str, dataset: str, item: str, metric: str, arch: str, method: str, value, note: str) -> dict:
+def _long(table: str, dataset: str, item: str, metric: str, arch: str, method: str, value, note: str, **extra) -> dict:
     return {
         "table": table,
         "task": "toy",
@@ -61,6 +59,7 @@ def _long(table: str, dataset: str, item: str, metric: str, arch: str, method: s
         "paper_value": "",
         "delta": "",
         "note": note,
+        **extra,
     }
 
 
@@ -74,13 +73,14 @@ def final_error_rows(cells: list[ToyCell], experiment: str, dataset: str, scale_
             note = _freq_note(c, name)
             if v is None:
                 note = (note + "; " if note else "") + "missing: not recorded"
-            rows.append(_long(experiment, dataset, c.item, name, c.arch, c.method, v, note))
+            rows.append(_long(experiment, dataset, c.item, name, c.arch, c.method, v, note, seed=c.seed, n=1))
             if v is not None:
                 per_seed[(_strip_seed(c.item), c.arch, c.method, name)].append((c, float(v)))
     for (item, arch, method, name), vals in sorted(per_seed.items()):
         if len(vals) > 1:
             note = _freq_note(vals[0][0], name)
             seeds = ",".join(str(c.seed) for c, _ in vals)
+            mean, std, n = replicates.summary([v for _, v in vals])
             rows.append(
                 _long(
                     experiment,
@@ -89,8 +89,10 @@ def final_error_rows(cells: list[ToyCell], experiment: str, dataset: str, scale_
                     name,
                     arch,
                     method,
-                    float(np.mean([v for _, v in vals])),
-                    (note + "; " if note else "") + f"mean over seeds {seeds}",
+                    mean,
+                    (note + "; " if note else "") + f"mean ± std over seeds {seeds}",
+                    std=std,
+                    n=n,
                 )
             )
     if rows:
@@ -132,8 +134,14 @@ def _markdown(rows: list[dict], title: str, scale_note: str) -> str:
     if not rows:  # e.g. no NTK cell to compare with: an empty table, not a crash
         return render.markdown(render.Layout(title, scale_note, ["item", "arch", "method"], []))
     df = frame(rows)
-    df["text"] = ["—" if v == "" else f"{float(v):.4g}" for v in df.value]
+    std, n = (df[k] if k in df else [""] * len(df) for k in ("std", "n"))
+    df["text"] = [
+        "—" if v == "" else f"{float(v):.4g}" + (f" ± {float(s):.2g} (n={int(k)})" if s != "" and k != "" else "")
+        for v, s, k in zip(df.value, std, n)
+    ]
     keys = ["item", "architecture", "method"]
+    if "seed" in df and df.duplicated(keys + ["metric"]).any():  # replicates of one item (train.seeds)
+        df["item"] = [f"{i}/s{s}" if s != "" else i for i, s in zip(df.item, df.seed)]
     wide = df.pivot(index=keys, columns="metric", values="text").fillna("")
     wide = wide.reindex(index=list(dict.fromkeys(zip(*(df[k] for k in keys)))), columns=list(dict.fromkeys(df.metric)))
     return render.markdown(
