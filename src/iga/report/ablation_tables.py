@@ -182,6 +182,7 @@ def _row(table, dataset, item, metric, arch, method, value, paper=None, note="")
         "paper_value": "" if paper is None else paper,
         "delta": delta,
         "note": note,
+        "caveat": "",  # vanilla and IGA cells only: no uncertain recipe (iga.report.caveats)
     }
 
 
