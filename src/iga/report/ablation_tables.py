@@ -209,6 +209,7 @@ def _row(table, dataset, item, metric, arch, method, value, paper=None, note="",
         "delta": delta,
         "within_noise": "",
         "note": note,
+        "caveat": "",  # vanilla and IGA cells only: no uncertain recipe (iga.report.caveats)
     }
 
 

@@ -27,6 +27,8 @@ _TEX_CHARS = {
     "×": r"$\times$",
     "Δ": r"$\Delta$",
     "λ": r"$\lambda$",
+    "α": r"$\alpha$",
+    "†": r"\dag{}",
     "↑": r"$\uparrow$",
     "↓": r"$\downarrow$",
     "—": "---",
@@ -124,7 +126,10 @@ def latex(t: Layout) -> str:
             )
             + r" \\"
         )
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if t.notes:  # the same notes as Markdown/HTML (caveats, missing values); \par, as "\\[1]" reads as a length
+        lines += [r"\par\footnotesize"] + [tex_escape(n) + r"\par" for n in t.notes]
+    lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 

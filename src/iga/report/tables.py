@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import render, replicates
+from .caveats import CAVEAT_SEP, cell_caveat, table_caveats
 from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, fmt, method_key, metric_label, reason, row_label
 
 # "scale": the preset's scale note on every row, so a table's CSV is never mistaken for paper-scale numbers
@@ -36,11 +37,25 @@ LONG_COLUMNS = [
     "delta",
     "within_noise",  # IGA rows: 1 when the gap to the best other method is within the seeds' spread, else 0
     "note",
+    "caveat",  # the cell's uncertain-recipe caveat (iga.report.caveats), from its resolved settings
     "scale",
 ]
 TABLE_ROW_KEYS = LONG_COLUMNS[:-1]  # a built table's rows in memory; write_long_csv adds "scale"
 # the collected long form: one row per cell (seed) and metric
-ROW_COLUMNS = ["preset", "task", "dataset", "item", "metric", "architecture", "method", "seed", "value", "note", "cell"]
+ROW_COLUMNS = [
+    "preset",
+    "task",
+    "dataset",
+    "item",
+    "metric",
+    "architecture",
+    "method",
+    "seed",
+    "value",
+    "note",
+    "cell",
+    "caveat",
+]
 GROUP_KEYS = ["task", "dataset", "item", "metric", "architecture", "method"]  # one table entry; seeds vary within
 Key = tuple[str, str, str, str, str, str]  # task, dataset, item, metric, architecture, method
 
@@ -153,6 +168,7 @@ def metric_rows(
     cell: str,
     names: Iterable[str],
     seed: int | str = "",
+    caveat: str = "",
 ) -> list[dict]:
     """One long-form row per metric; a missing metric is a row with an empty value and a note."""
     rows = []
@@ -175,6 +191,7 @@ def metric_rows(
                 "value": v,
                 "note": note,
                 "cell": cell,
+                "caveat": caveat,
             }
         )
     return rows
@@ -205,7 +222,8 @@ def read_csv(path: Path) -> list[dict]:
 
 def _average(g: pd.DataFrame) -> dict:
     missing = g[g.value == ""]
-    base = dict(g.iloc[0], item="average", cell="")
+    caveats = CAVEAT_SEP.join(dict.fromkeys(c for c in g.get("caveat", []) if c))  # one per distinct setting
+    base = dict(g.iloc[0], item="average", cell="", **({"caveat": caveats} if "caveat" in g else {}))
     if len(missing):
         return dict(
             base,
@@ -304,6 +322,7 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
                 "table": spec.paper_table,
                 "within_noise": "",
                 "note": note,
+                "caveat": r.get("caveat", ""),
                 "paper_value": "" if paper is None else paper,
                 "delta": (float(value) - paper) if (paper is not None and value != "") else "",
             }
@@ -328,6 +347,22 @@ def _best(table: pd.DataFrame) -> pd.Series:
     t["v"] = t.v.where(~t.metric.isin(LOWER_IS_BETTER), -t.v)
     winners = t.sort_values("v", ascending=False, kind="stable").groupby(["architecture", "item", "metric"]).head(1)
     return table.index.isin(winners.index)
+
+
+def caveat_marks(table: pd.DataFrame, labels: list[tuple[str, str]]) -> tuple[dict, list[str]]:
+    """Numbered marks for the rows with a caveat ({(arch, method): " [1]"}) and the notes they point to."""
+    caveats = table.caveat if "caveat" in table else pd.Series("", index=table.index)
+    texts: list[str] = []
+    marks = {}
+    for lab in labels:
+        mine = table[(table.architecture == lab[0]) & (table.method == lab[1])]
+        found = dict.fromkeys(c for cs in caveats[mine.index] if cs for c in str(cs).split(CAVEAT_SEP) if c)
+        for c in found:
+            if c not in texts:
+                texts.append(c)
+        if found:
+            marks[lab] = " " + "".join(f"[{texts.index(c) + 1}]" for c in found)
+    return marks, [f"[{i + 1}] {c}" for i, c in enumerate(texts)]
 
 
 def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layout:
@@ -367,11 +402,13 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
     ]
     notes = sorted({n for n, v in zip(t.note, t.value) if n and (v == "" or IOU_ZERO in n)})
     notes += [replicates.NOISE_RULE] if noisy else []
+    marks, caveat_notes = caveat_marks(t, labels)
+    notes = caveat_notes + notes + table_caveats(spec.task, t.method)
     return render.Layout(
         spec.title,
         scale_note,
         header,
-        [[row_label(*lab)] + [entry(lab, i) for i in range(len(cols))] for lab in labels],
+        [[row_label(*lab) + marks.get(lab, "")] + [entry(lab, i) for i in range(len(cols))] for lab in labels],
         groups=[a for a, _ in labels],
         caption="Ours (paper)" if has_paper else "Ours",
         intro=("Each cell: ours (paper)." if has_paper else "Each cell: ours (no paper value for these items).")
@@ -399,6 +436,10 @@ def collect(cells: list[dict], preset: str, metric_names: Sequence[str]) -> list
     rows = []
     for c in cells:
         metrics = json.loads(Path(c["path"]).read_text())
+        prov = Path(c["path"]).with_name("provenance.json")  # the cell's resolved settings
+        record = json.loads(prov.read_text()) if prov.exists() else {}
+        settings = record.get("cell_settings", record.get("settings", {}))  # the cell's, as the config resolves them
+        caveat = cell_caveat(c["task"], c["arch"], c["method"], settings) or ""
         rows += metric_rows(
             preset,
             c["task"],
@@ -410,5 +451,6 @@ def collect(cells: list[dict], preset: str, metric_names: Sequence[str]) -> list
             c.get("cell", ""),
             metric_names,
             c.get("seed", ""),
+            caveat,
         )
     return rows
