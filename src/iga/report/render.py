@@ -28,7 +28,6 @@ _TEX_CHARS = {
     "Δ": r"$\Delta$",
     "λ": r"$\lambda$",
     "α": r"$\alpha$",
-    "†": r"\dag{}",
     "↑": r"$\uparrow$",
     "↓": r"$\downarrow$",
     "—": "---",
