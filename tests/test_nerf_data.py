@@ -174,3 +174,27 @@ def test_mixed_splits_name_the_held_out_items(tmp_path):
     spec = TABLES["table3_nerf_average"]
     notes = layout(spec, build_table(spec, with_averages(rows)), "S").notes
     assert f"Evaluated on {note}: lego" in notes
+
+
+def test_figure12_of_held_out_views_names_the_view_and_reads_its_train_image(tmp_path):
+    from PIL import Image
+
+    from iga.report.nerf_figures import figure_nerf
+
+    scene = write_scene(tmp_path / "lego", n_train=9, size=8)
+    note = split_note(HELD_OUT, 8)
+    files = []
+    for method in ("vanilla", "IGA"):
+        cell = tmp_path / "nerf" / "lego" / f"NeRF-{method}"
+        (cell / "renders").mkdir(parents=True)
+        Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(cell / "renders" / "test_000.png")
+        view = {"view": 0, "file": "r_8.png", "source": "train/r_8.png", "psnr": 12.0}
+        metrics = {"per_view": [view], "evaluation": {"split": HELD_OUT, "note": note}}
+        (cell / "metrics.json").write_text(json.dumps(metrics))
+        (cell / "provenance.json").write_text(json.dumps({"settings": {"data": str(scene)}}))
+        files.append(cell / "metrics.json")
+    title = figure_nerf(files, "lego", tmp_path / "fig12.png", "MINI scale")
+    assert title.startswith(f"lego, view r_8 ({note})") and (tmp_path / "fig12.png").stat().st_size > 0
+    (scene / "train" / "r_8.png").unlink()  # the ground truth is the held-out train image itself
+    with pytest.raises(FileNotFoundError, match="r_8.png"):
+        figure_nerf(files, "lego", tmp_path / "fig12b.png", "MINI scale")

@@ -17,7 +17,8 @@ def _label(method: str) -> str:
     return "NeRF" if method == "vanilla" else f"NeRF+{method}"
 
 
-def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view: int = 0) -> None:
+def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view: int = 0) -> str:
+    """Write the figure; return its title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,10 +66,10 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
         for i in range(2):
             ax[i, j].set_xticks([])
             ax[i, j].set_yticks([])
-    fig.suptitle(
-        "\n".join(textwrap.wrap(f"{item}, {shown_view}: renders and enlarged crops [{note}]", 110)), fontsize=9
-    )
+    title = f"{item}, {shown_view}: renders and enlarged crops [{note}]"
+    fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=9)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return title
