@@ -258,6 +258,24 @@ def test_downscale_and_testskip(tmp_path):
         box_downscale_rgba(src[:15], 2)
 
 
+def test_scene_without_test_split_is_evaluated_on_held_out_train_views(tmp_path):
+    from iga.nerf.data import IGABlenderDataParserConfig
+
+    scene = tmp_path / "scene"
+    generate_scene(scene, SceneSpec(size=16, n_train=7, n_val=1, n_test=2, samples_per_ray=48, supersample=1))
+    with_test = IGABlenderDataParserConfig(data=scene, downscale=1, testskip=1, holdout_every=3).setup()
+    assert with_test.get_dataparser_outputs("test").metadata["eval_split"] == "test"  # the real split first
+    assert len(with_test.get_dataparser_outputs("train").image_filenames) == 7
+    for split in ("val", "test"):
+        (scene / f"transforms_{split}.json").unlink()
+    parser = IGABlenderDataParserConfig(data=scene, downscale=2, testskip=1, holdout_every=3).setup()
+    test, train = parser.get_dataparser_outputs("test"), parser.get_dataparser_outputs("train")
+    assert test.metadata["sources"] == ["train/r_0.png", "train/r_3.png", "train/r_6.png"]
+    assert test.metadata["split_note"] == "held-out train views (every 3rd), no test split"
+    assert [p.name for p in train.image_filenames] == ["r_1.png", "r_2.png", "r_4.png", "r_5.png"]
+    assert len(parser.get_dataparser_outputs("val").image_filenames) == 3  # nerfstudio's eval split
+
+
 def test_single_image_pixel_sampler():
     from iga.nerf.data import SingleImagePixelSamplerConfig
 
@@ -297,6 +315,8 @@ def test_short_offline_run_checkpoints_resumes_and_reports(tmp_path, monkeypatch
     assert len(ckpt_dirs) == 1 and latest_checkpoint(ckpt_dirs[0]) == 2
     m = json.loads((out / "metrics.json").read_text())
     assert math.isfinite(m["psnr"]) and math.isfinite(m["ssim"]) and m["n_views"] == 2
+    assert m["evaluation"]["split"] == "test" and m["evaluation"]["note"] == ""  # the scene's own test split
+    assert [v["source"] for v in m["per_view"]] == ["test/r_0.png", "test/r_1.png"]
     assert m["lpips"]["missing"] is True and "AlexNet" in m["lpips"]["reason"]
     assert "NaN" not in (out / "metrics.json").read_text()
     assert sorted(p.name for p in (out / "renders").iterdir()) == ["test_000.png", "test_001.png"]

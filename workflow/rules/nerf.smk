@@ -1,4 +1,6 @@
 # NeRF on Blender through the nerfstudio plugin (paper section 6.3, appendix F): Tables 3, 10, Figure 12.
+from iga.commands.data import MIRROR_ENV
+from iga.data.scene_folder import nerf_scene_source
 
 if enabled("nerf"):
     NERF = task_config("nerf")
@@ -6,9 +8,15 @@ if enabled("nerf"):
     NERF_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
     LPIPS_ON_NERF = config.get("lpips", {}).get("enabled", True)
     NERF_NOTE = NERF.get("scale_note", SCALE_NOTE)
+    # the mirror as `iga download` sees it (config first, then the environment)
+    NERF_MIRROR = config["data"].get("mirror") or os.environ.get(MIRROR_ENV)
 
     def nerf_scene_dir(item):
         if NERF["dataset"] == "blender":
+            # an extracted scene folder in a local mirror, or the scene out of nerf_synthetic.zip (the default:
+            # a train-only folder only where tasks.nerf.train_only_scenes allows it; iga.data.scene_folder)
+            if nerf_scene_source(NERF_MIRROR, item, train_only=NERF.get("train_only_scenes", False)) == "folder":
+                return f"{DATA}/nerf_synthetic_scenes/{item}"
             return f"{DATA}/nerf_synthetic/{item}"
         e = NERF.get("embedded_scene", {})
         return f"{DATA}/embedded/nerf/{item}_{e.get('size', 32)}px_{e.get('n_train', 16)}v"
@@ -36,6 +44,18 @@ if enabled("nerf"):
             outdir=lambda wc, output: Path(output[0]).parent.parent,  # {DATA}/nerf_synthetic
         shell:
             "iga extract --archive {input} --out {params.outdir} --subdir nerf_synthetic {EXTRACT_FLAGS} > {log} 2>&1"
+
+    rule fetch_nerf_scene:
+        output:
+            f"{DATA}/nerf_synthetic_scenes/{{item}}/transforms_train.json",
+        log:
+            "logs/data/nerf_synthetic_scene_{item}.log",
+        params:
+            mirror=MIRROR_FLAG,
+            outdir=lambda wc, output: Path(output[0]).parent,
+        shell:
+            "iga fetch-scene --dataset nerf_synthetic --scene {wildcards.item} --out {params.outdir} {params.mirror}"
+            " > {log} 2>&1"
 
     rule make_nerf_scene:
         output:

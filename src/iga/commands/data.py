@@ -1,4 +1,4 @@
-"""`iga download`, `iga extract` and `iga fetch-lpips-weights`: the workflow's data rules.
+"""`iga download`, `iga extract`, `iga fetch-scene` and `iga fetch-lpips-weights`: the workflow's data rules.
 
 Failures print one ``iga <command>: error: ...`` message (one line for ``extract``; for
 ``download`` one line per source tried, with its own reason) and return exit code 1 (2 for a
@@ -77,6 +77,28 @@ def _extract(args) -> int:
         _err("extract", " ".join(str(exc).split()))
         return 1
     print(f"extracted {len(files)} files into {args.out}")
+    return 0
+
+
+def _fetch_scene(args) -> int:
+    from ..data.scene_folder import SceneFolderError, copy_scene, mirror_scene
+
+    src = mirror_scene(args.mirror, args.dataset, args.scene)
+    if src is None:
+        _err(
+            "fetch-scene",
+            ValueError(
+                f"no scene folder {args.dataset}/{args.scene}/transforms_train.json in the mirror "
+                f"{args.mirror!r} (--mirror or ${MIRROR_ENV}: a local folder)"
+            ),
+        )
+        return 1
+    try:
+        files = copy_scene(src, Path(args.out))
+    except (SceneFolderError, OSError, ValueError, KeyError) as exc:
+        _err("fetch-scene", exc)
+        return 1
+    print(f"copied {len(files)} files of {args.dataset}/{args.scene} into {args.out}")
     return 0
 
 
@@ -190,6 +212,19 @@ def register(sub) -> None:
             help=f"extraction limit (default {getattr(defaults, name)})",
         )
     p.set_defaults(func=_extract)
+
+    p = sub.add_parser(
+        "fetch-scene", help="copy an extracted scene folder from the mirror, checked against its SHA256SUMS"
+    )
+    p.add_argument("--dataset", default="nerf_synthetic", help="mirror subfolder (default nerf_synthetic)")
+    p.add_argument("--scene", required=True, help="scene folder name, e.g. lego")
+    p.add_argument("--out", required=True, help="target folder (replaced atomically)")
+    p.add_argument(
+        "--mirror",
+        default=os.environ.get(MIRROR_ENV),
+        help=f"local folder holding <dataset>/<scene>/ (default: ${MIRROR_ENV})",
+    )
+    p.set_defaults(func=_fetch_scene)
 
     p = sub.add_parser("fetch-lpips-weights", help="fetch LPIPS AlexNet weights; record availability in a status file")
     p.add_argument("--out", required=True, help=".../alexnet-owt-7be5be79.pth")

@@ -28,6 +28,9 @@ class NeRFRun(Strict):
     )
     downscale: int = Field(2, ge=1, description="image downscale (2 = nerf-pytorch half_res)")
     testskip: int = Field(8, ge=1, description="every N-th test view (nerf-pytorch: 8)")
+    holdout_every: int = Field(
+        8, ge=2, description="scene without a test split: every N-th train view (r_0, r_N, …) is held out to evaluate"
+    )
     num_rays: int = Field(1024, ge=2, description="rays per step = IGA groups (paper: 1024)")
     coarse_samples: int = Field(64, ge=1, description="stratified samples per ray")
     fine_samples: int = Field(128, ge=1, description="importance samples per ray")
@@ -99,6 +102,9 @@ class NeRFSection(TaskSection):
     dataset: Literal["blender", "embedded"] = "blender"
     figure_item: str | None = None
     embedded_scene: NeRFSceneSize = NeRFSceneSize()
+    # A mirror's scene folder without a test split (e.g. lego's train views only) is used only when this
+    # is true, evaluating on held-out train views (run.holdout_every); otherwise the zip's real test split.
+    train_only_scenes: bool = False
 
     def known_items(self) -> list[str]:
         return BLENDER_SCENES + ["procedural"]

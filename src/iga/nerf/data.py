@@ -3,10 +3,12 @@
 * :class:`IGABlenderDataParserConfig` — nerfstudio 1.1.5's Blender parser has no resolution
   option (its ``scale_factor`` scales camera origins only). This one adds ``downscale`` (2 =
   nerf-pytorch's ``half_res``: 800×800 → 400×400, focal halved) and ``testskip`` (every N-th
-  val/test frame, nerf-pytorch's default 8). Downscaling is nerf-pytorch's: a k×k box average
-  (``cv2.INTER_AREA`` at an integer factor) of the *straight* RGBA image, composited on white
-  afterwards. The downscaled RGBA images are cached as PNGs (so uint8-rounded; nerf-pytorch keeps
-  them as floats) next to the data, or under ``~/.cache/iga/nerf`` when the data is read-only.
+  val/test frame, nerf-pytorch's default 8); a scene without ``transforms_test.json`` is evaluated
+  on held-out train views instead (every ``holdout_every``-th, :mod:`iga.nerf.splits`).
+  Downscaling is nerf-pytorch's: a k×k box average (``cv2.INTER_AREA`` at an integer factor)
+  of the *straight* RGBA image, composited on white afterwards. The downscaled RGBA images are
+  cached as PNGs (so uint8-rounded; nerf-pytorch keeps them as floats) next to the data, or
+  under ``~/.cache/iga/nerf`` when the data is read-only.
 * :class:`SingleImagePixelSamplerConfig` — nerf-pytorch with ``no_batching = True`` (the Blender
   configs, also the official IGA runs): each step's rays are drawn without replacement from one
   random training image. nerfstudio's default draws pixels across all images with replacement.
@@ -26,9 +28,9 @@ from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.dataparsers.blender_dataparser import Blender, BlenderDataParserConfig
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
 from nerfstudio.data.scene_box import SceneBox
-from nerfstudio.utils.io import load_from_json
 
 from ..configs import ConfigError
+from .splits import plan_split
 
 
 def box_downscale_rgba(img_u8: np.ndarray, k: int) -> np.ndarray:
@@ -82,6 +84,8 @@ class IGABlenderDataParserConfig(BlenderDataParserConfig):
     """Integer image downscale factor (2 = nerf-pytorch half_res, 400×400 for the Blender scenes)."""
     testskip: int = 8
     """Keep every N-th val/test frame (nerf-pytorch's default 8: 25 of the 200 Blender test views)."""
+    holdout_every: int = 8
+    """No transforms_test.json: every N-th train view (r_0, r_N, …) is evaluated, the others train."""
     cache_dir: Path | None = None
     """Where downscaled images go (default: DATA/iga_cache, or ~/.cache/iga/nerf if DATA is read-only)."""
 
@@ -95,8 +99,13 @@ class IGABlender(Blender):
         k, skip = int(self.config.downscale), int(self.config.testskip)
         if k < 1 or skip < 1:
             raise ConfigError(f"downscale={k} and testskip={skip} must be >= 1")
-        meta = load_from_json(self.data / f"transforms_{split}.json")
-        frames = meta["frames"] if split == "train" else meta["frames"][::skip]
+        try:
+            plan = plan_split(self.data, int(self.config.holdout_every), skip)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        meta, frames = plan.frames(self.data, split)
+        if not frames:
+            raise ConfigError(f"{self.data}: no {split} views under {plan.kind} (holdout_every={plan.holdout_every})")
         filenames, poses = [], []
         for frame in frames:
             src = self.data / Path(frame["file_path"].replace("./", "") + ".png")
@@ -122,7 +131,15 @@ class IGABlender(Blender):
             alpha_color=self.alpha_color_tensor,
             scene_box=scene_box,
             dataparser_scale=self.scale_factor,
-            metadata={"downscale": k, "testskip": skip},
+            metadata={
+                "downscale": k,
+                "testskip": skip,
+                "eval_split": plan.kind,
+                "holdout_every": plan.holdout_every,
+                "split_note": plan.note,
+                # each view's image relative to the scene (the figure reads the full-resolution one)
+                "sources": [frame["file_path"].replace("./", "") + ".png" for frame in frames],
+            },
         )
 
 

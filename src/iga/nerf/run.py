@@ -11,6 +11,9 @@ Training resumes from the latest checkpoint under ``out`` (nerfstudio restores t
 optimizer; Python/torch RNG streams restart from the seed, so a resumed run is not bit-identical
 to an uninterrupted one). No viewer is started (``vis=tensorboard``, quit on completion).
 
+Views evaluated: the scene's test split, or held-out train views when it has none
+(:mod:`iga.nerf.splits`); ``metrics.json`` records which under ``evaluation`` (with a note in words).
+
 Metrics: PSNR from the float renders (nerf-pytorch's convention), SSIM (scikit-image) and LPIPS
 (alex; :class:`iga.metrics.LPIPS`, real weights only, otherwise reported missing) from the uint8
 renders; ground truth = the test image composited on white, at the training resolution.
@@ -48,6 +51,7 @@ class NeRFRunSettings:
     device: str = "auto"
     downscale: int = 2
     testskip: int = 8
+    holdout_every: int = 8
     num_rays: int = 1024
     coarse_samples: int = 64
     fine_samples: int = 128
@@ -117,6 +121,7 @@ def build_config(s: NeRFRunSettings, device: str):
     dm.train_num_rays_per_batch = dm.eval_num_rays_per_batch = s.num_rays
     dm.dataparser.downscale = s.downscale
     dm.dataparser.testskip = s.testskip
+    dm.dataparser.holdout_every = s.holdout_every
     m = config.pipeline.model
     m.num_coarse_samples, m.num_importance_samples = s.coarse_samples, s.fine_samples
     m.net_width, m.net_depth = s.net_width, s.net_depth
@@ -169,6 +174,8 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: str | None = None) 
     lpips = LPIPS(status_file=Path(lpips_status_file) if lpips_status_file else None)
     renders = out / "renders"
     renders.mkdir(parents=True, exist_ok=True)
+    meta = outputs.metadata
+    sources = meta["sources"]
     per_view = []
     for i, path in enumerate(outputs.image_filenames):
         with torch.no_grad():
@@ -184,6 +191,7 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: str | None = None) 
             {
                 "view": i,
                 "file": str(Path(path).name),
+                "source": sources[i],
                 "psnr": psnr(np.clip(pred, 0, 1), gt),
                 "ssim": ssim(pred_u8, gt_u8),
                 "lpips": metric_to_json(lp),
@@ -200,6 +208,14 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: str | None = None) 
         "ssim": mean("ssim"),
         "lpips": lpips_mean,
         "n_views": len(per_view),
+        # which views these are: the real test split, or held-out train views (the note says so)
+        "evaluation": {
+            "split": meta["eval_split"],
+            "holdout_every": meta["holdout_every"] if meta["eval_split"] != "test" else None,
+            "testskip": meta["testskip"] if meta["eval_split"] == "test" else None,
+            "views": sources,
+            "note": meta["split_note"],
+        },
         "per_view": per_view,
         "conventions": {
             "psnr": "float render clipped to [0,1] vs float GT on white, mean over views",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..nerf.splits import HELD_OUT_WORDS
 from . import render, replicates
 from .caveats import CAVEAT_SEP, cell_caveat, table_caveats
 from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, fmt, method_key, metric_label, reason, row_label
@@ -170,14 +171,20 @@ def metric_rows(
     seed: int | str = "",
     caveat: str = "",
 ) -> list[dict]:
-    """One long-form row per metric; a missing metric is a row with an empty value and a note."""
+    """One long-form row per metric; a missing metric is a row with an empty value and a note.
+
+    A cell evaluated on other views than the test split (NeRF on a scene without one) says so in
+    every row's note (``evaluation.note`` of its metrics.json), ahead of any missing-value reason.
+    """
     rows = []
+    views = (metrics.get("evaluation") or {}).get("note", "")
     for name in (n for n in names if n in metrics):
         v, note = metrics[name], ""
         if isinstance(v, dict) and v.get("missing"):
             v, note = "", reason("missing: " + str(v.get("reason", "unknown reason")))
         elif v is None:
             v, note = "", "missing: not recorded"
+        note = "; ".join(n for n in (views, note) if n)
         rows.append(
             {
                 "preset": preset,
@@ -224,13 +231,36 @@ def _average(g: pd.DataFrame) -> dict:
     missing = g[g.value == ""]
     caveats = CAVEAT_SEP.join(dict.fromkeys(c for c in g.get("caveat", []) if c))  # one per distinct setting
     base = dict(g.iloc[0], item="average", cell="", **({"caveat": caveats} if "caveat" in g else {}))
+    views = "".join(f"; {n}" for n in view_notes(g))  # the averaged items' held-out views, kept
     if len(missing):
+        first = _without_views(missing.note.iloc[0])
         return dict(
             base,
             value="",
-            note=f"missing for {len(missing)}/{len(g)} items: " + (reason(missing.note.iloc[0]) or "no value"),
+            note=f"missing for {len(missing)}/{len(g)} items: " + (reason(first) or "no value") + views,
         )
-    return dict(base, value=sum(float(v) for v in g.value) / len(g), note=f"mean over {len(g)} items")
+    return dict(base, value=sum(float(v) for v in g.value) / len(g), note=f"mean over {len(g)} items{views}")
+
+
+def _without_views(note: str) -> str:
+    return "; ".join(p for p in str(note).split("; ") if not p.startswith(HELD_OUT_WORDS))
+
+
+def view_notes(rows: pd.DataFrame) -> list[str]:
+    """The rows' held-out-views notes, each with the items it covers: "held-out … (every 8th), no test split: lego".
+
+    Per-item rows name their item; an average row's note already carries its items."""
+    items: dict[str, list[str]] = {}
+    for item, note in zip(rows["item"], rows["note"]):
+        for part in str(note).split("; "):
+            if not part.startswith(HELD_OUT_WORDS):
+                continue
+            words, _, named = part.partition(": ")
+            for i in named.split(", ") if named else ([] if item == "average" else [item]):
+                items.setdefault(words, [])
+                if i not in items[words]:
+                    items[words].append(i)
+    return [f"{w}: {', '.join(i)}" if i else w for w, i in items.items()]
 
 
 def with_averages(rows) -> pd.DataFrame:
@@ -400,7 +430,10 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
         c[0] if one else (metric_label(c[1]) if spec.columns == "metric" else f"{c[0]} {metric_label(c[1])}")
         for c in cols
     ]
-    notes = sorted({n for n, v in zip(t.note, t.value) if n and (v == "" or IOU_ZERO in n)})
+    notes = sorted({_without_views(n) for n, v in zip(t.note, t.value) if n and (v == "" or IOU_ZERO in n)})
+    # which views were evaluated, when not the test split: per-item rows name them; else the averages
+    per_item = t[t["item"] != "average"]
+    notes = [f"Evaluated on {n}" for n in view_notes(per_item if len(per_item) else t)] + notes
     notes += [replicates.NOISE_RULE] if noisy else []
     marks, caveat_notes = caveat_marks(t, labels)
     notes = caveat_notes + notes + table_caveats(spec.task, t.method)
