@@ -110,11 +110,6 @@ def train_inputs(task, data=lambda wildcards: {}):
     return inputs
 
 
-def cell_dir(task, cell):
-    """The cell's untracked work folder (checkpoints, reconstructions)."""
-    return str(cell.dir(WORK))
-
-
 def record_dir(task, cell):
     """The cell's tracked record folder (iga.cell_records)."""
     return str(cell.dir(RECORDS))
