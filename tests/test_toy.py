@@ -305,6 +305,7 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
         "delta",
         "within_noise",
         "note",
+        "caveat",
         "scale",
     }
     assert all(r["scale"] == "test" for r in rows)  # no --scale-note: the preset's name
