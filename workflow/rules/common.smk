@@ -141,7 +141,7 @@ def keep_record(task):
     (work/ → results/{preset}/cells/, iga.cell_records)."""
 
     def command(wildcards, input, output):
-        work = f"{WORK}/{task}/{wildcards.item}/{wildcards.arch}-{wildcards.method}/s{wildcards.seed}"
+        work = wildcard_cell(task, wildcards).dir(WORK)
         record = Path(output.metrics).parent
         return f"iga keep-record --task {task} --work {work} --record {record} --settings-file {input.settings}"
 
