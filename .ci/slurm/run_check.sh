@@ -145,23 +145,24 @@ for rule in sorted(r for r in by_rule if r and not r.startswith("train_")):  # d
                           "expected the profile's default-resources 4000M / 30 min")
 
 # the GPU was scheduled: SLURM set CUDA_VISIBLE_DEVICES in the job, and `iga gpu-slot` ran the cell on it
-for item in items:
-    for arch in archs:
-        for method in methods:
-            cell = f"{item}/{arch}-{method}"
-            log = Path(f"logs/tiny/image/{cell}.log")
-            text = log.read_text() if log.exists() else ""
-            m = re.search(r"gpu-slot: .*CUDA_VISIBLE_DEVICES=(\S*) - (.*)", text)
-            if not m:
-                errors.append(f"{log}: no gpu-slot line (did the training job run through iga gpu-slot?)")
-            elif m.group(1) not in ("0", "1"):
-                errors.append(f"{log}: the job saw CUDA_VISIBLE_DEVICES={m.group(1)!r}, expected a fake GPU 0 or 1")
-            elif "SLURM allocated" not in m.group(2):
-                errors.append(f"{log}: gpu-slot did not use SLURM's allocation: {m.group(2)}")
-            else:
-                print(f"   {cell}: CUDA_VISIBLE_DEVICES={m.group(1)} ({m.group(2)})")
-            if not Path(f"results/tiny/cells/image/{cell}/metrics.json").exists():
-                errors.append(f"results/tiny/cells/image/{cell}/metrics.json missing")
+from iga.cells import deep_merge, enumerate_cells  # noqa: E402  (the cells, with their seed folders)
+
+config = deep_merge(yaml.safe_load(Path("config.yaml").read_text()), preset)
+for c in enumerate_cells(config, "image"):
+    cell = f"{c.item}/{c.name}/s{c.seed}"
+    log = Path(f"logs/tiny/image/{cell}.log")
+    text = log.read_text() if log.exists() else ""
+    m = re.search(r"gpu-slot: .*CUDA_VISIBLE_DEVICES=(\S*) - (.*)", text)
+    if not m:
+        errors.append(f"{log}: no gpu-slot line (did the training job run through iga gpu-slot?)")
+    elif m.group(1) not in ("0", "1"):
+        errors.append(f"{log}: the job saw CUDA_VISIBLE_DEVICES={m.group(1)!r}, expected a fake GPU 0 or 1")
+    elif "SLURM allocated" not in m.group(2):
+        errors.append(f"{log}: gpu-slot did not use SLURM's allocation: {m.group(2)}")
+    else:
+        print(f"   {cell}: CUDA_VISIBLE_DEVICES={m.group(1)} ({m.group(2)})")
+    if not Path(f"results/tiny/cells/image/{cell}/metrics.json").exists():
+        errors.append(f"results/tiny/cells/image/{cell}/metrics.json missing")
 for t in ("table1_image_average", "table6_image_psnr"):
     if not Path(f"results/tiny/tables/{t}.csv").exists():
         errors.append(f"results/tiny/tables/{t}.csv missing")
