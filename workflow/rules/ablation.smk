@@ -54,8 +54,8 @@ if enabled("image_ablation"):
         twin = Cell("image", cell.item, cell.arch, cell.method, cell.seed)
         if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
             return None
-        settings = resolve_settings(config, cell)
-        if settings != resolve_settings(config, twin):
+        settings = resolved(cell)
+        if settings != resolved(twin):
             return None
         gpu = [job_resources(r)["gpu"] > 0 for r in ("train_image", "train_image_ablation")]
         if settings["train"].get("device", "auto") != "cpu" and gpu[0] != gpu[1]:

@@ -74,6 +74,13 @@ def task_config(task):
     return config["tasks"][task]
 
 
+@functools.lru_cache(maxsize=None)
+def resolved(cell):
+    """A cell's resolved settings (iga.cells.resolve_settings), computed once per cell: the params, the
+    settings file, the digests and the ablation's reuse check all ask for them. Read-only."""
+    return resolve_settings(config, cell)
+
+
 def wildcard_cell(task, wildcards):
     return Cell(task, wildcards.item, wildcards.arch, wildcards.method, int(wildcards.seed))
 
@@ -82,9 +89,7 @@ def cell_settings(task):
     """params function: only this cell's resolved settings, so other edits don't rerun it."""
 
     def settings(wildcards):
-        return json.dumps(
-            resolve_settings(config, wildcard_cell(task, wildcards)), sort_keys=True, separators=(",", ":")
-        )
+        return json.dumps(resolved(wildcard_cell(task, wildcards)), sort_keys=True, separators=(",", ":"))
 
     return settings
 
@@ -101,7 +106,7 @@ def train_inputs(task, data=lambda wildcards: {}):
         cell = wildcard_cell(task, wildcards)
         files = {k: str(v) for k, v in data(wildcards).items() if v}
         path = Path(WORK) / "settings" / task / cell.item / cell.name / f"s{cell.seed}.json"
-        doc = cell_document(resolve_settings(config, cell), files, RESULTS_VERSION)
+        doc = cell_document(resolved(cell), files, RESULTS_VERSION)
         current = sync_settings_file(path, cell.dir(RECORDS), doc)
         if current and not all(Path(f).exists() for f in files.values()):
             files = {}
@@ -171,7 +176,7 @@ def settings_digest(*tasks):
         for group in [None] + sorted(task_config(task).get("grids") or {}):
             for cell in enumerate_cells(config, task, group):
                 h.update(cell.id.encode())
-                h.update(json.dumps(resolve_settings(config, cell), sort_keys=True).encode())
+                h.update(json.dumps(resolved(cell), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 

@@ -37,7 +37,7 @@ if enabled("occupancy"):
         arch = arch or OCC["architectures"][0]
         method = method or OCC["methods"][0]
         seed = cell_seeds(config, "occupancy", item, arch, method)[0]  # task settings do not vary by seed
-        return resolve_settings(config, Cell("occupancy", item, arch, method, seed)).get("task", {})
+        return resolved(Cell("occupancy", item, arch, method, seed)).get("task", {})
 
     def occ_volume(item, resolution):
         if OCC_DATASET == "stanford":
