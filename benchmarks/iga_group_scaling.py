@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from iga_overhead import Setup, compare  # noqa: E402
 
-from iga.cells import Cell, resolve_settings  # noqa: E402
+from iga.cells import Cell, cell_seeds, resolve_settings  # noqa: E402
 from iga.configs import AdjusterConfig, ModelConfig  # noqa: E402
 from iga.models import build_model  # noqa: E402
 from iga.ntk import TopkEigensolver, entk, transformation_matrix  # noqa: E402
@@ -88,7 +88,9 @@ class ToyStep:
         from iga.tasks.toy import build_cell
 
         config = yaml.safe_load((ROOT / "config.yaml").read_text())
-        settings = copy.deepcopy(resolve_settings(config, Cell("toy", item, arch, method)))
+        settings = copy.deepcopy(
+            resolve_settings(config, Cell("toy", item, arch, method, cell_seeds(config, "toy", item, arch, method)[0]))
+        )
         settings["task"].update(kernel_monitor=False, save_residuals=False)
         settings["train"].update(device="cpu")
         if solver:

@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from iga.cells import Cell, enumerate_cells, resolve_settings  # noqa: E402
+from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings  # noqa: E402
 
 # (item, arch, method, cells it prices): one timed case per cost class; the pattern (fnmatch on
 # "item/arch-method") says which cells of the paper grid that class stands for
@@ -46,7 +46,9 @@ CASES = [
 def time_case(
     config: dict, item: str, arch: str, method: str, steps: int, threads: int, tmp: Path, solver: str | None = None
 ) -> dict:
-    settings = resolve_settings(config, Cell("toy", item, arch, method))
+    settings = resolve_settings(
+        config, Cell("toy", item, arch, method, cell_seeds(config, "toy", item, arch, method)[0])
+    )
     full_iterations = int(settings["train"]["iterations"])
     s = copy.deepcopy(settings)
     if solver:

@@ -42,6 +42,23 @@ def test_fast_entk_equals_jacobian_kernel(arch, technique):
     assert torch.allclose(entk(model, x), J @ J.T, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("technique", ["none", "fr"])
+def test_blocked_symmetric_entk_equals_jacobian_kernel(monkeypatch, technique):
+    """Large kernels are assembled from upper-triangular blocks: same K (uneven blocks, frozen parts)."""
+    import iga.ntk as ntk
+
+    monkeypatch.setattr(ntk, "SYMMETRIC_FROM", 8)
+    monkeypatch.setattr(ntk, "SYMMETRIC_BLOCK", 5)  # 23 points: 4 blocks of 5-6 rows
+    model = small_model("SIREN", technique)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    first.weight.requires_grad_(False)  # a layer with its bias alone trainable
+    x = torch.rand(23, 2) * 2 - 1
+    J = jacobian(model, x)
+    K = entk(model, x)
+    assert torch.allclose(K, K.T, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(K, J @ J.T, rtol=1e-10, atol=1e-12)
+
+
 def test_grouped_entk_is_kernel_of_group_summed_gradients():
     model = small_model("ReLU")
     x = torch.rand(5, 4, 2) * 2 - 1
