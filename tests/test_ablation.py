@@ -376,6 +376,8 @@ def test_variant_descriptions():
     assert "[= the paper text]" in describe_variant("paper", 0)
     assert "[= the official code]" in describe_variant("official", "1")
     assert "our default" in describe_variant("official", "0")
+    assert "top-k eigensolver" in describe_variant("official", "0", "topk")
+    assert "eigensolver" not in describe_variant("official", "0", "auto")  # the default goes unsaid
 
 
 def test_collect_reads_a_cell_and_writes_all_three_tables(tmp_path):

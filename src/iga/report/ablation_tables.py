@@ -53,6 +53,7 @@ COLLECT_METRICS = (
     "sampling",
     "eq5_variant",
     "indexing_quirk",
+    "eigensolver",
 )
 
 
@@ -81,6 +82,7 @@ def collect_cell(metrics_path: Path, preset: str, dataset: str) -> list[dict]:
         "sampling": adj.get("sampling", "slr") if iga else None,
         "eq5_variant": adj.get("variant", "official") if iga else None,
         "indexing_quirk": int(bool(adj.get("official_indexing_quirk", False))) if iga else None,
+        "eigensolver": adj.get("solver", "auto") if iga else None,
     }
     device = cost["device"] or "unknown"
     rows = []
@@ -89,7 +91,7 @@ def collect_cell(metrics_path: Path, preset: str, dataset: str) -> list[dict]:
         if v is None:
             if name == "peak_gpu_mb" and not device.startswith("cuda"):
                 continue
-            if name in ("end", "sampling", "eq5_variant", "indexing_quirk") and not iga:
+            if name in ("end", "sampling", "eq5_variant", "indexing_quirk", "eigensolver") and not iga:
                 continue
         note = ""
         if name in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s"):
@@ -440,8 +442,11 @@ def build_table5(rows: Sequence[dict], grid: tuple[list, list, list], dataset: s
 
 
 # --- the paper text vs the official code ----------------------------------------------------
-def describe_variant(eq5: str | None, quirk) -> str:
-    """What a variant cell ran, and whose description it follows: the paper text, the code, or both."""
+def describe_variant(eq5: str | None, quirk, solver: str | None = None) -> str:
+    """What a variant cell ran, and whose description it follows: the paper text, the code, or both.
+
+    A solver other than the default ``auto`` is named: the decomposition differs, the kernel does not.
+    """
     q = str(quirk) in ("1", "1.0", "True", "true")
     w = "λ_i outside the range (eq. 5 as printed)" if eq5 == "paper" else "1 outside the range (official code)"
     s = "all-groups indexing (official code quirk)" if q else "one point per group (paper text)"
@@ -450,7 +455,8 @@ def describe_variant(eq5: str | None, quirk) -> str:
         ("official", True): "= the official code",
         ("official", False): "our default: the code's weight, the text's sampling",
     }.get((eq5, q), "mixed")
-    return f"{w}; {s} [{who}]"
+    how = {"topk": "; top-k eigensolver", "eigh": "; dense eigh"}.get(str(solver), "")
+    return f"{w}; {s}{how} [{who}]"
 
 
 def build_variants(rows: Sequence[dict], grid: tuple[list, list, list], dataset: str) -> list[dict]:
@@ -461,12 +467,13 @@ def build_variants(rows: Sequence[dict], grid: tuple[list, list, list], dataset:
     out = []
     for a in _arch_sorted(archs):
         for m in methods:
-            eq5 = quirk = None
+            eq5 = quirk = solver = None
             for i in items:
                 if cells.has(i, a, m):
                     eq5, quirk = cells.raw(i, a, m, "eq5_variant"), cells.raw(i, a, m, "indexing_quirk")
+                    solver = cells.raw(i, a, m, "eigensolver")
                     break
-            desc = describe_variant(eq5, quirk) if eq5 is not None else "not an IGA cell"
+            desc = describe_variant(eq5, quirk, solver) if eq5 is not None else "not an IGA cell"
             papers = []
             for i in items:
                 v, std, n = cells.stat(i, a, m, "psnr")
