@@ -147,6 +147,18 @@ def test_skipped_rayleigh_ritz_steps_keep_the_result_and_adapt():
     assert es.expected[True] < needed + 6  # SIREN: the float32 products (a flat spectrum)
 
 
+def test_steep_spectrum_goes_straight_to_float64_on_the_next_calls():
+    K = image_entk("ReLU")  # λ_end/λ_0 far below 1e-2: the float32 attempt stops at its first product
+    es = TopkEigensolver()
+    transformation_matrix(K, 25, solver="topk", eigensolver=es)
+    assert es.float64_only == TopkEigensolver.STEEP_SKIP
+    first = es.counts["iterations"]
+    S = transformation_matrix(K, 25, solver="topk", eigensolver=es)
+    assert es.float64_only == TopkEigensolver.STEEP_SKIP - 1
+    assert es.counts["iterations"] - first < first  # warm, and no wasted float32 product
+    assert s_error(S, K, 25) <= TOL and es.counts["fallbacks"] == 0
+
+
 def test_no_convergence_falls_back_to_eigh_and_is_counted():
     K = image_entk("SIREN")
     es = TopkEigensolver(max_iter=1)

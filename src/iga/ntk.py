@@ -337,6 +337,9 @@ class TopkEigensolver:
         # products the last converged call needed, per precision: the Rayleigh–Ritz step (an eigh of the
         # growing projected matrix, the largest cost after the products) is skipped until one before that
         self.expected = {True: 0, False: 0}
+        self.float64_only = 0  # calls left that skip the float32 attempt (its first product would be wasted)
+
+    STEEP_SKIP = 25
 
     def block_size(self, n: int, wanted: int) -> int:
         return min(n, wanted + self.oversample)
@@ -360,7 +363,9 @@ class TopkEigensolver:
         b = self.block_size(n, wanted)
         start = self._start(K, b)
         used = 0
-        if K.dtype == torch.float32:
+        if self.float64_only:  # a steep spectrum was seen lately: straight to float64 products
+            self.float64_only -= 1
+        elif K.dtype == torch.float32:
             # flat spectra (PE, SIREN: λ_end/λ_0 ~ 2e-2) converge slowly; their products may run in float32
             # (6x cheaper on CPU) while the tolerance, tol·λ_end, stays well above float32's error
             # (~1e-7·λ_0). The result is then checked with one float64 product, and polished if needed.
@@ -371,6 +376,8 @@ class TopkEigensolver:
                     return self._done(theta, V, basis, used)
             if basis is not None:
                 start = basis
+                if theta is None:  # stopped as steep (ReLU: λ_end/λ_0 ~ 2e-4); spectra change slowly
+                    self.float64_only = self.STEEP_SKIP
         theta, V, basis, its = self._krylov(K64, K64, start, wanted, b, self.max_iter - used, fast=False)
         used += its
         if theta is None:
