@@ -91,6 +91,14 @@ def _page(args) -> int:
     return 0
 
 
+def _claims(args) -> int:
+    from ..report.claims import write
+
+    claims = write([Path(p) for p in args.tables], Path(args.out_csv), Path(args.out_md))
+    print(f"{len(claims)} claims -> {args.out_md}")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("collect", help="cell metrics.json files → one long-form CSV")
     p.add_argument("--task", required=True, help="task of the cells (image, occupancy, nerf)")
@@ -109,6 +117,12 @@ def register(sub) -> None:
     p.add_argument("--out-dir", required=True, help="folder for NAME.csv, NAME.md and NAME.tex")
     p.add_argument("--scale-note", default="", help="the run's scale, printed on every table and CSV row")
     p.set_defaults(func=_tables)
+
+    p = sub.add_parser("claims", help="paper tables' CSVs → is IGA the best method, here and in the paper")
+    p.add_argument("--out-csv", required=True, help="claims.csv to write (one row per table cell compared)")
+    p.add_argument("--out-md", required=True, help="claims.md to write (the same, as a readable table)")
+    p.add_argument("tables", nargs="+", help="the paper tables' CSVs (Tables 1/6, 2/9, 3/10; others are ignored)")
+    p.set_defaults(func=_claims)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
     p.add_argument(
