@@ -67,7 +67,11 @@ if any(enabled(t) for t in config.get("tasks", {})):
 
 # Is IGA the best method, here and in the paper: every average and per-item cell of Tables 1/6, 2/9, 3/10,
 # read from the tables' own CSVs (iga.report.claims); FINDINGS cites it instead of copying numbers.
-_CLAIM_TABLES = [f for f in reported_outputs() if _re.search(r"/tables/table(1|2|3|6|9|10)_[^/]*\.csv$", f)]
+_CLAIM_TABLES = [
+    f
+    for f in reported_outputs()
+    if Path(f).parent.name == "tables" and _re.fullmatch(r"table(1|2|3|6|9|10)_.*\.csv", Path(f).name)
+]
 if _CLAIM_TABLES:
 
     rule claims_table:
