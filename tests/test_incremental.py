@@ -30,6 +30,7 @@ AGGREGATIONS = {
     "tables_image",
     "figures_image",
     "cost_table",
+    "claims_table",  # IGA against the best other method, from the tables (iga.report.claims)
     "all",
     "figures_image_curves",  # training curves (iga.report.curve_figures)
     "report_page_tables",
