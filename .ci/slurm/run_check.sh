@@ -149,8 +149,8 @@ from iga.cells import deep_merge, enumerate_cells  # noqa: E402  (the cells, wit
 
 config = deep_merge(yaml.safe_load(Path("config.yaml").read_text()), preset)
 for c in enumerate_cells(config, "image"):
-    cell = f"{c.item}/{c.name}/s{c.seed}"
-    log = Path(f"logs/tiny/image/{cell}.log")
+    cell = c.id
+    log = c.dir("logs/tiny").with_suffix(".log")
     text = log.read_text() if log.exists() else ""
     m = re.search(r"gpu-slot: .*CUDA_VISIBLE_DEVICES=(\S*) - (.*)", text)
     if not m:
@@ -161,8 +161,8 @@ for c in enumerate_cells(config, "image"):
         errors.append(f"{log}: gpu-slot did not use SLURM's allocation: {m.group(2)}")
     else:
         print(f"   {cell}: CUDA_VISIBLE_DEVICES={m.group(1)} ({m.group(2)})")
-    if not Path(f"results/tiny/cells/image/{cell}/metrics.json").exists():
-        errors.append(f"results/tiny/cells/image/{cell}/metrics.json missing")
+    if not (c.dir("results/tiny/cells") / "metrics.json").exists():
+        errors.append(f"{c.dir('results/tiny/cells')}/metrics.json missing")
 for t in ("table1_image_average", "table6_image_psnr"):
     if not Path(f"results/tiny/tables/{t}.csv").exists():
         errors.append(f"results/tiny/tables/{t}.csv missing")

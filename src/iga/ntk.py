@@ -114,26 +114,28 @@ def _bias_trainable(m) -> bool:
     return m.bias is not None and m.bias.requires_grad
 
 
+def _jacobian_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    j = jacobian(model, x)
+    return j @ j.T
+
+
 def entk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """eNTK K = J·Jᵀ of the points ``x`` [n, in] without forming J (falls back to it when needed)."""
     _check_no_batch_coupling(model)
     layers = _linear_layers(model)
     if layers is None:
         log.debug("entk: parameters outside linear layers, using the vmap Jacobian")
-        j = jacobian(model, x)
-        return j @ j.T
+        return _jacobian_kernel(model, x)
     n = x.shape[0]
-    K = torch.zeros(n, n, dtype=x.dtype, device=x.device)
     try:
         factors = _layer_factors(model, x, layers)
     except RuntimeError:
-        j = jacobian(model, x)
-        return j @ j.T
+        return _jacobian_kernel(model, x)
     if any(a.shape[0] != n or a.dim() != 2 for _, a, _ in factors):  # several vectors per sample
-        j = jacobian(model, x)
-        return j @ j.T
+        return _jacobian_kernel(model, x)
     if n >= SYMMETRIC_FROM:
         return _assemble_symmetric(factors, n, x)
+    K = torch.zeros(n, n, dtype=x.dtype, device=x.device)
     for m, a, d in factors:
         inner = a @ a.T if _weight_trainable(m) else torch.zeros(n, n, dtype=a.dtype, device=a.device)
         if _bias_trainable(m):

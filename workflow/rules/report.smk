@@ -10,6 +10,8 @@
 import os as _os
 import re as _re
 
+from iga.report.claims import CLAIM_TABLES  # the tables the claims are read from
+
 
 report: "../report/workflow.rst"
 
@@ -70,7 +72,9 @@ if any(enabled(t) for t in config.get("tasks", {})):
 _CLAIM_TABLES = [
     f
     for f in reported_outputs()
-    if Path(f).parent.name == "tables" and _re.fullmatch(r"table(1|2|3|6|9|10)_.*\.csv", Path(f).name)
+    if Path(f).parent.name == "tables"
+    and f.endswith(".csv")
+    and Path(f).name.split("_")[0] in {f"table{t}" for t in CLAIM_TABLES}
 ]
 if _CLAIM_TABLES:
 

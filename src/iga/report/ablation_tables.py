@@ -55,6 +55,7 @@ COLLECT_METRICS = (
     "indexing_quirk",
     "eigensolver",
 )
+IGA_ONLY = ("end", "sampling", "eq5_variant", "indexing_quirk", "eigensolver")  # no row for other methods
 
 
 # --- collect ------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def collect_cell(metrics_path: Path, preset: str, dataset: str) -> list[dict]:
         if v is None:
             if name == "peak_gpu_mb" and not device.startswith("cuda"):
                 continue
-            if name in ("end", "sampling", "eq5_variant", "indexing_quirk", "eigensolver") and not iga:
+            if name in IGA_ONLY and not iga:
                 continue
         note = ""
         if name in ("time_per_iteration_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "job_wall_time_s"):

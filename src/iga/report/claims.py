@@ -135,14 +135,24 @@ def build(tables: pd.DataFrame) -> pd.DataFrame:
 
 
 def _spread(value, std, n, metric) -> str:
-    return replicates.text("" if value is None or pd.isna(value) else value, std if std == std else "", n, metric)
+    return replicates.text(_or_blank(value), _or_blank(std), n, metric)
+
+
+def _or_blank(x):
+    v = _num(x)
+    return "" if v is None else v
+
+
+def _signed(x, metric: str) -> str:
+    """A gap in the metric's digits (labels.fmt), with its sign; "—" for none."""
+    v = _num(x)
+    return fmt(v, metric) if v is None or v < 0 else "+" + fmt(v, metric)
 
 
 def layout(claims: pd.DataFrame) -> render.Layout:
     rows, has = [], claims["gap"].notna()
     for c in claims.itertuples(index=False):
-        gap = "—" if pd.isna(c.gap) else f"{c.gap:+.{4 if c.metric != 'psnr' else 2}f}"
-        paper_gap = "—" if pd.isna(c.paper_gap) else f"{c.paper_gap:+.{4 if c.metric != 'psnr' else 2}f}"
+        gap, paper_gap = _signed(c.gap, c.metric), _signed(c.paper_gap, c.metric)
         other = f"{c.best_other} {_spread(c.best_other_value, c.best_other_std, c.best_other_n, c.metric)}"
         paper_other = (
             f"{c.paper_best_other} {fmt(_num(c.paper_best_other_value), c.metric)}" if c.paper_best_other else "—"
