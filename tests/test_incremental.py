@@ -31,6 +31,8 @@ AGGREGATIONS = {
     "figures_image",
     "cost_table",
     "claims_table",  # IGA against the best other method, from the tables (iga.report.claims)
+    "findings",  # FINDINGS.md from its template and the results (iga.report.findings)
+    "report_page_findings",
     "all",
     "figures_image_curves",  # training curves (iga.report.curve_figures)
     "report_page_tables",

@@ -6,7 +6,7 @@
 # with report(...) as usual, and this file (included after them) turns every marked table (NAME.md) and
 # figure (PNG) among the final outputs into a small standalone HTML page (`iga report-page`) marked with the same
 # category, subcategory and caption; the page replaces the file in the report. A table's .csv and .tex
-# stay as downloads. results/{preset}/FINDINGS.md, where present, is shown too.
+# stay as downloads. results/{preset}/FINDINGS.md (rule findings, below), where present, is shown too.
 import os as _os
 import re as _re
 
@@ -163,7 +163,27 @@ for _kind, _src_key, _flag in (("tables", "markdown", "--markdown"), ("figures",
             "iga report-page {params.flag} {input.src:q} {params.caption} --out {output:q} > {log} 2>&1"
 
 
-if _os.path.exists(_FINDINGS):
+# FINDINGS.md: the preset's analysis, written once as a template whose numbers are all read from the
+# results (iga.report.findings), so a rerun cannot leave a stale number in it.
+_FINDINGS_TEMPLATE = f"workflow/report/findings/{PRESET}.md.j2"
+_HAS_FINDINGS = _os.path.exists(_FINDINGS_TEMPLATE) or _os.path.exists(_FINDINGS)
+if _os.path.exists(_FINDINGS_TEMPLATE):
+
+    rule findings:
+        input:
+            template=_FINDINGS_TEMPLATE,
+            tables=[f for f in FINAL_OUTPUTS if Path(f).parent.name == "tables" and f.endswith(".csv")],
+            records=training_records(),
+        output:
+            _FINDINGS,
+        log:
+            f"{LOGS}/report/findings.log",
+        shell:
+            "iga findings --template {input.template:q} --out {output:q}"
+            " {input.records} > {log} 2>&1"
+
+
+if _HAS_FINDINGS:
 
     rule report_page_findings:
         input:
@@ -179,5 +199,5 @@ if _os.path.exists(_FINDINGS):
 def all_targets():
     """rule all: the final outputs, with each table and figure's report page and the findings page."""
     pages = [f"{REPORT_PAGES}/{kind}/{name}.html" for kind, name in sorted(REPORT_ENTRIES)]
-    findings = [f"{REPORT_PAGES}/FINDINGS.html"] if _os.path.exists(_FINDINGS) else []
+    findings = [f"{REPORT_PAGES}/FINDINGS.html"] if _HAS_FINDINGS else []
     return FINAL_OUTPUTS + pages + findings

@@ -99,6 +99,21 @@ def _claims(args) -> int:
     return 0
 
 
+def _findings(args) -> int:
+    from ..provenance import atomic_file
+    from ..report.findings import render
+
+    results = Path(args.results) if args.results else Path(args.out).parent
+    for path in (Path(args.template), results / "tables"):
+        if not path.exists():
+            raise ConfigError(f"findings: {path} does not exist; give the preset's template and results folder")
+    text = render(Path(args.template), results, [Path(m) for m in args.records])
+    with atomic_file(Path(args.out)) as f:
+        f.write(text)
+    print(args.out)
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("collect", help="cell metrics.json files → one long-form CSV")
     p.add_argument("--task", required=True, help="task of the cells (image, occupancy, nerf)")
@@ -123,6 +138,13 @@ def register(sub) -> None:
     p.add_argument("--out-md", required=True, help="claims.md to write (the same, as a readable table)")
     p.add_argument("tables", nargs="+", help="the paper tables' CSVs (Tables 1/6, 2/9, 3/10; others are ignored)")
     p.set_defaults(func=_claims)
+
+    p = sub.add_parser("findings", help="FINDINGS.md: a template's prose with every number read from the results")
+    p.add_argument("--template", required=True, help="Jinja2 template (workflow/report/findings/PRESET.md.j2)")
+    p.add_argument("--results", help="the preset's results folder, with tables/*.csv (default: the folder of --out)")
+    p.add_argument("--out", required=True, help="FINDINGS.md to write")
+    p.add_argument("records", nargs="*", help="the cells' metrics.json (their provenance.json beside: wall times)")
+    p.set_defaults(func=_findings)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")
     p.add_argument(

@@ -149,6 +149,25 @@ def _signed(x, metric: str) -> str:
     return fmt(v, metric) if v is None or v < 0 else "+" + fmt(v, metric)
 
 
+def summary(claims: pd.DataFrame) -> str:
+    """One sentence: in how many comparisons IGA is best here, within noise, and agreeing with the paper."""
+    has = claims["gap"].notna()
+    best_here = int((claims.loc[has, "gap"] > 0).sum())
+    noisy = int((claims.loc[has, "within_noise"] == 1).sum())
+    with_paper = claims["paper_gap"].notna() & has
+    agree = int(((claims.loc[with_paper, "gap"] > 0) == (claims.loc[with_paper, "paper_gap"] > 0)).sum())
+    n_paper = int(with_paper.sum())
+    return (
+        f"IGA is the best method in {best_here} of {int(has.sum())} comparisons here"
+        + (f" ({noisy} of them within the seeds' noise)" if noisy else "")
+        + (
+            f"; of the {n_paper} with a paper value, {agree} agree with the paper on whether IGA is best."
+            if n_paper
+            else "; the paper has no values for these cells."
+        )
+    )
+
+
 def layout(claims: pd.DataFrame) -> render.Layout:
     rows, has = [], claims["gap"].notna()
     for c in claims.itertuples(index=False):
@@ -172,20 +191,8 @@ def layout(claims: pd.DataFrame) -> render.Layout:
                 c.verdict,
             ]
         )
-    best_here = int((claims.loc[has, "gap"] > 0).sum())
+    summary_text = summary(claims)
     noisy = int((claims.loc[has, "within_noise"] == 1).sum())
-    with_paper = claims["paper_gap"].notna() & has
-    agree = int(((claims.loc[with_paper, "gap"] > 0) == (claims.loc[with_paper, "paper_gap"] > 0)).sum())
-    n_paper = int(with_paper.sum())
-    summary = (
-        f"IGA is the best method in {best_here} of {int(has.sum())} comparisons here"
-        + (f" ({noisy} of them within the seeds' noise)" if noisy else "")
-        + (
-            f"; of the {n_paper} with a paper value, {agree} agree with the paper on whether IGA is best."
-            if n_paper
-            else "; the paper has no values for these cells."
-        )
-    )
     scale = next((s for s in claims["scale"] if isinstance(s, str) and s), "")
     return render.Layout(
         "Is IGA the best method? Ours against the paper, per table cell",
@@ -204,7 +211,7 @@ def layout(claims: pd.DataFrame) -> render.Layout:
             "Verdict",
         ],
         rows,
-        intro=summary + " Gap: IGA minus the best other method in the metric's good direction (positive: IGA "
+        intro=summary_text + " Gap: IGA minus the best other method in the metric's good direction (positive: IGA "
         "better). Values as the paper tables print them (mean ± std (n) over seeds where n > 1).",
         notes=[replicates.NOISE_RULE] if noisy else [],
     )
