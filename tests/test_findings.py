@@ -119,7 +119,7 @@ def test_ranking_ours_and_the_papers(tmp_path, results):
         results,
         "{{ ranking(1, 'average', 'psnr', 'PE') }} / {{ ranking(1, 'average', 'psnr', 'PE', paper=True) }}",
     )
-    assert out.split("\n\n")[0] == "IGA 32.25 > vanilla 30.00 / IGA 34.00 > vanilla 31.00"
+    assert out.split("\n\n")[0] == "IGA 32.25 ± 0.40 (n=3) > vanilla 30.00 / IGA 34.00 > vanilla 31.00"
 
 
 def test_a_changed_result_changes_findings(tmp_path, results):
