@@ -89,7 +89,7 @@ def _render(tmp_path, results_and_records, text):
     template = tmp_path / "t.md.j2"
     template.write_text(text)
     results, records = results_and_records
-    return findings.render(template, results, records)
+    return findings.render(template, sorted((results / "tables").glob("*.csv")), records)
 
 
 def test_numbers_come_from_the_results_as_the_tables_print_them(tmp_path, results):
@@ -167,5 +167,6 @@ def test_committed_findings_are_the_template_over_the_committed_results(template
     results = ROOT / "results" / preset
     records = sorted((results / "cells").rglob("metrics.json"))
     committed = (results / "FINDINGS.md").read_text()
-    rendered = findings.render(template, results, records, name=template.relative_to(ROOT).as_posix())
+    tables = sorted((results / "tables").glob("*.csv"))
+    rendered = findings.render(template, tables, records, name=template.relative_to(ROOT).as_posix())
     assert rendered == committed, f"results/{preset}/FINDINGS.md is stale: rerun the `findings` rule"

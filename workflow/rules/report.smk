@@ -179,7 +179,7 @@ if _os.path.exists(_FINDINGS_TEMPLATE):
         log:
             f"{LOGS}/report/findings.log",
         shell:
-            "iga findings --template {input.template:q} --out {output:q} {input.records} > {log} 2>&1"
+            "iga findings --template {input.template:q} --out {output:q} --tables {input.tables:q} --records {input.records:q} > {log} 2>&1"
 
 
 if _HAS_FINDINGS:

@@ -103,11 +103,10 @@ def _findings(args) -> int:
     from ..provenance import atomic_file
     from ..report.findings import render
 
-    results = Path(args.results) if args.results else Path(args.out).parent
-    for path in (Path(args.template), results / "tables"):
+    for path in [Path(args.template), *map(Path, args.tables)]:
         if not path.exists():
-            raise ConfigError(f"findings: {path} does not exist; give the preset's template and results folder")
-    text = render(Path(args.template), results, [Path(m) for m in args.records])
+            raise ConfigError(f"findings: {path} does not exist; give the preset's template and its tables' CSVs")
+    text = render(Path(args.template), [Path(t) for t in args.tables], [Path(m) for m in args.records])
     with atomic_file(Path(args.out)) as f:
         f.write(text)
     print(args.out)
@@ -141,9 +140,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("findings", help="FINDINGS.md: a template's prose with every number read from the results")
     p.add_argument("--template", required=True, help="Jinja2 template (workflow/report/findings/PRESET.md.j2)")
-    p.add_argument("--results", help="the preset's results folder, with tables/*.csv (default: the folder of --out)")
     p.add_argument("--out", required=True, help="FINDINGS.md to write")
-    p.add_argument("records", nargs="*", help="the cells' metrics.json (their provenance.json beside: wall times)")
+    p.add_argument("--tables", nargs="+", required=True, help="the tables' CSVs, claims.csv and cost.csv among them")
+    p.add_argument("--records", nargs="*", default=[], help="cells' metrics.json (provenance.json beside: wall times)")
     p.set_defaults(func=_findings)
 
     p = sub.add_parser("figure-image", help="paper Figs. 4 (crops) and 10 (visual) from reconstructions")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import render, replicates
-from .labels import LOWER_IS_BETTER, arch_key, fmt, metric_label
+from .labels import LOWER_IS_BETTER, arch_key, fmt, metric_label, number
 
 CLAIM_TABLES = ("1", "6", "2", "9", "3", "10")  # averages and per-item values of images, occupancy, NeRF
 AVERAGE_OF = {"6": "1", "9": "2", "10": "3"}  # a per-item table's average rows repeat its average table's
@@ -43,20 +43,16 @@ COLUMNS = [
 ]
 
 
-def _num(x) -> float | None:
-    return None if x is None or x == "" or pd.isna(x) else float(x)
-
-
 def _better(a: float, b: float, metric: str) -> float:
     """a's lead over b in the metric's good direction."""
     return b - a if metric in LOWER_IS_BETTER else a - b
 
 
 def _best(rows: pd.DataFrame, column: str, metric: str) -> pd.Series | None:
-    have = rows[rows[column].map(_num).notna()]
+    have = rows[rows[column].map(number).notna()]
     if have.empty:
         return None
-    values = have[column].map(_num)
+    values = have[column].map(number)
     return have.loc[values.idxmin() if metric in LOWER_IS_BETTER else values.idxmax()]
 
 
@@ -88,13 +84,13 @@ def build(tables: pd.DataFrame) -> pd.DataFrame:
             continue
         i = iga.iloc[0]
         best = _best(others, "value", metric)
-        value = _num(i["value"])
+        value = number(i["value"])
         gap = noise = None
         if best is not None and value is not None:
             gap = _better(value, float(best["value"]), metric)
             noise = replicates.within_noise(i.to_dict(), best.to_dict())
         paper_best = _best(others, "paper_value", metric)
-        paper_iga = _num(i["paper_value"])
+        paper_iga = number(i["paper_value"])
         if value is None and paper_iga is None:  # nothing to compare (e.g. LPIPS offline, no paper value)
             continue
         paper_gap = (
@@ -110,17 +106,17 @@ def build(tables: pd.DataFrame) -> pd.DataFrame:
                 "metric": metric,
                 "architecture": arch,
                 "iga": value,
-                "iga_std": _num(i.get("std")),
+                "iga_std": number(i.get("std")),
                 "iga_n": replicates.count(i.get("n")),
                 "best_other": best["method"] if best is not None else "",
-                "best_other_value": _num(best["value"]) if best is not None else None,
-                "best_other_std": _num(best.get("std")) if best is not None else None,
+                "best_other_value": number(best["value"]) if best is not None else None,
+                "best_other_std": number(best.get("std")) if best is not None else None,
                 "best_other_n": replicates.count(best.get("n")) if best is not None else None,
                 "gap": gap,
                 "within_noise": int(bool(noise)) if gap is not None else None,
                 "paper_iga": paper_iga,
                 "paper_best_other": paper_best["method"] if paper_best is not None else "",
-                "paper_best_other_value": _num(paper_best["paper_value"]) if paper_best is not None else None,
+                "paper_best_other_value": number(paper_best["paper_value"]) if paper_best is not None else None,
                 "paper_gap": paper_gap,
                 "verdict": verdict(gap, bool(noise), paper_gap),
                 "scale": i.get("scale", ""),
@@ -139,13 +135,13 @@ def _spread(value, std, n, metric) -> str:
 
 
 def _or_blank(x):
-    v = _num(x)
+    v = number(x)
     return "" if v is None else v
 
 
-def _signed(x, metric: str) -> str:
+def signed(x, metric: str) -> str:
     """A gap in the metric's digits (labels.fmt), with its sign; "—" for none."""
-    v = _num(x)
+    v = number(x)
     return fmt(v, metric) if v is None or v < 0 else "+" + fmt(v, metric)
 
 
@@ -171,10 +167,10 @@ def summary(claims: pd.DataFrame) -> str:
 def layout(claims: pd.DataFrame) -> render.Layout:
     rows, has = [], claims["gap"].notna()
     for c in claims.itertuples(index=False):
-        gap, paper_gap = _signed(c.gap, c.metric), _signed(c.paper_gap, c.metric)
+        gap, paper_gap = signed(c.gap, c.metric), signed(c.paper_gap, c.metric)
         other = f"{c.best_other} {_spread(c.best_other_value, c.best_other_std, c.best_other_n, c.metric)}"
         paper_other = (
-            f"{c.paper_best_other} {fmt(_num(c.paper_best_other_value), c.metric)}" if c.paper_best_other else "—"
+            f"{c.paper_best_other} {fmt(number(c.paper_best_other_value), c.metric)}" if c.paper_best_other else "—"
         )
         rows.append(
             [
@@ -185,7 +181,7 @@ def layout(claims: pd.DataFrame) -> render.Layout:
                 _spread(c.iga, c.iga_std, c.iga_n, c.metric) + (replicates.NOISE_MARK if c.within_noise == 1 else ""),
                 other if c.best_other else "—",
                 gap,
-                fmt(_num(c.paper_iga), c.metric),
+                fmt(number(c.paper_iga), c.metric),
                 paper_other,
                 paper_gap,
                 c.verdict,

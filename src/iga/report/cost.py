@@ -24,7 +24,7 @@ from ..cells import Cell
 from ..configs import ConfigError
 from ..result_record import RECORD_FILE, RECORD_VERSION, TIME_PER_ITERATION
 from . import render
-from .labels import arch_key, fmt, method_key
+from .labels import arch_key, fmt, method_key, number
 from .tables import TABLE_ROW_KEYS, write_long_csv
 
 # (metric, column label, unit) in the order the tables show them; the record's key where it differs
@@ -41,14 +41,6 @@ COST_METRICS = (
 RECORD_KEYS = {"train_time_s": "train_time_this_run_s"}
 TASK_ORDER = ("toy", "image", "image_ablation", "occupancy", "nerf")
 REEVALUATED = "re-evaluated only (this job trained no step)"
-
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if pd.isna(f) else f
 
 
 def _status(rec: dict) -> str:
@@ -77,7 +69,7 @@ def read_cell(metrics_path: Path) -> dict:
     elif status == "older record":  # its times follow older definitions: none of them is shown
         notes.append(f"{path} predates the result record (version {RECORD_VERSION}); retrain the cell to measure it")
         rec = {"device": rec.get("device", "")}
-    values = {m: _num(rec.get(RECORD_KEYS.get(m, m))) for m, _, _ in COST_METRICS}
+    values = {m: number(rec.get(RECORD_KEYS.get(m, m))) for m, _, _ in COST_METRICS}
     if status == REEVALUATED:
         values["time_per_iteration_s"] = None
         notes.append(REEVALUATED)
@@ -132,7 +124,7 @@ def cost_rows(cells: Sequence[dict], datasets: dict[str, str]) -> pd.DataFrame:
     out = []
     for c in cells_frame(cells).to_dict("records"):
         for metric, _, _ in COST_METRICS:
-            v = _num(c[metric])
+            v = number(c[metric])
             if metric == "peak_gpu_mb" and v is None and not c["device"].startswith("cuda"):
                 continue  # a CPU cell has no GPU memory to report
             note = f"device: {c['device'] or 'unknown'}; measured by job {c['invocation'] or 'unknown'}: {c['status']}"

@@ -39,6 +39,14 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+def number(x) -> float | None:
+    """A table or record value as a number; None for no value (empty text, None or NaN)."""
+    if x is None or x == "":
+        return None
+    v = float(x)
+    return None if v != v else v  # NaN: pandas' empty cell
+
+
 def fmt(value, metric: str = "", digits: int | None = None) -> str:
     """A value as the paper prints it; "—" for no value."""
     if value in ("", None):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .labels import fmt
+from .labels import fmt, number
 
 NOISE_MARK = "†"
 NOISE_RULE = (
@@ -35,10 +35,6 @@ def summary(values: Sequence[float]) -> tuple[float, float | None, int]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)), n
 
 
-def _num(x) -> float | None:
-    return None if x in ("", None) else float(x)
-
-
 def count(n) -> int:
     """A row's ``n`` (text or number; empty: one value)."""
     return 1 if n in ("", None) else int(float(n))
@@ -56,10 +52,10 @@ def text(value, std="", n="", metric: str = "", digits: int | None = None, scale
 
 def within_noise(a: Mapping, b: Mapping) -> bool:
     """Whether rows ``a`` and ``b`` ({value, std, n}) differ by less than the larger seed spread."""
-    va, vb = _num(a.get("value")), _num(b.get("value"))
+    va, vb = number(a.get("value")), number(b.get("value"))
     if va is None or vb is None:
         return False
-    stds = [_num(r.get("std")) for r in (a, b) if count(r.get("n")) > 1 and _num(r.get("std")) is not None]
+    stds = [number(r.get("std")) for r in (a, b) if count(r.get("n")) > 1 and number(r.get("std")) is not None]
     return bool(stds) and abs(va - vb) < max(stds)
 
 
