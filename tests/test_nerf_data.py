@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from snakemake_runner import ROOT, copy_workflow, run_snakemake
 
 from iga.cli import main
 from iga.data.scene_folder import SceneFolderError, copy_scene, nerf_scene_source, read_sums
@@ -85,20 +87,113 @@ def test_scene_folder_without_sums_is_copied(tmp_path):
     assert "transforms_test.json" in files and (tmp_path / "out" / "test" / "r_1.png").is_file()
 
 
-def test_scene_source_prefers_the_real_test_split(tmp_path):
+def test_scene_source_is_the_mirror_folder_else_the_zip(tmp_path):
     mirror = tmp_path / "mirror"
     assert nerf_scene_source(None, "lego") == "zip"  # no mirror: the download
     assert nerf_scene_source("https://example.org/mirror", "lego") == "zip"  # only local folders are searched
     assert nerf_scene_source(mirror, "lego") == "zip"
     write_scene(mirror / "nerf_synthetic" / "lego", n_train=4)
-    assert nerf_scene_source(mirror, "lego") == "folder"  # train-only folder, no zip in the mirror
-    assert nerf_scene_source(mirror, "lego", train_only=False) == "zip"  # the paper preset: the real test split
+    assert nerf_scene_source(mirror, "lego") == "folder"
     assert nerf_scene_source(f"file://{mirror}", "lego") == "folder"
     assert nerf_scene_source(mirror, "chair") == "zip"
     (mirror / "nerf_synthetic" / "nerf_synthetic.zip").write_bytes(b"zip")
-    assert nerf_scene_source(mirror, "lego") == "zip"  # the zip has the real test split: the default
-    write_scene(mirror / "nerf_synthetic" / "lego", n_train=4, n_test=2)
-    assert nerf_scene_source(mirror, "lego") == "folder"  # a folder with its test split is complete
+    assert nerf_scene_source(mirror, "lego") == "folder"  # only the train split is taken: no 4 GB archive
+
+
+def test_train_split_is_the_same_files_from_either_copy(tmp_path, capsys):
+    """The mirror's train-only folder and the zip's complete scene give identical train-split folders."""
+    folder = write_scene(tmp_path / "mirror" / "nerf_synthetic" / "lego", n_train=5)
+    extracted = write_scene(tmp_path / "extracted" / "lego", n_train=5, n_test=3, sums=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (
+        main(
+            [
+                "fetch-scene",
+                "--scene",
+                "lego",
+                "--out",
+                str(a),
+                "--splits",
+                "train",
+                "--mirror",
+                str(tmp_path / "mirror"),
+            ]
+        )
+        == 0
+    )
+    assert main(["fetch-scene", "--scene", "lego", "--out", str(b), "--splits", "train", "--from", str(extracted)]) == 0
+    assert "(train)" in capsys.readouterr().out
+    files = lambda d: sorted(
+        p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
+    )  # noqa: E731
+    assert (
+        files(a)
+        == files(b)
+        == [
+            "train/r_0.png",
+            "train/r_1.png",
+            "train/r_2.png",
+            "train/r_3.png",
+            "train/r_4.png",
+            "transforms_train.json",
+        ]
+    )
+    assert all((a / f).read_bytes() == (folder / f).read_bytes() for f in files(a))
+    assert (b / "train" / "r_0.png").stat().st_ino == (extracted / "train" / "r_0.png").stat().st_ino  # hard link
+    assert not (
+        b / "transforms_test.json"
+    ).exists()  # the test split left out: held-out train views, as with the folder
+    with pytest.raises(ValueError, match=r"allowed: train plus any of val, test"):
+        copy_scene(extracted, tmp_path / "c", splits=("test",))
+
+
+def test_sums_of_a_partial_copy_list_only_what_was_copied(tmp_path):
+    src = write_scene(tmp_path / "lego", n_train=3, n_test=2)
+    copy_scene(src, tmp_path / "out", splits=("train",))
+    assert sorted(read_sums(tmp_path / "out" / "SHA256SUMS")) == [
+        "train/r_0.png",
+        "train/r_1.png",
+        "train/r_2.png",
+        "transforms_train.json",
+    ]
+
+
+def _nerf_plan(workdir: Path, mirror: Path) -> str:
+    """A dry run of the mini preset's NeRF task alone (``train_only_scenes``) with ``mirror``."""
+    (workdir / "only_nerf.yaml").write_text(
+        "tasks: {image: {enabled: false}, image_ablation: {enabled: false}, occupancy: {enabled: false},"
+        " toy: {enabled: false}}\nlpips: {enabled: false}\n"
+    )
+    res = run_snakemake(
+        workdir,
+        "-n",
+        "--configfile",
+        str(ROOT / "presets" / "mini.yaml"),
+        str(workdir / "only_nerf.yaml"),
+        "--config",
+        f"data={{mirror: {mirror}}}",
+        timeout=300,
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    return res.stdout
+
+
+def test_a_train_only_preset_reads_the_same_scene_path_whichever_copy_the_mirror_has(tmp_path):
+    """The cells' input (and so their record) does not depend on the machine's copy: only the data rules do."""
+    workdir = copy_workflow(tmp_path / "wf")
+    empty, with_folder = tmp_path / "empty", tmp_path / "mirror"
+    empty.mkdir()
+    write_scene(with_folder / "nerf_synthetic" / "lego", n_train=4)
+    zip_plan, folder_plan = _nerf_plan(workdir, empty), _nerf_plan(workdir, with_folder)
+    scene = "data/nerf_synthetic_scenes/lego/transforms_train.json"
+    for plan in (zip_plan, folder_plan):
+        train = re.split(r"\n\s*(?:local)?rule ", plan[plan.index("rule train_nerf:") :])[0]
+        assert scene in train.split("output:")[0]
+    block = lambda plan, rule: re.split(r"\n\s*(?:local)?rule ", plan[plan.index(f"rule {rule}:") :])[0]  # noqa: E731
+    assert "data/nerf_synthetic/lego/transforms_train.json" in block(zip_plan, "fetch_nerf_scene")  # the zip's
+    assert "rule download_nerf_synthetic:" in zip_plan and "rule extract_nerf_synthetic:" in zip_plan
+    assert "input:" not in block(folder_plan, "fetch_nerf_scene")  # straight from the mirror's folder
+    assert "rule download_nerf_synthetic:" not in folder_plan
 
 
 # ---------------------------------------------------------------------------------------------- splits

@@ -11,13 +11,14 @@ if enabled("nerf"):
     # the mirror as `iga download` sees it (config first, then the environment)
     NERF_MIRROR = config["data"].get("mirror") or os.environ.get(MIRROR_ENV)
 
+    TRAIN_ONLY = NERF.get("train_only_scenes", False)
+
     def nerf_scene_dir(item):
         if NERF["dataset"] == "blender":
-            # an extracted scene folder in a local mirror, or the scene out of nerf_synthetic.zip (the default:
-            # a train-only folder only where tasks.nerf.train_only_scenes allows it; iga.data.scene_folder)
-            if nerf_scene_source(NERF_MIRROR, item, train_only=NERF.get("train_only_scenes", False)) == "folder":
-                return f"{DATA}/nerf_synthetic_scenes/{item}"
-            return f"{DATA}/nerf_synthetic/{item}"
+            # a train-split-only preset: the scene's train split alone, the same files whether the mirror's
+            # scene folder or the zip supplied it (rule fetch_nerf_scene), so its cells do not depend on the
+            # machine's copy; otherwise the zip's scenes with their real test split
+            return f"{DATA}/nerf_synthetic_scenes/{item}" if TRAIN_ONLY else f"{DATA}/nerf_synthetic/{item}"
         e = NERF.get("embedded_scene", {})
         return f"{DATA}/embedded/nerf/{item}_{e.get('size', 32)}px_{e.get('n_train', 16)}v"
 
@@ -45,17 +46,25 @@ if enabled("nerf"):
         shell:
             "iga extract --archive {input} --out {params.outdir} --subdir nerf_synthetic {EXTRACT_FLAGS} > {log} 2>&1"
 
+    def train_split_source(wildcards):
+        """The mirror's scene folder (no input) or the zip's extraction of the scene (iga.data.scene_folder)."""
+        if nerf_scene_source(NERF_MIRROR, wildcards.item) == "folder":
+            return []
+        return [f"{DATA}/nerf_synthetic/{wildcards.item}/transforms_train.json"]
+
     rule fetch_nerf_scene:
+        input:
+            train_split_source,
         output:
             f"{DATA}/nerf_synthetic_scenes/{{item}}/transforms_train.json",
         log:
             "logs/data/nerf_synthetic_scene_{item}.log",
         params:
-            mirror=MIRROR_FLAG,
+            source=lambda wc, input: f"--from {Path(input[0]).parent}" if input else MIRROR_FLAG,
             outdir=lambda wc, output: Path(output[0]).parent,
         shell:
-            "iga fetch-scene --dataset nerf_synthetic --scene {wildcards.item} --out {params.outdir} {params.mirror}"
-            " > {log} 2>&1"
+            "iga fetch-scene --dataset nerf_synthetic --scene {wildcards.item} --splits train --out {params.outdir}"
+            " {params.source} > {log} 2>&1"
 
     rule make_nerf_scene:
         output:

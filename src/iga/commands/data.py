@@ -83,22 +83,23 @@ def _extract(args) -> int:
 def _fetch_scene(args) -> int:
     from ..data.scene_folder import SceneFolderError, copy_scene, mirror_scene
 
-    src = mirror_scene(args.mirror, args.dataset, args.scene)
+    src = Path(args.source) if args.source else mirror_scene(args.mirror, args.dataset, args.scene)
     if src is None:
         _err(
             "fetch-scene",
             ValueError(
                 f"no scene folder {args.dataset}/{args.scene}/transforms_train.json in the mirror "
-                f"{args.mirror!r} (--mirror or ${MIRROR_ENV}: a local folder)"
+                f"{args.mirror!r} (--mirror or ${MIRROR_ENV}: a local folder; or --from a scene folder)"
             ),
         )
         return 1
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     try:
-        files = copy_scene(src, Path(args.out))
+        files = copy_scene(src, Path(args.out), splits=splits, link=bool(args.source))
     except (SceneFolderError, OSError, ValueError, KeyError) as exc:
         _err("fetch-scene", exc)
         return 1
-    print(f"copied {len(files)} files of {args.dataset}/{args.scene} into {args.out}")
+    print(f"copied {len(files)} files ({', '.join(splits)}) of {args.dataset}/{args.scene} from {src} into {args.out}")
     return 0
 
 
@@ -214,7 +215,7 @@ def register(sub) -> None:
     p.set_defaults(func=_extract)
 
     p = sub.add_parser(
-        "fetch-scene", help="copy an extracted scene folder from the mirror, checked against its SHA256SUMS"
+        "fetch-scene", help="copy an extracted scene folder (mirror or --from), checked against its SHA256SUMS"
     )
     p.add_argument("--dataset", default="nerf_synthetic", help="mirror subfolder (default nerf_synthetic)")
     p.add_argument("--scene", required=True, help="scene folder name, e.g. lego")
@@ -224,6 +225,12 @@ def register(sub) -> None:
         default=os.environ.get(MIRROR_ENV),
         help=f"local folder holding <dataset>/<scene>/ (default: ${MIRROR_ENV})",
     )
+    p.add_argument(
+        "--from",
+        dest="source",
+        help="take the scene from this folder instead (e.g. extracted from nerf_synthetic.zip; hard-linked)",
+    )
+    p.add_argument("--splits", default="train,val,test", help="comma-separated splits to copy (default train,val,test)")
     p.set_defaults(func=_fetch_scene)
 
     p = sub.add_parser("fetch-lpips-weights", help="fetch LPIPS AlexNet weights; record availability in a status file")

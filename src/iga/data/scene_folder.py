@@ -6,9 +6,11 @@ scene needs; when the folder has a ``SHA256SUMS`` (``sha256sum`` format) every f
 checked, and a mismatch fails naming the file. The copy lands in a temporary folder beside ``dest``
 that is renamed into place only when complete, as :mod:`iga.data.archives` does.
 
-:func:`nerf_scene_source` decides, when the workflow is planned, where a Blender scene comes from:
-the mirror's scene folder, or the zip (mirror or download). The real test split stays the default:
-a scene folder without one is taken only when the mirror holds no ``nerf_synthetic.zip``.
+:func:`nerf_scene_source` decides, when the workflow is planned, where a preset that uses the scenes'
+train split only (``tasks.nerf.train_only_scenes``) takes that split from: the mirror's scene folder, or
+``nerf_synthetic.zip`` (mirror or download) through its extraction. Either way :func:`copy_scene` writes
+the same files (the train split, ``splits=("train",)``) to the same place, so a cell's result and record
+do not depend on which copy a machine has. Presets evaluated on the real test split read the zip's scenes.
 Only local mirrors (a folder or ``file://``) are searched for scene folders.
 """
 
@@ -52,29 +54,10 @@ def mirror_scene(mirror, dataset: str, scene: str) -> Path | None:
     return folder if (folder / "transforms_train.json").is_file() else None
 
 
-def nerf_scene_source(
-    mirror,
-    scene: str,
-    dataset: str = "nerf_synthetic",
-    zip_name: str = "nerf_synthetic.zip",
-    train_only: bool = True,
-):
-    """``"folder"`` (the mirror's scene folder) or ``"zip"`` (the archive: mirror first, then the URLs).
-
-    A folder with its test split wins (complete, no 4 GB archive). A train-only folder is taken only when
-    ``train_only`` allows it (tasks.nerf.train_only_scenes) and the mirror has no archive: the real test
-    split is the default whenever it can be had.
-    """
-    folder = mirror_scene(mirror, dataset, scene)
-    if folder is None:
-        return "zip"
-    if (folder / "transforms_test.json").is_file():
-        return "folder"
-    if not train_only:
-        return "zip"
-    root = local_mirror(mirror)
-    has_zip = any((p / zip_name).is_file() for p in (root / dataset, root))
-    return "zip" if has_zip else "folder"
+def nerf_scene_source(mirror, scene: str, dataset: str = "nerf_synthetic") -> str:
+    """Where a train-split-only preset takes ``scene`` from: ``"folder"`` (the mirror's extracted scene
+    folder: no 4 GB archive) or ``"zip"`` (``nerf_synthetic.zip``, mirror first, then the URLs)."""
+    return "folder" if mirror_scene(mirror, dataset, scene) is not None else "zip"
 
 
 def read_sums(path: Path) -> dict[str, str]:
@@ -98,10 +81,13 @@ def _safe_rel(name: str, where: Path) -> str:
     return rel.as_posix()
 
 
-def needed_files(src: Path) -> list[str]:
-    """The scene's transforms_*.json and every image their frames name (relative paths)."""
+SPLITS = ("train", "val", "test")
+
+
+def needed_files(src: Path, splits=SPLITS) -> list[str]:
+    """The scene's transforms_{split}.json and every image their frames name (relative paths)."""
     files = []
-    for split in ("train", "val", "test"):
+    for split in splits:
         t = src / f"transforms_{split}.json"
         if not t.is_file():
             continue
@@ -111,12 +97,26 @@ def needed_files(src: Path) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def copy_scene(src: Path, dest: Path) -> list[str]:
-    """Copy the scene at ``src`` into ``dest`` (replaced whole), verified; return the files copied."""
+def _place(src: Path, out: Path, link: bool) -> None:
+    if link:
+        try:
+            os.link(src, out)  # an extracted archive beside the data: no second copy of the images
+            return
+        except OSError:
+            pass  # another filesystem, or no hard links: copy
+    shutil.copyfile(src, out)
+
+
+def copy_scene(src: Path, dest: Path, splits=SPLITS, link: bool = False) -> list[str]:
+    """Copy the ``splits`` of the scene at ``src`` into ``dest`` (replaced whole), verified against the
+    folder's SHA256SUMS where it has one; return the files copied. ``link``: hard-link where possible."""
     src, dest = Path(src), Path(dest)
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or "train" not in splits:
+        raise ValueError(f"splits={list(splits)}; allowed: train plus any of val, test")
     if not (src / "transforms_train.json").is_file():
         raise SceneFolderError(f"{src} has no transforms_train.json (not a Blender-format scene folder)")
-    files = needed_files(src)
+    files = needed_files(src, splits)
     sums = read_sums(src / SUMS) if (src / SUMS).is_file() else None
     if sums is not None:
         unlisted = [f for f in files if f not in sums]
@@ -131,11 +131,11 @@ def copy_scene(src: Path, dest: Path) -> list[str]:
         for rel in files:
             out = tmp / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / rel, out)
+            _place(src / rel, out, link)
             if sums is not None and (got := sha256_file(out)) != sums[rel]:
                 raise SceneFolderError(f"checksum mismatch for {rel} in {src}: expected sha256 {sums[rel]}, got {got}")
-        if sums is not None:
-            shutil.copyfile(src / SUMS, tmp / SUMS)
+        if sums is not None:  # the sums of what was copied (a subset of the splits lists no absent file)
+            (tmp / SUMS).write_text("".join(f"{sums[rel]}  {rel}\n" for rel in files))
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)

@@ -102,8 +102,9 @@ class NeRFSection(TaskSection):
     dataset: Literal["blender", "embedded"] = "blender"
     figure_item: str | None = None
     embedded_scene: NeRFSceneSize = NeRFSceneSize()
-    # A mirror's scene folder without a test split (e.g. lego's train views only) is used only when this
-    # is true, evaluating on held-out train views (run.holdout_every); otherwise the zip's real test split.
+    # True: the scenes' train split only (from the mirror's scene folder, e.g. the offline lego copy, or
+    # out of the zip: the same files), evaluated on held-out train views (run.holdout_every), whichever copy
+    # a machine has. False (default): the zip's scenes, evaluated on their real test split.
     train_only_scenes: bool = False
 
     def known_items(self) -> list[str]:
