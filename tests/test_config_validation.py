@@ -7,6 +7,7 @@ The unit tests call iga.workflow_config.validate_config, the function the workfl
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from snakemake_runner import ROOT, run_snakemake
 
 from iga.cells import deep_merge
 from iga.configs import ConfigError
-from iga.workflow_config import json_schema, validate_config
+from iga.workflow_config import json_schema, typed_command_line, validate_config
 
 PAPER = yaml.safe_load((ROOT / "config.yaml").read_text())
 SMOKE = deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "smoke.yaml").read_text()))
@@ -67,6 +68,28 @@ def test_an_override_pattern_that_matches_no_cell_is_rejected():
 def test_yaml_1_1_exponent_text_gets_a_hint():
     msg = rejected("tasks:\n  image:\n    settings:\n      optim: {gamma: 1e-1}\n", "optim.gamma='1e-1'")
     assert "YAML 1.1 reads 1e-1 as text" in msg and "1.0e-3" in msg
+
+
+def test_a_quoted_number_is_told_to_drop_the_quotes():
+    msg = rejected('tasks:\n  image:\n    settings:\n      optim: {lr: "0.01"}\n', "optim.lr='0.01'")
+    assert "is quoted: write it without quotes" in msg and "YAML 1.1" not in msg
+
+
+def test_command_line_config_is_typed_as_a_config_file():
+    """Snakemake hands nested --config values over as text; they are read as YAML files read them."""
+    text = {"tasks": {"image": {"settings": {"train": {"iterations": "100"}, "optim": {"lr": "1.0e-3"}}}}}
+    typed = typed_command_line({**text, "flags": ["true", "null", "1e-3", "a: b", "/a path"]})
+    assert typed["tasks"]["image"]["settings"] == {"train": {"iterations": 100}, "optim": {"lr": 0.001}}
+    assert typed["flags"] == [True, None, "1e-3", "a: b", "/a path"]  # YAML 1.1: 1e-3 stays text, as in a file
+
+
+def test_the_workflow_takes_numbers_from_the_command_line(tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")  # the Snakefile's configfile, read from the workdir
+    args = ("-n", "--quiet", "rules", "--configfile", str(ROOT / "presets" / "smoke.yaml"))
+    ok = run_snakemake(tmp_path, *args, "--config", "tasks={image: {settings: {train: {iterations: 12}}}}")
+    assert ok.returncode == 0, (ok.stdout + ok.stderr)[-2000:]
+    bad = run_snakemake(tmp_path, *args, "--config", "tasks={image: {settings: {train: {iterations: many}}}}")
+    assert bad.returncode != 0 and "train.iterations='many'" in bad.stdout + bad.stderr
 
 
 def test_a_word_where_a_number_belongs_is_rejected():

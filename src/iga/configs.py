@@ -90,15 +90,21 @@ def _describe(cls: Any, err: dict, prefix: str) -> str:
     else:
         text = f"{path}={value!r}: {msg}"
     if isinstance(value, str) and err["type"] in ("float_type", "int_type", "float_parsing", "int_parsing"):
-        try:
-            float(value)
-            text += (
-                f" (YAML 1.1 reads {value} as text; write it with a dot and a signed exponent, "
-                f"e.g. 1.0e-3, or as a plain number)"
-            )
-        except ValueError:
-            pass
+        text += _number_as_text_hint(value)
     return text
+
+
+def _number_as_text_hint(value: str) -> str:
+    """Why a number arrived as text: YAML 1.1's float syntax (``1e-3``), or quotes around it."""
+    try:
+        float(value)
+    except ValueError:
+        return ""  # a word, not a number
+    import yaml
+
+    if isinstance(yaml.safe_load(value), str):
+        return f" (YAML 1.1 reads {value} as text; write it with a dot and a signed exponent, e.g. 1.0e-3)"
+    return f" (the number {value} is quoted: write it without quotes)"
 
 
 def validate(cls: type[BaseModel], data: Any, prefix: str = "", context: dict | None = None):

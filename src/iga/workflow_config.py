@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 
+import yaml
 from pydantic import Field, create_model, field_validator
 
 from .cells import METHOD_DEFAULTS, enumerate_cells, resolve_settings
@@ -105,6 +106,27 @@ def _check_overrides(section, task: str) -> None:
             f"'ARCH-METHOD' or 'ITEM/ARCH-METHOD' with items among {items} and "
             f"architectures/methods such as {names[:6]}…"
         )
+
+
+def typed_command_line(value):
+    """``--config`` values read as a config file reads them.
+
+    Snakemake parses a structured ``--config`` value with YAML's BaseLoader, so every scalar in it
+    arrives as text ("100", "true"). Each such text is read again with the YAML loader of the config
+    files; only scalars change (a text that reads as a mapping or list stays text), so a
+    ``--config tasks='{image: {settings: {train: {iterations: 100}}}}'`` means what the same lines in a
+    config file mean, strict checks and their hints included."""
+    if isinstance(value, dict):
+        return {k: typed_command_line(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed_command_line(v) for v in value]
+    if isinstance(value, str):
+        try:
+            read = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return read if read is None or isinstance(read, (bool, int, float)) else value
+    return value
 
 
 def validate_config(config: dict) -> WorkflowConfig:

@@ -13,11 +13,15 @@ from pathlib import Path
 # default prefix is bash's strict mode, kept here.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 
+from snakemake.utils import update_config
+
 from iga.cell_records import cell_document, sync_settings_file
 from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
-from iga.workflow_config import validate_config
+from iga.workflow_config import typed_command_line, validate_config
 
+# `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
+update_config(config, typed_command_line(workflow.config_settings.overwrite_config or {}))
 try:  # the whole config and every cell's settings are checked before any job starts
     CONFIG = validate_config(config)
 except ConfigError as exc:
