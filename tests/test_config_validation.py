@@ -90,6 +90,10 @@ def test_the_workflow_takes_numbers_from_the_command_line(tmp_path):
     assert ok.returncode == 0, (ok.stdout + ok.stderr)[-2000:]
     bad = run_snakemake(tmp_path, *args, "--config", "tasks={image: {settings: {train: {iterations: many}}}}")
     assert bad.returncode != 0 and "train.iterations='many'" in bad.stdout + bad.stderr
+    # a --configfile is a config file: a quoted number there is still refused, as in config.yaml
+    (tmp_path / "quoted.yaml").write_text('tasks: {image: {settings: {train: {iterations: "12"}}}}\n')
+    quoted = run_snakemake(tmp_path, *args, str(tmp_path / "quoted.yaml"))
+    assert quoted.returncode != 0 and "the number 12 is quoted" in quoted.stdout + quoted.stderr
 
 
 def test_a_word_where_a_number_belongs_is_rejected():

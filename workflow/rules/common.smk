@@ -21,7 +21,7 @@ from iga.configs import ConfigError
 from iga.workflow_config import typed_command_line, validate_config
 
 # `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
-update_config(config, typed_command_line(workflow.config_settings.overwrite_config or {}))
+update_config(config, typed_command_line(dict(workflow.config_settings.config)))
 try:  # the whole config and every cell's settings are checked before any job starts
     CONFIG = validate_config(config)
 except ConfigError as exc:
