@@ -96,6 +96,10 @@ def test_the_workflow_takes_numbers_from_the_command_line(tmp_path):
     assert quoted.returncode != 0 and "the number 12 is quoted" in quoted.stdout + quoted.stderr
 
 
+def test_an_unknown_method_names_its_task():
+    rejected("tasks:\n  image:\n    methods: [vanilla, XYZ]\n", "tasks.image: method='XYZ' is not allowed", "'IGA'")
+
+
 def test_a_word_where_a_number_belongs_is_rejected():
     rejected(
         'tasks:\n  image:\n    overrides: {"SIREN-IGA": {model: {first_omega0: "thirty"}}}\n',

@@ -144,7 +144,11 @@ def validate_config(config: dict) -> WorkflowConfig:
         _check_overrides(section, task)
         model = TASKS[task].cell
         for group in [None] + sorted(section.grids):
-            for cell in enumerate_cells(config, task, group):
+            try:
+                cells = list(enumerate_cells(config, task, group))
+            except ConfigError as exc:  # a method or variant the grid names that does not exist
+                raise ConfigError(f"tasks.{task}{f'.grids.{group}' if group else ''}: {exc}") from None
+            for cell in cells:
                 try:
                     validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
                 except ConfigError as exc:
