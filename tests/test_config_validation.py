@@ -98,6 +98,8 @@ def test_the_workflow_takes_numbers_from_the_command_line(tmp_path):
 
 def test_an_unknown_method_names_its_task():
     rejected("tasks:\n  image:\n    methods: [vanilla, XYZ]\n", "tasks.image: method='XYZ' is not allowed", "'IGA'")
+    msg = rejected('tasks:\n  image:\n    overrides: {"PE-IGA": {train: {seeds: [1, 1]}}}\n', "seeds must be unique")
+    assert msg.count("tasks.image") == 1, msg  # named once
 
 
 def test_a_word_where_a_number_belongs_is_rejected():

@@ -147,7 +147,8 @@ def validate_config(config: dict) -> WorkflowConfig:
             try:
                 cells = list(enumerate_cells(config, task, group))
             except ConfigError as exc:  # a method or variant the grid names that does not exist
-                raise ConfigError(f"tasks.{task}{f'.grids.{group}' if group else ''}: {exc}") from None
+                where = f"tasks.{task}{f'.grids.{group}' if group else ''}"
+                raise ConfigError(str(exc) if str(exc).startswith("tasks.") else f"{where}: {exc}") from None
             for cell in cells:
                 try:
                     validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
