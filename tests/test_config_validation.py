@@ -172,6 +172,12 @@ def test_resources_name_a_training_rule():
 
 def test_an_unknown_item_of_the_dataset_is_rejected():
     rejected("tasks:\n  image:\n    items: [astronaut, kodim01]\n", "['kodim01'] are not embedded images")
+    rejected(  # in a named grid too
+        "tasks:\n  image_ablation:\n    grids: {table4: {items: [nope], architectures: [PE, MLP]}}\n",
+        "tasks.image_ablation",
+        "['MLP'] are not image architectures",
+    )
+    rejected("tasks:\n  image_ablation:\n    grids: {table4: {items: [nope]}}\n", "['nope'] are not embedded images")
 
 
 def test_the_committed_json_schema_is_generated_from_the_models():

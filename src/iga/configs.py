@@ -287,6 +287,13 @@ class TaskSection(Strict):
         """What a cell's cross-field rules need to know about its item (image size, …)."""
         return {}
 
+    def all_items(self) -> list[str]:
+        """The items of the task and of its named grids: each is checked against the dataset."""
+        return list(dict.fromkeys(self.items + [i for g in self.grids.values() for i in g.items or []]))
+
+    def all_architectures(self) -> list[str]:
+        return list(dict.fromkeys(self.architectures + [a for g in self.grids.values() for a in g.architectures or []]))
+
     def known_items(self) -> list[str]:
         """Items an override pattern may name (beyond those in this run's grid)."""
         return []

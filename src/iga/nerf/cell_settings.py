@@ -113,7 +113,7 @@ class NeRFSection(TaskSection):
     @model_validator(mode="after")
     def _items(self):
         known = BLENDER_SCENES if self.dataset == "blender" else ["procedural"]
-        bad = [i for i in self.items if i not in known]
+        bad = [i for i in self.all_items() if i not in known]
         if bad:
             raise ValueError(f"items {bad} are not {self.dataset} scenes; allowed: {known}")
         if self.figure_item is not None and self.items and self.figure_item not in self.items:

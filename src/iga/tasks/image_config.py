@@ -61,11 +61,11 @@ class ImageSection(TaskSection):
 
     @model_validator(mode="after")
     def _items_and_figures(self):
-        bad = [a for a in self.architectures if a not in ARCHITECTURES]
+        bad = [a for a in self.all_architectures() if a not in ARCHITECTURES]
         if bad:
             raise ValueError(f"architectures {bad} are not image architectures; allowed: {list(ARCHITECTURES)}")
         known = KODAK_ITEMS if self.dataset == "kodak" else EMBEDDED_ITEMS
-        bad = [i for i in self.items if i not in known]
+        bad = [i for i in self.all_items() if i not in known]
         if bad:
             raise ValueError(f"items {bad} are not {self.dataset} images; allowed: {known}")
         f = self.figures

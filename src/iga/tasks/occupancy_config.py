@@ -69,13 +69,13 @@ class OccupancySection(TaskSection):
     @model_validator(mode="after")
     def _items_and_sources(self):
         known = EMBEDDED_ITEMS if self.dataset == "embedded" else STANFORD_ITEMS
-        bad = [i for i in self.items if i not in known]
+        bad = [i for i in self.all_items() if i not in known]
         if bad:
             raise ValueError(f"items {bad} are not {self.dataset} shapes; allowed: {known}")
         table = {"stanford": ("meshes", self.meshes), "occupancy_mat": ("mat_items", self.mat_items)}
         if self.dataset in table:
             key, mapping = table[self.dataset]
-            missing = [i for i in self.items if i not in mapping]
+            missing = [i for i in self.all_items() if i not in mapping]
             if missing:
                 raise ValueError(
                     f"dataset {self.dataset!r}: {key} has no entry for items {missing} (it covers {sorted(mapping)})"
