@@ -27,3 +27,12 @@ def test_version_names_the_package_and_results_versions():
     )
     assert r.returncode == 0
     assert r.stdout.strip() == f"iga-repro {iga.__version__} (results version {iga.__results_version__})"
+
+
+def test_a_missing_input_file_is_one_line(tmp_path, capsys):
+    from iga.cli import main
+
+    missing = tmp_path / "nope.csv"
+    assert main(["tables", "--long", str(missing), "--tables", "table1_image_average", "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"iga tables: error: no such file: {missing} (-v: the traceback)"

@@ -70,6 +70,11 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"iga {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FileNotFoundError as exc:  # a path given on the command line (or a rule's input) is absent
+        if args.verbose:
+            raise
+        print(f"iga {args.command}: error: no such file: {exc.filename or exc} (-v: the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
