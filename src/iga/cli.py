@@ -73,7 +73,8 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:  # a path given on the command line (or a rule's input) is absent
         if args.verbose:
             raise
-        print(f"iga {args.command}: error: no such file: {exc.filename or exc} (-v: the traceback)", file=sys.stderr)
+        what = f"no such file: {exc.filename}" if exc.filename else str(exc)  # our own messages name the file
+        print(f"iga {args.command}: error: {what} (-v: the traceback)", file=sys.stderr)
         return 1
 
 
