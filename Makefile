@@ -39,7 +39,7 @@ smoke-results: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/smoke.yaml --report results/smoke/report.html
 
 paper-dry-run: setup
-	$(BIN)/snakemake -n --cores $(CORES) -q
+	$(BIN)/snakemake -n --cores $(CORES) --quiet rules  # the job counts per rule
 
 test: setup lint
 	$(BIN)/python -m pytest -q
