@@ -170,3 +170,25 @@ def test_committed_findings_are_the_template_over_the_committed_results(template
     tables = sorted((results / "tables").glob("*.csv"))
     rendered = findings.render(template, tables, records, name=template.relative_to(ROOT).as_posix())
     assert rendered == committed, f"results/{preset}/FINDINGS.md is stale: rerun the `findings` rule"
+
+
+def test_wall_time_spans_last_the_jobs_wall_time(tmp_path):
+    """Stamps are to the second; a span is [finished - job_wall_time_s, finished], so the union of the
+    jobs' spans never exceeds the sum of their wall times (2 x 60.4 s here, not 2 x 61 s)."""
+    t = datetime(2026, 1, 1)
+    records = []
+    for k, (a, b) in enumerate([(0, 61), (139, 200)]):
+        cell = tmp_path / f"c{k}"
+        cell.mkdir()
+        (cell / "metrics.json").write_text("{}")
+        stamps = {
+            "started_at": (t + timedelta(seconds=a)).isoformat(),
+            "finished_at": (t + timedelta(seconds=b)).isoformat(),
+        }
+        (cell / "provenance.json").write_text(
+            json.dumps({"cell": f"image/a/PE-m{k}/s1", "job_wall_time_s": 60.4, **stamps})
+        )
+        records.append(cell / "metrics.json")
+    f = findings.Findings.__new__(findings.Findings)
+    f.records = [json.loads((r.parent / "provenance.json").read_text()) for r in records]
+    assert f.wall_time("image") == "2 min 01 s"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,6 +49,15 @@ def _busy_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
             total += (b - end).total_seconds()
             end = b
     return total
+
+
+def _span(record: dict) -> tuple[datetime, datetime] | None:
+    if not record.get("finished_at"):
+        return None
+    end = datetime.fromisoformat(record["finished_at"])
+    if record.get("job_wall_time_s") is not None:
+        return end - timedelta(seconds=float(record["job_wall_time_s"])), end
+    return (datetime.fromisoformat(record["started_at"]), end) if record.get("started_at") else None
 
 
 class Findings:
@@ -223,12 +232,11 @@ class Findings:
     # --- wall time from the records ---------------------------------------------------------------
     def wall_time(self, task: str | None = None) -> str:
         """Time during which at least one training job of ``task`` (all tasks: None) ran: the union of the
-        recording jobs' [started_at, finished_at] (gaps between invocations are not counted)."""
-        spans = [
-            (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
-            for r in self.records
-            if (task is None or r["cell"].split("/")[0] == task) and r.get("started_at") and r.get("finished_at")
-        ]
+        recording jobs' spans (gaps between invocations are not counted). A span ends at ``finished_at`` and
+        lasts ``job_wall_time_s`` (the times are stamped to the second, the duration to the millisecond, so
+        the union never exceeds the sum of the jobs' wall times)."""
+        spans = [_span(r) for r in self.records if task is None or r["cell"].split("/")[0] == task]
+        spans = [s for s in spans if s is not None]
         if not spans:
             raise LookupError(f"no result record of task {task!r}")
         return duration(_busy_seconds(spans))
