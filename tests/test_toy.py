@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,22 @@ def test_toy_cells_run_end_to_end_resume_and_report(tmp_path):
     )
     for f in ("f1", "f6", "w", "f2", "f3", "f7", "f8"):
         assert (figs / f"{f}.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("empty, kept", [("exp2", "exp1"), ("exp1", "exp2")])
+def test_a_toy_run_of_one_experiment_plans_its_tables_and_figures(tmp_path, empty, kept):
+    """Each experiment's table and figure rules stand on their own (exp2's once sat inside exp1's block)."""
+    from snakemake_runner import ROOT, run_snakemake
+
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    only = tmp_path / "only.yaml"
+    only.write_text(
+        "tasks: {image: {enabled: false}, image_ablation: {enabled: false}, occupancy: {enabled: false},"
+        f" nerf: {{enabled: false}}, toy: {{grids: {{{empty}: {{items: []}}}}}}}}\n"
+    )
+    res = run_snakemake(tmp_path, "-n", "--configfile", str(ROOT / "presets" / "smoke.yaml"), str(only))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-2000:]
+    for rule in (f"tables_toy_{kept}", f"figures_toy_{kept}"):
+        assert f"rule {rule}:" in out, rule
+    assert f"rule tables_toy_{empty}:" not in out and f"rule figures_toy_{empty}:" not in out

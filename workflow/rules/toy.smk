@@ -101,17 +101,17 @@ if enabled("toy"):
                 " --out width={output.width} --fig1-widths {params.widths:q} --fig1-end {params.end:q}"
                 " --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
 
-        if "exp2" in TOY_EXPS:
-            TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
-            TOY_EXP2_FIGS = {
-                "fig2": f"{RESULTS}/figures/fig2_progressive_impacts.png",
-                "fig3": f"{RESULTS}/figures/fig3_group_size_40hz.png",
-                "fig7": f"{RESULTS}/figures/fig7_progressive_all_groups.png",
-            }
-            if "ReLU" in TOY_EXP2_ARCHS:
-                TOY_EXP2_FIGS["fig8"] = f"{RESULTS}/figures/fig8_relu_all_freqs.png"
-            if "SIREN" in TOY_EXP2_ARCHS:
-                TOY_EXP2_FIGS["fig9"] = f"{RESULTS}/figures/fig9_siren_all_freqs.png"
+    if "exp2" in TOY_EXPS:
+        TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
+        TOY_EXP2_FIGS = {
+            "fig2": f"{RESULTS}/figures/fig2_progressive_impacts.png",
+            "fig3": f"{RESULTS}/figures/fig3_group_size_40hz.png",
+            "fig7": f"{RESULTS}/figures/fig7_progressive_all_groups.png",
+        }
+        if "ReLU" in TOY_EXP2_ARCHS:
+            TOY_EXP2_FIGS["fig8"] = f"{RESULTS}/figures/fig8_relu_all_freqs.png"
+        if "SIREN" in TOY_EXP2_ARCHS:
+            TOY_EXP2_FIGS["fig9"] = f"{RESULTS}/figures/fig9_siren_all_freqs.png"
 
         rule tables_toy_exp2:
             input:
