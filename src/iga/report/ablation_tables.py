@@ -28,7 +28,7 @@ from pathlib import Path
 from ..cells import grid_configs
 from . import replicates
 from .cost import read_cell
-from .labels import arch_key
+from .labels import arch_key, cause
 from .tables import reference_lookup
 
 TASK = "image_ablation"
@@ -225,7 +225,7 @@ def _missing(cells: Cells, items, arch, method, metric) -> str:
     if not gone:
         return ""
     why = cells.note(gone[0], arch, method, metric) if cells.has(gone[0], arch, method) else "cell not collected"
-    return f"missing for {len(gone)}/{len(items)} items ({', '.join(gone)}): {why or 'no value'}"
+    return f"missing for {len(gone)}/{len(items)} items ({', '.join(gone)}): {cause(why) or 'no value'}"
 
 
 def _device(cells: Cells, items, archs, methods) -> str:

@@ -59,5 +59,10 @@ def reason(note: str) -> str:
     note = " ".join(str(note).split())
     if _OFFLINE.search(note):
         head = note.split("missing:", 1)[0]  # keep "missing for 2/3 items: "
-        return head + LPIPS_OFFLINE
+        return head + metrics.LPIPS_OFFLINE if head else LPIPS_OFFLINE
     return note
+
+
+def cause(note: str) -> str:
+    """:func:`reason` without its leading "missing: ", for a note that begins "missing for N/M …: " itself."""
+    return reason(note).removeprefix("missing: ")

@@ -20,7 +20,7 @@ import pandas as pd
 from ..nerf.splits import HELD_OUT_WORDS
 from . import render, replicates
 from .caveats import CAVEAT_SEP, cell_caveat, table_caveats
-from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, fmt, method_key, metric_label, reason, row_label
+from .labels import IOU_ZERO, LOWER_IS_BETTER, arch_key, cause, fmt, method_key, metric_label, reason, row_label
 
 # "scale": the preset's scale note on every row, so a table's CSV is never mistaken for paper-scale numbers
 LONG_COLUMNS = [
@@ -237,7 +237,7 @@ def _average(g: pd.DataFrame) -> dict:
         return dict(
             base,
             value="",
-            note=f"missing for {len(missing)}/{len(g)} items: " + (reason(first) or "no value") + views,
+            note=f"missing for {len(missing)}/{len(g)} items: " + (cause(first) or "no value") + views,
         )
     return dict(base, value=sum(float(v) for v in g.value) / len(g), note=f"mean over {len(g)} items{views}")
 
@@ -307,7 +307,7 @@ def by_seed(rows) -> pd.DataFrame:
         if len(g) == 1:
             out.append(dict(first, std="", n="" if mixed else 1))
         elif len(missing):
-            why = reason(missing.note.iloc[0]) or "no value"
+            why = cause(missing.note.iloc[0]) or "no value"
             out.append(
                 dict(first, value="", std="", n=len(g), note=f"missing for {len(missing)}/{len(g)} seeds: {why}")
             )
