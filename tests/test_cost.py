@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from snakemake_runner import run_snakemake
@@ -294,3 +295,18 @@ def test_smoke_dry_run_lists_the_smoke_ablation(workdir):
     assert counts.get("train_image_ablation") == 39  # table4: 2 x 3 x 4; table5: +3 x 3; variants: +3 x 2
     assert counts.get("collect_image_ablation") == 1 and counts.get("tables_image_ablation") == 1
     assert "download_kodak" not in counts  # embedded data only
+
+
+def test_replicates_stay_apart_in_the_cost_csv(tmp_path):
+    """Cost is per training job: two seeds of one cell are two sets of rows, told apart by seed and cell."""
+    start = time.perf_counter() - 1.0
+    files = []
+    for seed in (4096, 4097):
+        d = tmp_path / "image" / "kodim03" / "PE-IGA" / f"s{seed}"
+        write_record(d, f"image/kodim03/PE-IGA/s{seed}", {}, seed, "cpu", start, Training(12, 12, 0.01, 0.01, 0.001))
+        (d / "metrics.json").write_text("{}")
+        files.append(d / "metrics.json")
+    write_cost(files, {}, tmp_path / "c.csv", tmp_path / "c.md", None, "T")
+    rows = pd.read_csv(tmp_path / "c.csv", dtype=str, keep_default_na=False)
+    assert set(rows.seed) == {"4096", "4097"} and set(rows.cell) == {f"image/kodim03/PE-IGA/s{s}" for s in (4096, 4097)}
+    assert not rows.duplicated(["task", "item", "metric", "architecture", "method", "seed"]).any()

@@ -25,7 +25,15 @@ from ..configs import ConfigError
 from ..result_record import RECORD_FILE, RECORD_VERSION, TIME_PER_ITERATION
 from . import render
 from .labels import arch_key, fmt, method_key, number
-from .tables import TABLE_ROW_KEYS, write_long_csv
+from .tables import LONG_COLUMNS, frame, write_csv
+
+# the tables' long form, plus the seed and cell of the training job each row measured
+COST_COLUMNS = [
+    *LONG_COLUMNS[: LONG_COLUMNS.index("method") + 1],
+    "seed",
+    "cell",
+    *LONG_COLUMNS[LONG_COLUMNS.index("method") + 1 :],
+]
 
 # (metric, column label, unit) in the order the tables show them; the record's key where it differs
 COST_METRICS = (
@@ -92,14 +100,26 @@ def read_cell(metrics_path: Path) -> dict:
 def cells_frame(cells: Sequence[dict]) -> pd.DataFrame:
     """One row per cell (identity, device, job, status, values), in display order."""
     rows = [
-        {k: c[k] for k in ("task", "item", "arch", "method", "cell", "device", "invocation", "status")}
+        {k: c[k] for k in ("task", "item", "arch", "method", "seed", "cell", "device", "invocation", "status")}
         | {"trained": c["status"].startswith("trained"), "missing": "; ".join(c["notes"])}
         | c["values"]
         for c in cells
     ]
     df = pd.DataFrame(
         rows,
-        columns=["task", "item", "arch", "method", "cell", "device", "invocation", "status", "trained", "missing"]
+        columns=[
+            "task",
+            "item",
+            "arch",
+            "method",
+            "seed",
+            "cell",
+            "device",
+            "invocation",
+            "status",
+            "trained",
+            "missing",
+        ]
         + [m for m, _, _ in COST_METRICS],
     ).astype({"trained": bool})
     key = (
@@ -120,7 +140,7 @@ def cells_frame(cells: Sequence[dict]) -> pd.DataFrame:
 
 
 def cost_rows(cells: Sequence[dict], datasets: dict[str, str]) -> pd.DataFrame:
-    """Long form (TABLE_ROW_KEYS, table "cost"): one row per measured value; device and job in the note."""
+    """Long form (COST_COLUMNS, table "cost"): one row per measured value; device and job in the note."""
     out = []
     for c in cells_frame(cells).to_dict("records"):
         for metric, _, _ in COST_METRICS:
@@ -141,13 +161,15 @@ def cost_rows(cells: Sequence[dict], datasets: dict[str, str]) -> pd.DataFrame:
                     "metric": metric,
                     "architecture": c["arch"],
                     "method": c["method"],
+                    "seed": c["seed"],  # cost is per training job: replicates stay apart
+                    "cell": c["cell"],
                     "value": "" if v is None else v,
                     "paper_value": "",
                     "delta": "",
                     "note": note,
                 }
             )
-    return pd.DataFrame(out, columns=TABLE_ROW_KEYS)
+    return pd.DataFrame(out, columns=COST_COLUMNS[:-1])
 
 
 def _fmt(v, unit: str = "") -> str:
@@ -309,7 +331,7 @@ def write_cost(
     """cost.csv (long form), cost.md (one renderer) and the overview figure; returns the long form."""
     cells = [read_cell(Path(p)) for p in metrics_files]
     rows = cost_rows(cells, datasets)
-    write_long_csv(rows, Path(out_csv), scale_note)
+    write_csv(frame(rows).assign(scale=scale_note), Path(out_csv), COST_COLUMNS)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     df = cells_frame(cells)
     Path(out_md).write_text(render.markdown(layout(df, scale_note)))
