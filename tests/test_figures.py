@@ -186,6 +186,8 @@ def test_ours_vs_paper_pairs_cells_with_the_papers_value(tmp_path):
     )
     fig = figure_vs_paper([other], "image", tmp_path / "vs2.png", "SMOKE")
     assert "No cell of this run has a paper value" in fig.axes[0].texts[0].get_text()
+    ssim = " ".join(fig.axes[1].texts[0].get_text().split())  # Table 7: only its caption is in the paper text
+    assert "Table 7 has no transcribed ssim values" in ssim and "()" not in ssim
 
 
 def test_visual_figure_shows_the_tables_psnr(tmp_path):
