@@ -4,6 +4,8 @@ import argparse
 import subprocess
 import sys
 
+import pytest
+
 import iga
 from iga.cli import build_parser
 
@@ -36,3 +38,11 @@ def test_a_missing_input_file_is_one_line(tmp_path, capsys):
     assert main(["tables", "--long", str(missing), "--tables", "table1_image_average", "--out-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"iga tables: error: no such file: {missing} (-v: the traceback)"
+
+
+def test_a_malformed_cell_id_is_refused_before_training(capsys):
+    from iga.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train-image", "--settings", "{}", "--image", "x.png", "--out", "w", "--cell", "image/kodim03/PE-IGA"])
+    assert "must be TASK/ITEM/ARCH-METHOD/sSEED" in capsys.readouterr().err

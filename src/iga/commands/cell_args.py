@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+
+from ..cells import Cell
+from ..configs import ConfigError
+
+
+def cell_id(text: str) -> str:
+    """argparse type of --cell: a cell id as the workflow writes it (TASK/ITEM/ARCH-METHOD/sSEED)."""
+    try:
+        Cell.from_id(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_cell_arguments(p, cell_example: str, settings_required: bool = True) -> None:
@@ -12,7 +25,7 @@ def add_cell_arguments(p, cell_example: str, settings_required: bool = True) -> 
     g.add_argument("--settings", help="the cell's resolved settings as JSON")
     g.add_argument("--settings-file", help="… or a JSON file holding them")
     p.add_argument("--out", required=True, help="the cell's work folder")
-    p.add_argument("--cell", required=True, help=f"cell id, e.g. {cell_example}")
+    p.add_argument("--cell", required=True, type=cell_id, help=f"cell id, e.g. {cell_example}")
     p.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

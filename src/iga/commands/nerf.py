@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 from ..nerf.cell_settings import NeRFAdjuster, NeRFRun
+from .cell_args import cell_id
 
 
 def add_model_arguments(parser, model) -> None:
@@ -124,7 +125,7 @@ def register(sub) -> None:
         help="IGA: the top `end` eigenvalues are balanced (paper: 25; ficus 30); < --num-rays",
     )
     p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
-    p.add_argument("--cell", help="cell id recorded in provenance.json")
+    p.add_argument("--cell", type=cell_id, help="cell id recorded in provenance.json (nerf/SCENE/NeRF-METHOD/sSEED)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument(
         "--set",
