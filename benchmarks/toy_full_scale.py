@@ -46,9 +46,8 @@ CASES = [
 def time_case(
     config: dict, item: str, arch: str, method: str, steps: int, threads: int, tmp: Path, solver: str | None = None
 ) -> dict:
-    settings = resolve_settings(
-        config, Cell("toy", item, arch, method, cell_seeds(config, "toy", item, arch, method)[0])
-    )
+    seed = cell_seeds(config, "toy", item, arch, method)[0]
+    settings = resolve_settings(config, Cell("toy", item, arch, method, seed))
     full_iterations = int(settings["train"]["iterations"])
     s = copy.deepcopy(settings)
     if solver:
@@ -69,7 +68,7 @@ def time_case(
             "--out",
             str(out),
             "--cell",
-            f"toy/{item}/{arch}-{method}",
+            f"toy/{item}/{arch}-{method}/s{seed}",
             "--threads",
             str(threads),
             "--no-resume",

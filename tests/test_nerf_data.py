@@ -249,7 +249,7 @@ def test_held_out_views_are_stated_in_rows_averages_and_table_notes(tmp_path):
         write_table(TABLES[name], rows, tmp_path / "t", "MINI scale")
         md = (tmp_path / "t" / f"{name}.md").read_text()
         assert f"- Evaluated on {note}: lego" in md, md
-        assert "- missing for 1/1 items: missing: disabled in config\n" in md  # the views note is not repeated
+        assert "- missing for 1/1 items: disabled in config\n" in md  # the views note is not repeated
         table = list(csv.DictReader(open(tmp_path / "t" / f"{name}.csv")))
         assert table and all(note in r["note"] for r in table)  # every row of the CSV says so
     avg = with_averages(rows).set_index(["item", "metric", "method"]).loc[("average", "psnr", "IGA")]

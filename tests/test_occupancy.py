@@ -188,7 +188,7 @@ def test_tiny_cell_end_to_end_through_the_cli(tmp_path, tiny_volume, method, cap
             "--out",
             str(out),
             "--cell",
-            f"occupancy/sphere/PE-{method}",
+            f"occupancy/sphere/PE-{method}/s4096",
             "--threads",
             "1",
         ]
@@ -226,7 +226,7 @@ def test_cell_rejects_unknown_task_key_and_wrong_resolution(tmp_path, tiny_volum
             "--out",
             str(tmp_path / "c"),
             "--cell",
-            "occupancy/sphere/PE-vanilla",
+            "occupancy/sphere/PE-vanilla/s4096",
         ]
     )
     assert rc == 2

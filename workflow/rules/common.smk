@@ -18,7 +18,7 @@ from snakemake.utils import update_config
 from iga.cell_records import cell_document, sync_settings_file
 from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
-from iga.workflow_config import typed_command_line, validate_config
+from iga.workflow_config import Resource, typed_command_line, validate_config
 
 # `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
 update_config(config, typed_command_line(dict(workflow.config_settings.config)))
@@ -158,13 +158,14 @@ def keep_record(task):
 
 
 def job_resources(name):
-    """A training rule's resources (`resources: **job_resources("train_<task>")`), from config.resources."""
-    r = config.get("resources", {}).get(name, {})
-    return {"gpu": int(r.get("gpu", 0)), "mem_mb": int(r.get("mem_mb", 4000)), "runtime": int(r.get("runtime", 60))}
+    """A training rule's resources (`resources: **job_resources("train_<task>")`), from config.resources
+    (defaults: iga.workflow_config.Resource)."""
+    r = CONFIG.resources.get(name) or Resource()
+    return {"gpu": r.gpu, "mem_mb": r.mem_mb, "runtime": r.runtime}
 
 
 def job_threads(name):
-    return int(config.get("resources", {}).get(name, {}).get("threads", 1))
+    return (CONFIG.resources.get(name) or Resource()).threads
 
 
 @functools.lru_cache(maxsize=None)

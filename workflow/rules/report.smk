@@ -11,12 +11,10 @@ import os as _os
 import re as _re
 
 from iga.report.claims import CLAIM_TABLES  # the tables the claims are read from
+from iga.report.labels import TASK_ORDER
 
 
 report: "../report/workflow.rst"
-
-
-TASK_ORDER = ("image", "image_ablation", "toy", "occupancy", "nerf")
 
 
 def training_records():

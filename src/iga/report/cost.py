@@ -24,7 +24,7 @@ from ..cells import Cell
 from ..configs import ConfigError
 from ..result_record import RECORD_FILE, RECORD_VERSION, TIME_PER_ITERATION
 from . import render
-from .labels import arch_key, fmt, method_key, number
+from .labels import TASK_ORDER, arch_key, fmt, method_key, number
 from .tables import LONG_COLUMNS, frame, write_csv
 
 # the tables' long form, plus the seed and cell of the training job each row measured
@@ -47,7 +47,6 @@ COST_METRICS = (
     ("peak_gpu_mb", "Peak GPU memory (MB)", "MB"),
 )
 RECORD_KEYS = {"train_time_s": "train_time_this_run_s"}
-TASK_ORDER = ("toy", "image", "image_ablation", "occupancy", "nerf")
 REEVALUATED = "re-evaluated only (this job trained no step)"
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import psnr
-
-METHOD_ORDER = ("vanilla", "FR", "BN", "IGA")
+from .labels import METHOD_ORDER
 
 
 def _label(arch: str, method: str) -> str:

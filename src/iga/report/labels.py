@@ -8,6 +8,8 @@ from .. import metrics
 
 ARCH_ORDER = ("ReLU", "PE", "SIREN", "NeRF")
 METHOD_ORDER = ("vanilla", "FR", "BN", "IGA")
+TOY_METHOD_ORDER = ("vanilla", "NTK", "eNTK", "IGA")  # the toy study's columns (Figs. 1, 6)
+TASK_ORDER = ("toy", "image", "image_ablation", "occupancy", "nerf")  # the paper's order: §5, §6.1, App. B, §6.2, §6.3
 METRIC_LABELS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "iou": "IoU ↑"}
 LOWER_IS_BETTER = ("lpips",)
 DIGITS = {"psnr": 2, "lpips": 3}  # other metrics: 4, as the paper prints SSIM and IoU

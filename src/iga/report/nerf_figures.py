@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-ORDER = {"vanilla": 0, "FR": 1, "BN": 2, "IGA": 3}
+from .labels import method_key
 
 
 def _label(method: str) -> str:
@@ -47,7 +47,7 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
         cells.append((method, render, per_view["psnr"], gt_file, views))
     if not cells:
         raise ValueError(f"no NeRF cells of item {item!r} among the inputs")
-    cells.sort(key=lambda c: ORDER.get(c[0], 9))
+    cells.sort(key=lambda c: method_key(c[0]))
     views = sorted({c[4] for c in cells})
     if views == [""]:
         shown_view = f"test view {view}"

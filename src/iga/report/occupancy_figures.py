@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import iou
+from .labels import METHOD_ORDER
 
-METHOD_ORDER = ("vanilla", "FR", "BN", "IGA")
 LIGHT = np.array([-0.45, -0.55, 0.70])
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cells import Cell
+from .labels import TOY_METHOD_ORDER
 
 # mathtext: the paper's symbols for the transformation matrices (I, S, S~, S~_e)
 METHOD_LABELS = {
@@ -30,7 +31,6 @@ METHOD_LABELS = {
     "eNTK": r"$\tilde{S}$ (eNTK)",
     "IGA": r"$\tilde{S}_e$ (IGA)",
 }
-METHOD_ORDER = ["vanilla", "NTK", "eNTK", "IGA"]
 METHOD_COLORS = {
     "vanilla": "0.3",
     "NTK": "tab:blue",
@@ -163,7 +163,7 @@ def _exp1_index(cells: list[ToyCell]):
 def _exp1_row(fig, axes, index, cells, width, end, ref: ToyCell, heat_max=1.0):
     ax = axes[0]
     ims = None
-    for j, base in enumerate(METHOD_ORDER):
+    for j, base in enumerate(TOY_METHOD_ORDER):
         group = index.get((width, base, None if base == "vanilla" else end))
         hax = axes[1 + j]
         if not group:
