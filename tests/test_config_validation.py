@@ -102,6 +102,23 @@ def test_an_unknown_method_names_its_task():
     assert msg.count("tasks.image") == 1, msg  # named once
 
 
+@pytest.mark.parametrize(
+    "overlay, words",
+    [
+        ("tasks:\n  image:\n    embedded_size: [72, 0]\n", ["tasks.image.embedded_size.1=0", "greater than 0"]),
+        ('output_root: "work/my run"\n', ["output_root='work/my run'", "should match pattern"]),
+        ("tasks:\n  image:\n    grids: {extra: {items: [astronaut]}}\n", ["named grids ['extra']", "no table"]),
+        ("tasks:\n  image_ablation:\n    figures: {crops_arch: PE}\n", ["the ablation draws no figure"]),
+        (
+            "tasks:\n  occupancy:\n    overrides: {PE-IGA: {train: {iterations: 50}}}\n",
+            ["cell occupancy/bumpy/PE-IGA", "train.iterations is derived for occupancy cells"],
+        ),
+    ],
+)
+def test_settings_that_a_job_would_refuse_or_ignore_are_rejected_first(overlay, words):
+    rejected(overlay, *words)
+
+
 def test_a_word_where_a_number_belongs_is_rejected():
     rejected(
         'tasks:\n  image:\n    overrides: {"SIREN-IGA": {model: {first_omega0: "thirty"}}}\n',

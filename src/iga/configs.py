@@ -254,6 +254,9 @@ class TaskSection(Strict):
     """A task's block of the workflow config (``tasks.<task>``); tasks subclass it for their extra keys."""
 
     NAME_PATTERN: ClassVar[str] = r"^[A-Za-z0-9_.]+$"  # items, architectures, variants: no path tricks
+    # named grids feed tables only where a task's tables read them (ablations, toy); elsewhere their cells
+    # would train and appear in no table
+    GRIDS_FEED_TABLES: ClassVar[bool] = False
 
     enabled: bool = True  # a task section that is written is on unless it says otherwise
     dataset: str = ""
@@ -273,6 +276,16 @@ class TaskSection(Strict):
         bad = [x for x in v if not re.match(cls.NAME_PATTERN, x)]
         if bad:
             raise ValueError(f"{bad} must match {cls.NAME_PATTERN} (letters, digits, _ and .)")
+        return v
+
+    @field_validator("grids")
+    @classmethod
+    def _grids_feed_tables(cls, v):
+        if v and not cls.GRIDS_FEED_TABLES:
+            raise ValueError(
+                f"named grids {sorted(v)}: no table of this task reads them (its tables use items/"
+                "architectures/methods); grids are for tasks.image_ablation and tasks.toy"
+            )
         return v
 
     @field_validator("methods")

@@ -61,6 +61,7 @@ class WorkflowConfig(Strict):
     scale_note: str = ""
     output_root: str = Field(
         "",
+        pattern=r"^[A-Za-z0-9_./-]*$",  # as data.root: every path under it reaches the rules' shell commands
         description="folder holding results/, work/ and logs/ ('' = the repository); make smoke points it at a "
         "scratch folder to rerun the smoke grid from scratch beside the committed results",
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from ..configs import ARCHITECTURES, CellSettings, Strict, TaskSection, register_task
 
@@ -47,7 +47,7 @@ class ImageFigures(Strict):
 
 class ImageSection(TaskSection):
     dataset: Literal["kodak", "embedded"] = "kodak"
-    embedded_size: list[int] = Field([72, 48], min_length=2, max_length=2)  # width, height
+    embedded_size: list[PositiveInt] = Field([72, 48], min_length=2, max_length=2)  # width, height
     figures: ImageFigures = ImageFigures()
 
     def image_size(self):
@@ -84,8 +84,17 @@ class ImageSection(TaskSection):
 
 
 class AblationSection(ImageSection):
-    embedded_size: list[int] = Field([64, 32], min_length=2, max_length=2)
+    GRIDS_FEED_TABLES: ClassVar[bool] = True  # Tables 4, 5 and the variants are its grids
+    embedded_size: list[PositiveInt] = Field([64, 32], min_length=2, max_length=2)
     figures: ImageFigures | None = None  # the ablation draws no figure
+
+    @field_validator("figures")
+    @classmethod
+    def _no_figures(cls, v):
+        if v is not None:
+            raise ValueError("the ablation draws no figure (its tables are Tables 4, 5 and the variants); remove it")
+        return v
+
     # a cell identical to a tasks.image cell (same image and resolved settings) is read from it
     reuse_image_cells: bool = True
 

@@ -37,6 +37,12 @@ class OccupancyCellSettings(CellSettings):
 
     @model_validator(mode="after")
     def _end_fits_a_step(self):
+        given = sorted({"iterations", "checkpoint_every"} & self.train.model_fields_set)
+        if given:
+            raise ValueError(
+                f"train.{given[0]} is derived for occupancy cells (task.epochs × steps per epoch, "
+                f"task.checkpoint_every_epochs); remove train.{given[0]} and set those instead"
+            )
         # a step's kernel has one sampled point per group (fewer only in an epoch's last step)
         self.adjuster.check_groups(self.task.groups_per_step, "task.groups_per_step")
         return self

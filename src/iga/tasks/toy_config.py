@@ -15,7 +15,7 @@ Conventions (see config.yaml, ``tasks.toy``):
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -100,6 +100,7 @@ class ToyFigures(Strict):
 
 
 class ToySection(TaskSection):
+    GRIDS_FEED_TABLES: ClassVar[bool] = True  # the experiments are its grids (exp1, exp2)
     dataset: Literal["synthetic"] = "synthetic"  # the signals are generated (eqs. 8, 9)
     figures: ToyFigures = ToyFigures()
 
