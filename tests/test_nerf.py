@@ -334,3 +334,26 @@ def test_short_offline_run_checkpoints_resumes_and_reports(tmp_path, monkeypatch
     s.end = 40  # end >= rays per batch is refused before any work
     with pytest.raises(ConfigError):
         run(s)
+
+
+def test_training_curve_is_read_back_from_nerfstudio_event_files(tmp_path):
+    """iga.nerf.curve: loss and PSNR per logged step; a resumed job's later file wins for its steps."""
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from iga.nerf.curve import write_train_log
+
+    for job, steps in enumerate([(0, 10, 20), (20, 30)]):
+        w = SummaryWriter(log_dir=str(tmp_path), filename_suffix=f".job{job}")
+        for s in steps:
+            w.add_scalar("Train Loss", 1.0 / (s + 1) + job, s)
+            w.add_scalar("Train Metrics Dict/psnr", 10.0 + s + job, s)
+            w.add_scalar("Train Rays / Sec", 5.0, s)  # not part of the curve
+        w.close()
+        time.sleep(1.1)  # event file names start with their creation second
+    n = write_train_log(tmp_path, tmp_path / "train_log.jsonl")
+    rows = [json.loads(r) for r in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert n == 4 and [r["step"] for r in rows] == [0, 10, 20, 30]
+    assert rows[2] == {"step": 20, "loss": pytest.approx(1 / 21 + 1), "psnr": pytest.approx(31.0)}  # job 1's
+    assert set(rows[0]) == {"step", "loss", "psnr"}

@@ -90,6 +90,7 @@ if enabled("nerf"):
             ),
         output:
             **record_outputs("nerf"),
+            curve=f"{RECORDS}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}/train_log.jsonl",  # iga.nerf.curve
             render=f"{WORK}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}/renders/test_000.png",  # Fig. 12's view
         log:
             f"{LOGS}/nerf/{{item}}/{{arch}}-{{method}}/s{{seed}}.log",
@@ -165,6 +166,21 @@ if enabled("nerf"):
             note=NERF_NOTE,
         shell:
             "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input.metrics} > {log} 2>&1"
+
+    rule figure_nerf_curves:
+        input:
+            [f"{Path(m).parent}/train_log.jsonl" for m in cell_outputs("nerf", "metrics.json")],
+        output:
+            report(
+                f"{RESULTS}/figures/nerf_training_curves.png", category="NeRF", caption="../report/training_curves.rst"
+            ),
+        log:
+            f"{LOGS}/report/figure_nerf_curves.log",
+        params:
+            note=NERF_NOTE,
+        shell:
+            "iga figure-curves --metric psnr --title 'NeRF: training PSNR per method (on the rays of each training step)'"
+            " --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
 
     rule figure_nerf_vs_paper:
         input:

@@ -36,6 +36,7 @@ from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
 from ..provenance import write_json
 from ..result_record import StepTimer, Training, take_job_start, write_record
 from . import DEFAULT_END, METHOD_NAMES
+from .curve import write_train_log
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def build_config(s: NeRFRunSettings, device: str):
     config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = 0
     config.vis = "tensorboard"
     config.viewer.quit_on_train_completion = True
-    config.logging.steps_per_log = max(1, min(100, s.iterations // 10))
+    config.logging.steps_per_log = max(1, min(100, s.iterations // 100))  # the training curve: ~100 points
     dm = config.pipeline.datamanager
     dm.train_num_rays_per_batch = dm.eval_num_rays_per_batch = s.num_rays
     dm.dataparser.downscale = s.downscale
@@ -346,6 +347,7 @@ def _run(s: NeRFRunSettings, job_start: float) -> dict:
         checkpoint_dir=str(ckpt_dir),
         wall_seconds={"setup": t_setup, "train": t_train, "eval": t_eval},
     )
+    write_train_log(ckpt_dir.parent, out / "train_log.jsonl")  # the curve every record keeps (iga.nerf.curve)
     write_json(metrics, out / "metrics.json")  # last: its presence means the cell is complete
     return metrics
 
