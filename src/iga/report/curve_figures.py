@@ -48,7 +48,9 @@ def _save(fig, out: Path) -> None:
     tmp.replace(out)
 
 
-def _suptitle(fig, title: str, width: int = 150) -> None:
+def _suptitle(fig, title: str, width: int | None = None) -> None:
+    """The title wrapped to the figure's width (about 13 characters of 9-pt text per inch)."""
+    width = width or max(40, int(fig.get_figwidth() * 13))
     fig.suptitle(textwrap.fill(title, width), fontsize=9)
 
 
@@ -242,7 +244,7 @@ def figure_vs_paper(
         ax.legend(fontsize=6, loc="lower right")
         n_items = len({p["item"] for p in pts})
         ax.set_title(f"{metric}: {len(pts)} cells on {n_items} items", fontsize=9)
-    _suptitle(fig, f"{task}: ours vs paper, per cell [{scale_note}]", 30 * len(names) + 60)
+    _suptitle(fig, f"{task}: ours vs paper, per cell [{scale_note}]")
     _save(fig, out)
     plt.close(fig)
     return fig
