@@ -103,6 +103,20 @@ def test_an_unknown_method_names_its_task():
 
 
 @pytest.mark.parametrize(
+    "knob, words",
+    [
+        ("fig1_widths: [999]", ["tasks.toy.figures.fig1_widths=999", "[256, 512, 1024]"]),
+        ("fig1_end: 11", ["tasks.toy.figures.fig1_end=11", "[15]"]),
+        ("fig2_group_size: 3", ["tasks.toy.figures.fig2_group_size=3", "[1, 4, 8]"]),
+        ("fig3_component: 40", ["tasks.toy.figures.fig3_component=40", "components"]),
+    ],
+)
+def test_a_toy_figure_knob_must_name_a_value_of_the_cells(knob, words):
+    """The toy figures used to pick another width/end/group silently; now the config is refused."""
+    rejected(f"tasks:\n  toy:\n    figures: {{{knob}}}\n", *words)
+
+
+@pytest.mark.parametrize(
     "overlay, words",
     [
         ("tasks:\n  image:\n    embedded_size: [72, 0]\n", ["tasks.image.embedded_size.1=0", "greater than 0"]),

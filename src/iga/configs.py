@@ -300,6 +300,10 @@ class TaskSection(Strict):
         """What a cell's cross-field rules need to know about its item (image size, …)."""
         return {}
 
+    def check_cells(self, cells: dict) -> None:
+        """Rules over the task's validated cells ({grid name or None: [cell settings model]}), e.g. a
+        figure knob that must name a value some cell has; raise ValueError (tasks.<task> is prefixed)."""
+
     def all_items(self) -> list[str]:
         """The items of the task and of its named grids: each is checked against the dataset."""
         return list(dict.fromkeys(self.items + [i for g in self.grids.values() for i in g.items or []]))

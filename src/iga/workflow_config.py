@@ -144,6 +144,7 @@ def validate_config(config: dict) -> WorkflowConfig:
             )
         _check_overrides(section, task)
         model = TASKS[task].cell
+        validated: dict = {}
         for group in [None] + sorted(section.grids):
             try:
                 cells = list(enumerate_cells(config, task, group))
@@ -152,9 +153,14 @@ def validate_config(config: dict) -> WorkflowConfig:
                 raise ConfigError(str(exc) if str(exc).startswith("tasks.") else f"{where}: {exc}") from None
             for cell in cells:
                 try:
-                    validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
+                    m = validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
                 except ConfigError as exc:
                     raise ConfigError(f"cell {cell.id}: {exc}") from None
+                validated.setdefault(group, []).append(m)
+        try:
+            section.check_cells(validated)
+        except ValueError as exc:
+            raise ConfigError(f"tasks.{task}.{exc}") from None
     return cfg
 
 

@@ -104,6 +104,38 @@ class ToySection(TaskSection):
     dataset: Literal["synthetic"] = "synthetic"  # the signals are generated (eqs. 8, 9)
     figures: ToyFigures = ToyFigures()
 
+    def check_cells(self, cells: dict) -> None:
+        """The figure knobs name values the experiments' cells have (the figures would pick others)."""
+        f, exp1, exp2 = self.figures, cells.get("exp1", []), cells.get("exp2", [])
+        iga1 = [c for c in exp1 if c.adjuster.kind != "vanilla"]
+        iga2 = [c for c in exp2 if c.adjuster.kind == "iga"]
+        checks = [
+            ("fig1_widths", f.fig1_widths, sorted({c.model.hidden_features for c in exp1}), bool(exp1)),
+            (
+                "fig1_end",
+                [f.fig1_end],
+                sorted({balanced_eigenvalues(c.adjuster.model_dump()) for c in iga1}),
+                "fig1_end" in f.model_fields_set and bool(iga1),
+            ),
+            (
+                "fig2_group_size",
+                [f.fig2_group_size],
+                sorted({c.task.group_size for c in iga2}),
+                "fig2_group_size" in f.model_fields_set and bool(iga2),
+            ),
+        ]
+        for key, given, allowed, applies in checks:
+            bad = [v for v in given if v not in allowed]
+            if applies and bad:
+                raise ValueError(
+                    f"figures.{key}={bad[0] if len(given) == 1 else given}: not among the cells' values {allowed}"
+                )
+        n_freqs = min((len(c.task.freqs) for c in exp2), default=None)
+        if n_freqs is not None and f.fig3_component > n_freqs:
+            raise ValueError(
+                f"figures.fig3_component={f.fig3_component}: the signal has {n_freqs} components (1..{n_freqs})"
+            )
+
     def known_items(self) -> list[str]:
         # items are exp1_w{width}_s{seed} / exp2_s{seed}: the paper's (config.yaml) and this run's
         seeds = {16, 32} | {
