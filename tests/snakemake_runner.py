@@ -19,11 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "presets" / "tiny.yaml"
 
 
+def snakemake_cmd(*args: str, profile: str | None = None, snakefile: Path | None = None) -> list[str]:
+    """The command line every test runs Snakemake with (this environment's Snakemake): ``profile``
+    (e.g. ``profiles/local``) or ``--cores 2``; ``snakefile``: the repository's, run from another folder."""
+    cmd = [sys.executable, "-m", "snakemake"]
+    if snakefile:
+        cmd += ["-s", str(snakefile)]
+    return cmd + (["--profile", profile] if profile else ["--cores", "2"]) + list(args)
+
+
 def run_snakemake(
     workdir: Path, *args: str, timeout: int = 600, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
+        snakemake_cmd(*args, snakefile=ROOT / "Snakefile"),
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -52,7 +61,7 @@ def local_env(workflow: Path, gpus: int | str = 1, **extra) -> dict:
 
 def run_local(workflow: Path, *args: str, env: dict | None = None, check: bool = True, timeout: int = 400) -> str:
     """`snakemake --profile profiles/local ARGS` in a copy; its output, or AssertionError when it fails."""
-    cmd = ["snakemake", "--profile", "profiles/local", *args]
+    cmd = snakemake_cmd(*args, profile="profiles/local")
     r = subprocess.run(
         cmd, cwd=workflow, env=env or local_env(workflow), capture_output=True, text=True, timeout=timeout
     )

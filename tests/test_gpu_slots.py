@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from snakemake_runner import TINY, copy_workflow
+from snakemake_runner import TINY, copy_workflow, snakemake_cmd
 
 from iga import gpu_slots
 
@@ -227,7 +227,7 @@ def test_local_profile_counts_the_detected_gpus(tmp_path):
     seen = {}
     for count in (0, 3):
         r = subprocess.run(
-            ["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(preset)],
+            snakemake_cmd("-n", "--configfile", str(preset), profile="profiles/local"),
             cwd=tmp_path,
             env=_env(tmp_path, count=count),
             capture_output=True,

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from snakemake_runner import ROOT, TINY, copy_workflow, local_env, run_local
+from snakemake_runner import ROOT, TINY, copy_workflow, local_env, run_local, snakemake_cmd
 
 CELLS = ["astronaut/PE-vanilla/s4096", "astronaut/PE-IGA/s4096"]
 TRAIN_RULES = re.compile(r"^train_")
@@ -223,7 +223,7 @@ def test_a_killed_retrain_is_planned_again_and_the_table_gets_the_new_number(fin
     overlay.write_text(
         'tasks:\n  image:\n    overrides:\n      "astronaut/PE-IGA": {adjuster: {end: 4}, train: {iterations: 4000}}\n'
     )
-    args = ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), str(overlay)]
+    args = snakemake_cmd("--configfile", str(TINY), str(overlay), profile="profiles/local")
     proc = subprocess.Popen(
         args, cwd=finished_copy, env=smk_env(finished_copy), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

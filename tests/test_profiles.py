@@ -4,7 +4,7 @@ import os
 import subprocess
 
 import pytest
-from snakemake_runner import TINY, copy_workflow
+from snakemake_runner import TINY, copy_workflow, snakemake_cmd
 
 WARNING = "profiles/local: WARNING: no GPU"
 
@@ -19,7 +19,7 @@ def test_local_profile_warns_when_it_finds_no_gpu(workflow_copy, gpus, warned):
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
     env["IGA_GPU_COUNT"] = gpus
     r = subprocess.run(
-        ["snakemake", "-n", "--profile", "profiles/local", "--configfile", str(TINY)],
+        snakemake_cmd("-n", "--configfile", str(TINY), profile="profiles/local"),
         cwd=workflow_copy,
         env=env,
         capture_output=True,

@@ -14,7 +14,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from snakemake_runner import TINY, copy_workflow
+from snakemake_runner import TINY, copy_workflow, snakemake_cmd
 
 from iga.report import render
 from iga.report.pages import figure_page, markdown_page
@@ -103,9 +103,9 @@ def _data(uri: str) -> str:
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
     wf = copy_workflow(tmp_path_factory.mktemp("report") / "wf")
-    base = ["snakemake", "--cores", "2", "--configfile", str(TINY)]
     for extra in ([], ["--report", "results/tiny/report.html"]):
-        r = subprocess.run(base + extra, cwd=wf, capture_output=True, text=True, timeout=500, check=False)
+        cmd = snakemake_cmd("--configfile", str(TINY), *extra)
+        r = subprocess.run(cmd, cwd=wf, capture_output=True, text=True, timeout=500, check=False)
         assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     return (wf / "results/tiny/report.html").read_text(), r.stdout + r.stderr
 

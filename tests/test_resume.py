@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from snakemake_runner import TINY, local_env, run_local
+from snakemake_runner import TINY, local_env, run_local, snakemake_cmd
 from snakemake_runner import copy_workflow as shared_copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def smk_env(wf: Path) -> dict:
 
 
 def smk_cmd(*args) -> list:
-    return ["snakemake", "--profile", "profiles/local", "--configfile", str(TINY), "long.yaml", *args]
+    return snakemake_cmd("--configfile", str(TINY), "long.yaml", *args, profile="profiles/local")
 
 
 def run(wf: Path, *args, check=True) -> str:
