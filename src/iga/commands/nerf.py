@@ -57,13 +57,13 @@ def _nerf_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.settings:  # a workflow cell: everything comes from its resolved settings
-        from ..nerf.cell_settings import to_run_settings
+        from ..nerf.run import to_run_settings
 
         settings = to_run_settings(json.loads(args.settings), args.data, args.out, args.cell or "", args.lpips_status)
         metrics = run(settings)
         print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
         return 0
-    from ..nerf.cell_settings import to_run_settings
+    from ..nerf.run import to_run_settings
 
     extra = {}
     for item in args.set or []:

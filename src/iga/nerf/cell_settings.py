@@ -122,22 +122,3 @@ class NeRFSection(TaskSection):
 
 
 register_task("nerf", NeRFSection, NeRFCellSettings)
-
-
-def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: str | None):
-    from .run import NeRFRunSettings
-
-    s = validate_cell(settings)
-    extra = dict(s.set)
-    if s.method == "iga-nerf":
-        extra.setdefault("pipeline.model.iga_solver", s.adjuster.solver)
-    return NeRFRunSettings(
-        method=s.method,
-        data=data,
-        out=out,
-        cell=cell,
-        end=s.adjuster.end,
-        lpips_status_file=lpips_status,
-        extra=extra,
-        **s.run.model_dump(),
-    )

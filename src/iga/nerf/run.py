@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..configs import ConfigError
+from ..configs import ConfigError, validate
 from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
 from ..provenance import write_json
 from ..result_record import StepTimer, Training, take_job_start, write_record
 from . import DEFAULT_END, METHOD_NAMES
+from .cell_settings import NeRFRun, validate_cell
 from .curve import write_train_log
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,6 @@ class NeRFRunSettings:
 
     def validate(self) -> None:
         # the run's knobs have one declaration, the cell-settings model (iga.nerf.cell_settings.NeRFRun)
-        from ..configs import validate
-        from .cell_settings import NeRFRun
-
         validate(NeRFRun, {name: getattr(self, name) for name in NeRFRun.model_fields})
         if self.method not in METHOD_NAMES:
             raise ConfigError(f"method={self.method!r}; allowed: {sorted(METHOD_NAMES)}")
@@ -85,6 +83,23 @@ class NeRFRunSettings:
             raise ConfigError(f"end={self.end} must satisfy 1 <= end < num_rays={self.num_rays} (one group per ray)")
         if not (Path(self.data) / "transforms_train.json").exists():
             raise ConfigError(f"data={self.data!r} has no transforms_train.json (a Blender-format scene)")
+
+
+def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: str | None):
+    s = validate_cell(settings)
+    extra = dict(s.set)
+    if s.method == "iga-nerf":
+        extra.setdefault("pipeline.model.iga_solver", s.adjuster.solver)
+    return NeRFRunSettings(
+        method=s.method,
+        data=data,
+        out=out,
+        cell=cell,
+        end=s.adjuster.end,
+        lpips_status_file=lpips_status,
+        extra=extra,
+        **s.run.model_dump(),
+    )
 
 
 def resolve_device(device: str) -> str:
