@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from iga.cell_records import TRAIN_LOG, cell_document, is_current, keep, sync_settings_file, thin_rows
+from iga.cell_records import TRAIN_LOG, cell_document, data_relative, is_current, keep, sync_settings_file, thin_rows
 from iga.reproduce import compare_trees, summary
 
 SETTINGS = {"adjuster": {"kind": "iga", "end": 8}, "train": {"seed": 1}}
@@ -41,18 +41,29 @@ def test_thin_rows_keeps_first_last_and_at_most_the_limit():
 
 def test_keep_copies_the_record_and_not_the_checkpoint(tmp_path):
     work = finished_work(tmp_path)
-    doc = cell_document(SETTINGS, {"image": "data/a.png"}, "3")
+    data = lambda path, root="data": data_relative({"image": path}, root)  # noqa: E731  as the workflow names data
+    doc = cell_document(SETTINGS, data("data/a.png"), "3")
     rec = tmp_path / "results" / "cells" / "image" / "astro" / "PE-IGA"
     keep(work, rec, "image", settings_file(tmp_path, doc))
     assert sorted(p.name for p in rec.iterdir()) == ["metrics.json", "provenance.json", TRAIN_LOG]
     prov = json.loads((rec / "provenance.json").read_text())
-    assert prov["cell_settings"] == SETTINGS and prov["cell_inputs"] == {"image": "data/a.png"}
+    assert prov["cell_settings"] == SETTINGS and prov["cell_inputs"] == {"image": "{data}/a.png"}
     assert prov["train_log_rows_kept"] == "500 of 1200"
     assert len((rec / TRAIN_LOG).read_text().splitlines()) == 500
     assert is_current(rec, doc)
-    assert not is_current(rec, cell_document({**SETTINGS, "train": {"seed": 2}}, {"image": "data/a.png"}, "3"))
-    assert not is_current(rec, cell_document(SETTINGS, {"image": "data/b.png"}, "3"))  # other data
-    assert not is_current(rec, cell_document(SETTINGS, {"image": "data/a.png"}, "4"))  # results version bump
+    assert is_current(rec, cell_document(SETTINGS, data("/mnt/big disk/a.png", "/mnt/big disk"), "3"))  # root moved
+    assert not is_current(rec, cell_document({**SETTINGS, "train": {"seed": 2}}, data("data/a.png"), "3"))
+    assert not is_current(rec, cell_document(SETTINGS, data("data/b.png"), "3"))  # other data
+    assert not is_current(rec, cell_document(SETTINGS, data("data/a.png"), "4"))  # results version bump
+
+
+def test_a_record_from_before_the_data_mark_is_read_under_the_default_root(tmp_path):
+    """Committed records name their data "data/…" (the default root): they stay current."""
+    work = finished_work(tmp_path)
+    rec = tmp_path / "rec"
+    keep(work, rec, "image", settings_file(tmp_path, cell_document(SETTINGS, {"image": "data/a.png"}, "3")))
+    assert is_current(rec, cell_document(SETTINGS, data_relative({"image": "data/a.png"}, "data"), "3"))
+    assert is_current(rec, cell_document(SETTINGS, data_relative({"image": "/srv/d/a.png"}, "/srv/d"), "3"))
 
 
 def test_keep_refuses_an_unfinished_cell(tmp_path):

@@ -47,6 +47,17 @@ def thin_rows(rows: list[str], max_rows: int = MAX_CURVE_ROWS) -> list[str]:
     return [rows[i] for i in picks]
 
 
+DATA_MARK = "{data}"  # the data root, in the data paths of a cell document
+LEGACY_DATA_ROOT = "data"  # records from before DATA_MARK hold paths under the default root
+
+
+def data_relative(inputs: dict[str, str], root: str) -> dict[str, str]:
+    """The data files a cell reads, named under the data root ("{data}/kodak/kodim03.png"): moving
+    ``data.root`` elsewhere changes no cell's document, so it retrains nothing."""
+    prefix = str(root).rstrip("/") + "/"
+    return {k: f"{DATA_MARK}/{v[len(prefix) :]}" if str(v).startswith(prefix) else str(v) for k, v in inputs.items()}
+
+
 def cell_document(settings: dict, inputs: dict[str, str], results_version: str) -> dict:
     """What a cell's result depends on, as the config says it: its resolved settings, the data files it
     reads and the results version. Written to its settings file and stored in its record."""
@@ -102,7 +113,8 @@ def is_current(record_dir: Path, doc: dict) -> bool:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    kept = cell_document(record.get("cell_settings", {}), record.get("cell_inputs", {}), record.get("results_version"))
+    inputs = data_relative(record.get("cell_inputs", {}), LEGACY_DATA_ROOT)  # a no-op on newer records
+    kept = cell_document(record.get("cell_settings", {}), inputs, record.get("results_version"))
     return canonical(kept) == canonical(doc)
 
 

@@ -15,7 +15,7 @@ shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executab
 
 from snakemake.utils import update_config
 
-from iga.cell_records import cell_document, sync_settings_file
+from iga.cell_records import cell_document, data_relative, sync_settings_file
 from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
 from iga.workflow_config import Resource, typed_command_line, validate_config
@@ -110,7 +110,7 @@ def train_inputs(task, data=lambda wildcards: {}):
         cell = wildcard_cell(task, wildcards)
         files = {k: str(v) for k, v in data(wildcards).items() if v}
         path = Path(WORK) / "settings" / task / cell.item / cell.name / f"s{cell.seed}.json"
-        doc = cell_document(resolved(cell), files, RESULTS_VERSION)
+        doc = cell_document(resolved(cell), data_relative(files, DATA), RESULTS_VERSION)  # data.root may move
         current = sync_settings_file(path, cell.dir(RECORDS), doc)
         if current and not all(Path(f).exists() for f in files.values()):
             files = {}
