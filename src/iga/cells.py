@@ -210,3 +210,15 @@ def resolve_settings(config: dict, cell: Cell) -> dict:
     for key in ("model", "adjuster", "optim", "train", "task"):
         settings.setdefault(key, {})
     return settings
+
+
+def settings_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Where two resolved settings differ: ["optim.lr: 0.005 ≠ 0.004", ...] (a missing key reads "—")."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        x, y = a.get(key, "—"), b.get(key, "—")
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += settings_diff(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}: {x} ≠ {y}")
+    return out

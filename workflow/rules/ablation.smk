@@ -11,6 +11,8 @@
 import json as _json
 import sys as _sys
 
+from iga.cells import settings_diff
+
 if enabled("image_ablation"):
     ABL = task_config("image_ablation")
     ABL_GRIDS = ("table4", "table5", "variants")
@@ -62,12 +64,31 @@ if enabled("image_ablation"):
             return None
         return f"{record_dir('image', twin)}/metrics.json"
 
-    ABL_METRICS, _abl_reused = [], []
+    def image_twin_diff(cell):
+        """How `cell`'s settings differ from the image cell of the same name on the same picture (Tables 4/5
+        say "the same settings as Experiment 6.1": a difference is worth saying), else []."""
+        twin = Cell("image", cell.item, cell.arch, cell.method, cell.seed)
+        if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
+            return []
+        return settings_diff(resolved(cell), resolved(twin))
+
+    ABL_METRICS, _abl_reused, _abl_differ = [], [], []
     for _c in ablation_cells():
         _twin = reused_image_cell(_c)
         ABL_METRICS.append(_twin or f"{record_dir('image_ablation', _c)}/metrics.json")
         if _twin:
             _abl_reused.append(_c)
+        elif _diff := image_twin_diff(_c):
+            _abl_differ.append((_c, _diff))
+    if _abl_differ:
+        _c, _diff = _abl_differ[0]
+        print(
+            f"image_ablation: warning: {len(_abl_differ)} cells differ from the image cells of the same name "
+            f"(e.g. {_c.item}/{_c.name}: {'; '.join(_diff[:3])} [ablation ≠ image]), so Tables 4/5 do not use "
+            "Table 1's settings for them; if that is not intended, give tasks.image_ablation.overrides the same "
+            "change",
+            file=_sys.stderr,
+        )
     if _abl_reused:
         print(
             f"image_ablation: {len(_abl_reused)} of {len(ABL_METRICS)} cells reuse identical image cells "
