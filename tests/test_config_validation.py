@@ -133,6 +133,18 @@ def test_settings_that_a_job_would_refuse_or_ignore_are_rejected_first(overlay, 
     rejected(overlay, *words)
 
 
+def test_a_cell_error_says_which_part_of_the_config_set_the_value():
+    rejected(
+        'tasks:\n  image:\n    overrides: {"PE-IGA": {adjuster: {end: 54}}}\n',
+        "(set by tasks.image.overrides['PE-IGA'])",
+    )
+    rejected("tasks:\n  image:\n    settings: {optim: {lr: -1}}\n", "optim.lr=-1", "(set by tasks.image.settings)")
+    rejected(
+        "tasks:\n  image_ablation:\n    variants: {RSI: {adjuster: {sampling: xyz}}}\n",
+        "(set by tasks.image_ablation.variants.RSI)",
+    )
+
+
 def test_a_word_where_a_number_belongs_is_rejected():
     rejected(
         'tasks:\n  image:\n    overrides: {"SIREN-IGA": {model: {first_omega0: "thirty"}}}\n',

@@ -9,11 +9,12 @@ generated from the same models (:func:`json_schema`, ``iga config-schema``), so 
 from __future__ import annotations
 
 import fnmatch
+import re
 
 import yaml
 from pydantic import Field, create_model, field_validator
 
-from .cells import METHOD_DEFAULTS, enumerate_cells, resolve_settings
+from .cells import METHOD_DEFAULTS, _specificity, enumerate_cells, resolve_settings, task_section
 from .configs import ARCHITECTURES, TASKS, ConfigError, Strict, validate
 
 # the tasks register their models on import (all torch-free)
@@ -109,6 +110,42 @@ def _check_overrides(section, task: str) -> None:
         )
 
 
+def _origin(config: dict, task: str, cell, error: str) -> str:
+    """Where the config sets the key an error about ``cell`` names: " (set by tasks.image.overrides['PE-IGA'])",
+    the last matching override, the variant or the settings (own, then settings_from) that hold it; "" when
+    the error names no key or only a default holds it."""
+    m = re.match(r"([A-Za-z_][\w.]*)=", error)
+    if not m:
+        return ""
+    keys = m.group(1).split(".")
+
+    def holds(d) -> bool:
+        for k in keys:
+            if not isinstance(d, dict) or k not in d:
+                return False
+            d = d[k]
+        return True
+
+    sec, name = task_section(config, task), f"{cell.arch}-{cell.method}"
+    overrides = sorted((sec.get("overrides") or {}).items(), key=lambda kv: _specificity(kv[0]))
+    hits = [
+        p
+        for p, over in overrides
+        if holds(over) and any(fnmatch.fnmatchcase(n, p) for n in (name, f"{cell.item}/{name}"))
+    ]
+    variant = cell.method.partition("-")[2]
+    if hits:
+        where = f"tasks.{task}.overrides[{hits[-1]!r}]"
+    elif variant and holds((sec.get("variants") or {}).get(variant)):
+        where = f"tasks.{task}.variants.{variant}"
+    else:
+        where, t = "", task
+        while t and not where:
+            where = f"tasks.{t}.settings" if holds(task_section(config, t).get("settings")) else ""
+            t = task_section(config, t).get("settings_from")
+    return f" (set by {where})" if where else ""
+
+
 def typed_command_line(value):
     """``--config`` values read as a config file reads them.
 
@@ -155,7 +192,7 @@ def validate_config(config: dict) -> WorkflowConfig:
                 try:
                     m = validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
                 except ConfigError as exc:
-                    raise ConfigError(f"cell {cell.id}: {exc}") from None
+                    raise ConfigError(f"cell {cell.id}: {exc}{_origin(config, task, cell, str(exc))}") from None
                 validated.setdefault(group, []).append(m)
         try:
             section.check_cells(validated)
