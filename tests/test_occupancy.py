@@ -105,6 +105,12 @@ def test_epoch_visits_every_group_once_then_leftover_vanilla_step():
     assert order(task, 1) == order(_task()[1], 1)
 
 
+def test_iga_on_a_grid_with_fewer_groups_than_it_needs_is_refused():
+    """Every step would be vanilla (each batch smaller than end + 1 groups): said, not run silently."""
+    with pytest.raises(ConfigError, match="IGA needs at least 40 groups per step .* has 25 groups"):
+        _task(shape=(5, 5, 8), group_size=8, gps=64, min_adjust=40)
+
+
 def test_small_last_batch_is_vanilla_for_iga_and_single_leftover_is_skipped():
     _, task = _task(shape=(5, 5, 8), group_size=8, gps=6, min_adjust=4)  # 25 groups: 6,6,6,6,1
     flags = [task.batch(s, torch.Generator()).adjust for s in range(task.batches_per_epoch)]

@@ -123,6 +123,12 @@ class OccupancyTask:
         self.has_leftover_step = bool(cfg.leftover_step and self.leftover.numel() >= 2)
         self.steps_per_epoch = self.batches_per_epoch + int(self.has_leftover_step)
         self.min_adjust_groups = int(min_adjust_groups)
+        if self.min_adjust_groups and self.n_groups < self.min_adjust_groups:  # no step could be adjusted
+            raise ConfigError(
+                f"IGA needs at least {self.min_adjust_groups} groups per step (adjuster.end + 1), but the cropped "
+                f"grid has {self.n_groups} groups of task.group_size={cfg.group_size}: every step would be vanilla; "
+                "lower adjuster.end or task.group_size"
+            )
         self._perm_epoch, self._perm = -1, None
         # official "running" prediction: each voxel's output in the forward pass of its batch
         self.running = torch.zeros(self.n, dtype=torch.bool, device=self.device)
