@@ -6,7 +6,7 @@ replicates of one configuration in the tables. Settings resolve as::
 
     task.settings  ←  method defaults  ←  task.variants[variant]  ←  each task.overrides entry whose
     fnmatch pattern matches "{arch}-{method}" or "{item}/{arch}-{method}" (general before specific,
-    see :func:`_specificity`)
+    see :func:`override_specificity`)
 
 and are handed to exactly one rule as ``params`` so that a change to one cell reruns only it.
 A list ``train.seeds`` (NeRF: ``run.seeds``) expands one configuration into one cell per seed; each
@@ -148,7 +148,7 @@ def cell_seeds(config: dict, task: str, item: str, arch: str, method: str, setti
     return check_seeds([section.get("seed", DEFAULT_SEED)], key + "seed")
 
 
-def _specificity(pattern: str) -> tuple:
+def override_specificity(pattern: str) -> tuple:
     """Order in which overrides apply: general before specific, so the most specific wins.
 
     Not file order: Snakemake's merge of a preset overlay may reorder keys. Item-specific
@@ -188,7 +188,7 @@ def _configured(config: dict, task: str, item: str, arch: str, method: str) -> d
             )
         settings = deep_merge(settings, variants[variant])
     name = f"{arch}-{method}"
-    for pattern, over in sorted((sec.get("overrides") or {}).items(), key=lambda kv: _specificity(kv[0])):
+    for pattern, over in sorted((sec.get("overrides") or {}).items(), key=lambda kv: override_specificity(kv[0])):
         if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(f"{item}/{name}", pattern):
             settings = deep_merge(settings, over)
     return settings

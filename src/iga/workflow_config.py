@@ -14,7 +14,7 @@ import re
 import yaml
 from pydantic import Field, create_model, field_validator
 
-from .cells import METHOD_DEFAULTS, _specificity, enumerate_cells, resolve_settings, task_section
+from .cells import METHOD_DEFAULTS, enumerate_cells, override_specificity, resolve_settings, task_section
 from .configs import ARCHITECTURES, TASKS, ConfigError, Strict, validate
 
 # the tasks register their models on import (all torch-free)
@@ -127,7 +127,7 @@ def _origin(config: dict, task: str, cell, error: str) -> str:
         return True
 
     sec, name = task_section(config, task), f"{cell.arch}-{cell.method}"
-    overrides = sorted((sec.get("overrides") or {}).items(), key=lambda kv: _specificity(kv[0]))
+    overrides = sorted((sec.get("overrides") or {}).items(), key=lambda kv: override_specificity(kv[0]))
     hits = [
         p
         for p, over in overrides
