@@ -187,11 +187,16 @@ def _configured(config: dict, task: str, item: str, arch: str, method: str) -> d
                 f"tasks.{task}.variants; defined: {sorted(variants)}"
             )
         settings = deep_merge(settings, variants[variant])
-    name = f"{arch}-{method}"
-    for pattern, over in sorted((sec.get("overrides") or {}).items(), key=lambda kv: override_specificity(kv[0])):
-        if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(f"{item}/{name}", pattern):
-            settings = deep_merge(settings, over)
+    for _, over in matching_overrides(sec, item, f"{arch}-{method}"):
+        settings = deep_merge(settings, over)
     return settings
+
+
+def matching_overrides(section: dict, item: str, name: str) -> list[tuple[str, dict]]:
+    """The overrides of a task section that apply to cell ``item``/``name`` (ARCH-METHOD), in the order
+    they are applied (least specific first)."""
+    overrides = sorted((section.get("overrides") or {}).items(), key=lambda kv: override_specificity(kv[0]))
+    return [(p, o) for p, o in overrides if fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(f"{item}/{name}", p)]
 
 
 def resolve_settings(config: dict, cell: Cell) -> dict:

@@ -14,7 +14,7 @@ import re
 import yaml
 from pydantic import Field, create_model, field_validator
 
-from .cells import METHOD_DEFAULTS, enumerate_cells, override_specificity, resolve_settings, task_section
+from .cells import METHOD_DEFAULTS, enumerate_cells, matching_overrides, resolve_settings, task_section
 from .configs import ARCHITECTURES, TASKS, ConfigError, Strict, validate
 
 # the tasks register their models on import (all torch-free)
@@ -126,13 +126,8 @@ def _origin(config: dict, task: str, cell, error: str) -> str:
             d = d[k]
         return True
 
-    sec, name = task_section(config, task), f"{cell.arch}-{cell.method}"
-    overrides = sorted((sec.get("overrides") or {}).items(), key=lambda kv: override_specificity(kv[0]))
-    hits = [
-        p
-        for p, over in overrides
-        if holds(over) and any(fnmatch.fnmatchcase(n, p) for n in (name, f"{cell.item}/{name}"))
-    ]
+    sec = task_section(config, task)
+    hits = [p for p, over in matching_overrides(sec, cell.item, f"{cell.arch}-{cell.method}") if holds(over)]
     variant = cell.method.partition("-")[2]
     if hits:
         where = f"tasks.{task}.overrides[{hits[-1]!r}]"
