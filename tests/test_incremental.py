@@ -38,6 +38,7 @@ AGGREGATIONS = {
     "report_page_tables",
     "report_page_figures",
     "keep_figure_file",  # the retrained cell's reconstruction, kept in its record for the figures
+    "keep_config_stamp",  # what the tables were built from, kept with them (iga.stamps)
 }  # the report's pages (workflow/rules/report.smk)
 
 pytestmark = pytest.mark.timeout(600)
@@ -269,6 +270,23 @@ def test_a_fresh_clone_plans_no_training(finished, tmp_path):
     jobs = planned(snakemake(clone, "-n"))
     assert trained_cells(jobs) == set(), jobs
     assert not [r for r, _ in jobs if r.startswith("train_")], jobs
+
+
+def test_a_fresh_clone_rebuilds_what_a_report_only_setting_changes(finished, tmp_path):
+    """Snakemake's params trigger needs metadata a clone lacks; the kept config stamp does not."""
+    clone = fresh_clone_of(finished, tmp_path / "clone")
+    assert (clone / "results/tiny/settings/image.json").is_file()  # kept with the results
+    overlay = tmp_path / "note.yaml"
+    overlay.write_text('scale_note: "another note"\n')
+    jobs = planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))
+    rules = {r for r, _ in jobs}
+    assert {"tables_image", "figures_image", "figures_image_curves", "cost_table"} <= rules, rules
+    assert not trained_cells(jobs), jobs
+    snakemake(clone, "--configfile", str(TINY), str(overlay))
+    assert "another note" in (clone / "results/tiny/tables/table1_image_average.md").read_text()
+    assert "another note" in (clone / "results/tiny/settings/image.json").read_text()
+    out = snakemake(clone, "-n", "--configfile", str(TINY), str(overlay))
+    assert "Nothing to be done" in out, out[-3000:]
 
 
 def test_a_fresh_clone_retrains_exactly_a_changed_cell_and_rebuilds_its_tables(finished, tmp_path):

@@ -14,12 +14,12 @@ settings changed, even on a fresh clone that has no Snakemake metadata.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from .provenance import atomic_file, write_json
 from .result_record import RECORD_FILE
+from .stamps import stamp_text, sync_stamp
 
 METRICS_FILE = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
@@ -119,23 +119,9 @@ def is_current(record_dir: Path, doc: dict) -> bool:
 
 
 def sync_settings_file(path: Path, record_dir: Path, doc: dict) -> bool:
-    """Write the cell's settings file, an input of its training job, so that its age tells Snakemake
-    whether to retrain: rewritten (now) when the cell document changes; dated to the epoch when freshly
-    written for a record that already matches it (a fresh clone), so the committed record stands.
-    Returns whether the record is current.
-
-    Snakemake's own params trigger needs its metadata, which a fresh clone lacks; this file does not.
-    """
-    path = Path(path)
-    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    """Write the cell's settings file, an input of its training job (a stamp, :mod:`iga.stamps`): its age
+    tells Snakemake to retrain exactly when the committed record no longer matches the cell document.
+    Returns whether the record is current."""
     current = is_current(record_dir, doc)
-    try:
-        if path.read_text() == text:
-            return current
-    except OSError:
-        pass
-    with atomic_file(path) as f:
-        f.write(text)
-    if current:
-        os.utime(path, (0, 0))
+    sync_stamp(path, stamp_text(doc), current)
     return current

@@ -124,22 +124,23 @@ if enabled("image_ablation"):
 
     rule collect_image_ablation:
         input:
-            ABL_METRICS,
+            metrics=ABL_METRICS,
+            config=config_stamp("image_ablation", "image_ablation", "image"),
         output:
             f"{RESULTS}/metrics/image_ablation_long.csv",
         log:
             f"{LOGS}/report/collect_image_ablation.log",
         params:
             preset=PRESET,
-            cells=settings_digest("image_ablation", "image"),  # rebuild after a failed cell (common.smk)
             dataset=ABL["dataset"],
         shell:
             "iga ablation-collect --preset {params.preset} --dataset {params.dataset:q}"
-            " --out {output} {input} > {log} 2>&1"
+            " --out {output} {input.metrics} > {log} 2>&1"
 
     rule tables_image_ablation:
         input:
-            rules.collect_image_ablation.output,
+            long=rules.collect_image_ablation.output,
+            config=config_stamp("image_ablation", "image_ablation", "image"),
         output:
             [
                 report(
@@ -167,5 +168,5 @@ if enabled("image_ablation"):
             tables=",".join(ABL_TABLES),
             note=ABL_NOTE,
         shell:
-            "iga ablation-tables --long {input} --grids {params.grids:q} --dataset {params.dataset:q}"
+            "iga ablation-tables --long {input.long} --grids {params.grids:q} --dataset {params.dataset:q}"
             " --tables {params.tables} --out-dir {params.outdir} --scale-note {params.note:q} > {log} 2>&1"

@@ -18,6 +18,7 @@ from snakemake.utils import update_config
 from iga.cell_records import cell_document, data_relative, sync_settings_file
 from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
+from iga.stamps import aggregation_document, sync_aggregation_stamp
 from iga.workflow_config import Resource, typed_command_line, validate_config
 
 # `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
@@ -168,12 +169,8 @@ def job_threads(name):
     return (CONFIG.resources.get(name) or Resource()).threads
 
 
-@functools.lru_cache(maxsize=None)
-def settings_digest(*tasks):
-    """A param of every rule that reads cells: a digest of every cell's resolved settings (and the
-    results version). A changed cell changes it, so the rule is planned again and pulls the cell's
-    outputs with it, even when the cell's retraining failed or was killed in an earlier invocation
-    (Snakemake does not rebuild a missing intermediate file for outputs it considers up to date)."""
+def _cells_digest(tasks):
+    """A digest of every cell's resolved settings (and the results version) of these tasks."""
     h = hashlib.sha256(RESULTS_VERSION.encode())
     for task in sorted(tasks):
         if not enabled(task):
@@ -183,6 +180,28 @@ def settings_digest(*tasks):
                 h.update(cell.id.encode())
                 h.update(json.dumps(resolved(cell), sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+CONFIG_STAMPS = {}  # scope -> its stamp; report.smk keeps a copy of each with the results
+
+
+def config_stamp(scope, *tasks):
+    """An input of every rule that builds tables or figures: the stamp (iga.stamps) of what they are built
+    from besides the cells' records, i.e. the tasks' config sections (figures, scale notes, items, …) and
+    their cells' settings. An edit reruns the scope's rules, also on a fresh clone that has no Snakemake
+    metadata; so does a changed cell, pulling its retraining even after it failed in an earlier run
+    (Snakemake does not rebuild a missing intermediate file for outputs it considers up to date)."""
+    if scope not in CONFIG_STAMPS:
+        path = f"{WORK}/stamps/{scope}.json"
+        doc = aggregation_document(config, list(tasks or (scope,)), _cells_digest(tasks or (scope,)), RESULTS_VERSION)
+        sync_aggregation_stamp(path, kept_config_stamp(scope), doc)
+        CONFIG_STAMPS[scope] = path
+    return CONFIG_STAMPS[scope]
+
+
+def kept_config_stamp(scope):
+    """The copy of a scope's stamp committed with the results (rule keep_config_stamp, report.smk)."""
+    return f"{RESULTS}/settings/{scope}.json"
 
 
 def image_path(task, item):

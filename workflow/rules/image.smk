@@ -37,22 +37,23 @@ if enabled("image"):
 
     rule collect_image:
         input:
-            cell_outputs("image", "metrics.json"),
+            metrics=cell_outputs("image", "metrics.json"),
+            config=config_stamp("image"),
         output:
             f"{RESULTS}/metrics/image_long.csv",
         log:
             f"{LOGS}/report/collect_image.log",
         params:
             preset=PRESET,
-            cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             dataset=IMAGE["dataset"],
         shell:
             "iga collect --task image --dataset {params.dataset:q} --preset {params.preset}"
-            " --metrics psnr,psnr_final,ssim,lpips --out {output} {input} > {log} 2>&1"
+            " --metrics psnr,psnr_final,ssim,lpips --out {output} {input.metrics} > {log} 2>&1"
 
     rule tables_image:
         input:
-            rules.collect_image.output,
+            long=rules.collect_image.output,
+            config=config_stamp("image"),
         output:
             [
                 report(
@@ -71,7 +72,7 @@ if enabled("image"):
             tables=",".join(IMAGE_TABLES),
             note=SCALE_NOTE,
         shell:
-            "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
+            "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
     IMAGE_FIG = IMAGE.get("figures", {})
@@ -92,6 +93,7 @@ if enabled("image"):
     rule figures_image:
         input:
             unpack(image_figure_inputs),
+            config=config_stamp("image"),
         output:
             crops=report(f"{RESULTS}/figures/fig4_image_crops.png", category="2D images", caption="../report/fig4.rst"),
             visual=report(
@@ -100,7 +102,6 @@ if enabled("image"):
         log:
             f"{LOGS}/report/figures_image.log",
         params:
-            cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
             crops_item=IMAGE_FIG.get("crops_item", IMAGE["items"][0]),
             crops_arch=IMAGE_FIG.get("crops_arch", "PE"),
@@ -118,6 +119,7 @@ if enabled("image"):
         input:
             metrics=cell_outputs("image", "metrics.json"),  # train_log.jsonl sits beside each
             long=rules.collect_image.output,
+            config=config_stamp("image"),
         output:
             curves=report(
                 f"{RESULTS}/figures/image_training_curves.png",
@@ -132,7 +134,6 @@ if enabled("image"):
         log:
             f"{LOGS}/report/figures_image_curves.log",
         params:
-            cells=settings_digest("image"),  # rebuild after a failed cell (common.smk)
             logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
             note=SCALE_NOTE,
         shell:

@@ -113,22 +113,23 @@ if enabled("nerf"):
 
     rule collect_nerf:
         input:
-            cell_outputs("nerf", "metrics.json"),
+            metrics=cell_outputs("nerf", "metrics.json"),
+            config=config_stamp("nerf"),
         output:
             f"{RESULTS}/metrics/nerf_long.csv",
         log:
             f"{LOGS}/report/collect_nerf.log",
         params:
             preset=PRESET,
-            cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
             dataset=NERF["dataset"],
         shell:
             "iga collect --task nerf --dataset {params.dataset:q} --preset {params.preset}"
-            " --metrics psnr,ssim,lpips --out {output} {input} > {log} 2>&1"
+            " --metrics psnr,ssim,lpips --out {output} {input.metrics} > {log} 2>&1"
 
     rule tables_nerf:
         input:
-            rules.collect_nerf.output,
+            long=rules.collect_nerf.output,
+            config=config_stamp("nerf"),
         output:
             [
                 report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t, caption="../report/table.rst")
@@ -142,7 +143,7 @@ if enabled("nerf"):
             tables=",".join(NERF_TABLES),
             note=NERF_NOTE,
         shell:
-            "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
+            "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
     NERF_FIG_ITEM = NERF.get("figure_item", NERF["items"][0])
@@ -156,12 +157,12 @@ if enabled("nerf"):
                 for c in figure_cells("nerf", lambda c: c.item == NERF_FIG_ITEM)
             ],
             scene=ancient(f"{nerf_scene_dir(NERF_FIG_ITEM)}/transforms_train.json"),  # its ground truth
+            config=config_stamp("nerf"),
         output:
             report(f"{RESULTS}/figures/fig12_nerf_visual.png", category="NeRF", caption="../report/fig12.rst"),
         log:
             f"{LOGS}/report/figure_nerf.log",
         params:
-            cells=settings_digest("nerf"),  # rebuild after a failed cell (common.smk)
             item=NERF_FIG_ITEM,
             note=NERF_NOTE,
         shell:
@@ -169,7 +170,8 @@ if enabled("nerf"):
 
     rule figure_nerf_curves:
         input:
-            [f"{Path(m).parent}/train_log.jsonl" for m in cell_outputs("nerf", "metrics.json")],
+            logs=[f"{Path(m).parent}/train_log.jsonl" for m in cell_outputs("nerf", "metrics.json")],
+            config=config_stamp("nerf"),
         output:
             report(
                 f"{RESULTS}/figures/nerf_training_curves.png", category="NeRF", caption="../report/training_curves.rst"
@@ -180,11 +182,12 @@ if enabled("nerf"):
             note=NERF_NOTE,
         shell:
             "iga figure-curves --metric psnr --title 'NeRF: training PSNR per method (on the rays of each training step)'"
-            " --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+            " --scale-note {params.note:q} --out {output} {input.logs} > {log} 2>&1"
 
     rule figure_nerf_vs_paper:
         input:
-            rules.collect_nerf.output,
+            long=rules.collect_nerf.output,
+            config=config_stamp("nerf"),
         output:
             report(f"{RESULTS}/figures/nerf_ours_vs_paper.png", category="NeRF", caption="../report/ours_vs_paper.rst"),
         log:
@@ -192,4 +195,4 @@ if enabled("nerf"):
         params:
             note=NERF_NOTE,
         shell:
-            "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output} {input} > {log} 2>&1"
+            "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output} {input.long} > {log} 2>&1"

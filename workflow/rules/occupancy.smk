@@ -205,22 +205,23 @@ if enabled("occupancy"):
 
     rule collect_occupancy:
         input:
-            cell_outputs("occupancy", "metrics.json"),
+            metrics=cell_outputs("occupancy", "metrics.json"),
+            config=config_stamp("occupancy"),
         output:
             f"{RESULTS}/metrics/occupancy_long.csv",
         log:
             f"{LOGS}/report/collect_occupancy.log",
         params:
             preset=PRESET,
-            cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             dataset=OCC_LABEL,
         shell:
             "iga collect --task occupancy --dataset {params.dataset:q} --preset {params.preset}"
-            " --metrics iou,iou_final,iou_running,iou_running_final --out {output} {input} > {log} 2>&1"
+            " --metrics iou,iou_final,iou_running,iou_running_final --out {output} {input.metrics} > {log} 2>&1"
 
     rule tables_occupancy:
         input:
-            rules.collect_occupancy.output,
+            long=rules.collect_occupancy.output,
+            config=config_stamp("occupancy"),
         output:
             [
                 report(
@@ -239,7 +240,7 @@ if enabled("occupancy"):
             tables=",".join(OCC_TABLES),
             note=OCC_NOTE,
         shell:
-            "iga tables --long {input} --tables {params.tables} --out-dir {params.outdir}"
+            "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1"
 
     OCC_FIG = OCC.get("figures", {})
@@ -253,6 +254,7 @@ if enabled("occupancy"):
                 f"{record_dir('occupancy', c)}/pred_occupancy.npz"
                 for c in figure_cells("occupancy", lambda c: c.item == OCC_FIG_ITEM)
             ],
+            config=config_stamp("occupancy"),
         output:
             report(
                 f"{RESULTS}/figures/fig5_occupancy.png",
@@ -262,7 +264,6 @@ if enabled("occupancy"):
         log:
             f"{LOGS}/report/figures_occupancy.log",
         params:
-            cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             item=OCC_FIG_ITEM,
             crop=occ_task_settings(OCC_FIG_ITEM).get("crop", "official"),
             archs=",".join(OCC["architectures"]),
@@ -277,6 +278,7 @@ if enabled("occupancy"):
         input:
             metrics=cell_outputs("occupancy", "metrics.json"),  # epochs.jsonl sits beside each
             long=rules.collect_occupancy.output,
+            config=config_stamp("occupancy"),
         output:
             curves=report(
                 f"{RESULTS}/figures/occupancy_training_curves.png",
@@ -291,7 +293,6 @@ if enabled("occupancy"):
         log:
             f"{LOGS}/report/figures_occupancy_curves.log",
         params:
-            cells=settings_digest("occupancy"),  # rebuild after a failed cell (common.smk)
             logs=lambda wc, input: " ".join(str(Path(m).with_name("epochs.jsonl")) for m in input.metrics),
             note=OCC_NOTE,
         shell:

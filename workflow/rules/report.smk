@@ -42,7 +42,8 @@ if any(enabled(t) for t in config.get("tasks", {})):
 
     rule cost_table:
         input:
-            training_records(),
+            records=training_records(),
+            config=config_stamp("all", *config.get("tasks", {})),
         output:
             csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
             md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
@@ -52,7 +53,6 @@ if any(enabled(t) for t in config.get("tasks", {})):
         log:
             f"{LOGS}/report/cost_table.log",
         params:
-            cells=settings_digest(*config.get("tasks", {})),  # rebuild after a failed cell (common.smk)
             datasets=" ".join(
                 f"--dataset {shlex.quote(pair)}"
                 for pair in (
@@ -62,7 +62,7 @@ if any(enabled(t) for t in config.get("tasks", {})):
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:
             "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"
-            " --figure {output.figure} --scale-note {params.note:q} {input} > {log} 2>&1"
+            " --figure {output.figure} --scale-note {params.note:q} {input.records} > {log} 2>&1"
 
 
 # Is IGA the best method, here and in the paper: every average and per-item cell of Tables 1/6, 2/9, 3/10,
@@ -193,8 +193,37 @@ if _HAS_FINDINGS:
             "iga report-page --markdown {input:q} --out {output:q} > {log} 2>&1"
 
 
+# Each config stamp (common.smk, iga.stamps) is kept with the results once the rules that read it have
+# run, as results/{preset}/settings/{scope}.json: on a fresh clone a stamp equal to it leaves the
+# committed tables and figures standing, one that differs (an edited figure setting, scale note, …)
+# rebuilds them.
+def _stamped_outputs(scope):
+    """The outputs of every rule that reads the scope's stamp."""
+    stamp = CONFIG_STAMPS[scope]
+    rules_ = [r for r in workflow.rules if stamp in map(str, r.input)]
+    assert not any(r.has_wildcards() for r in rules_), "a stamped rule must list its outputs"
+    return [str(f) for r in rules_ for f in r.output]
+
+
+if CONFIG_STAMPS:
+
+    rule keep_config_stamp:
+        input:
+            stamp=f"{WORK}/stamps/{{scope}}.json",
+            built=lambda wc: _stamped_outputs(wc.scope),
+        output:
+            kept_config_stamp("{scope}"),
+        log:
+            f"{LOGS}/report/keep_config_stamp_{{scope}}.log",
+        wildcard_constraints:
+            scope="|".join(_re.escape(s) for s in CONFIG_STAMPS),
+        shell:
+            "cp -v {input.stamp:q} {output:q} > {log} 2>&1"
+
+
 def all_targets():
-    """rule all: the final outputs, with each table and figure's report page and the findings page."""
+    """rule all: the final outputs, with each table and figure's report page, the findings page and the
+    kept config stamps."""
     pages = [f"{REPORT_PAGES}/{kind}/{name}.html" for kind, name in sorted(REPORT_ENTRIES)]
     findings = [f"{REPORT_PAGES}/FINDINGS.html"] if _HAS_FINDINGS else []
-    return FINAL_OUTPUTS + pages + findings
+    return FINAL_OUTPUTS + pages + findings + [kept_config_stamp(s) for s in sorted(CONFIG_STAMPS)]

@@ -43,6 +43,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
+                config=config_stamp("toy"),
             output:
                 [
                     report(
@@ -59,7 +60,6 @@ if enabled("toy"):
             params:
                 preset=PRESET,
                 outdir=lambda wc, output: Path(output[0]).parent,
-                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
@@ -70,6 +70,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
+                config=config_stamp("toy"),
             output:
                 fig1=report(
                     f"{RESULTS}/figures/fig1_ntk_vs_entk.png",
@@ -92,7 +93,6 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/figures_toy_exp1.log",
             params:
-                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 widths=",".join(str(w) for w in TOY_FIG.get("fig1_widths", [])),
                 end=TOY_FIG.get("fig1_end", 0),
                 note=TOY_NOTE,
@@ -117,6 +117,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
+                config=config_stamp("toy"),
             output:
                 [
                     report(
@@ -132,7 +133,6 @@ if enabled("toy"):
             params:
                 preset=PRESET,
                 outdir=lambda wc, output: Path(output[0]).parent,
-                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 note=TOY_NOTE,
                 dataset=TOY.get("dataset", "synthetic"),
             shell:
@@ -143,6 +143,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
+                config=config_stamp("toy"),
             output:
                 **{
                     k: report(v, category=TOY_CAT, subcategory="Exp. 2", caption=f"../report/toy_{k}.rst")
@@ -151,7 +152,6 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/figures_toy_exp2.log",
             params:
-                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 outs=" ".join(f"--out {k}={v}" for k, v in TOY_EXP2_FIGS.items()),
                 group=TOY_FIG.get("fig2_group_size", 8),
                 component=TOY_FIG.get("fig3_component", 4),
@@ -165,6 +165,7 @@ if enabled("toy"):
         rule figures_toy_curves:
             input:
                 metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
+                config=config_stamp("toy"),
             output:
                 report(
                     f"{RESULTS}/figures/toy_training_curves.png",
@@ -174,7 +175,6 @@ if enabled("toy"):
             log:
                 f"{LOGS}/report/figures_toy_curves.log",
             params:
-                cells=settings_digest("toy"),  # rebuild after a failed cell (common.smk)
                 logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
                 note=TOY_NOTE,
             shell:
