@@ -357,3 +357,30 @@ def test_training_curve_is_read_back_from_nerfstudio_event_files(tmp_path):
     assert n == 4 and [r["step"] for r in rows] == [0, 10, 20, 30]
     assert rows[2] == {"step": 20, "loss": pytest.approx(1 / 21 + 1), "psnr": pytest.approx(31.0)}  # job 1's
     assert set(rows[0]) == {"step", "loss", "psnr"}
+
+
+def test_every_run_knob_reaches_nerfstudio_and_the_plugin_uses_its_defaults():
+    """One declaration of the run knobs (iga.nerf.cell_settings.NeRFRun): the workflow's runs and the
+    `ns-train` methods both go through method_configs.apply_run_knobs."""
+    import copy
+
+    from iga.nerf.cell_settings import NeRFRun
+    from iga.nerf.method_configs import apply_run_knobs, iga_nerf, nerf_vanilla
+    from iga.nerf.run import NeRFRunSettings
+
+    defaults = NeRFRun()
+    base = copy.deepcopy(nerf_vanilla.config)
+    assert base.max_num_iterations == defaults.iterations and base.machine.seed == defaults.seed
+    assert base.pipeline.datamanager.train_num_rays_per_batch == defaults.num_rays
+    assert iga_nerf.config.pipeline.model.adjust == "iga"
+    # NeRFRunSettings (a workflow run) starts from the same defaults
+    run = NeRFRunSettings()
+    assert all(getattr(run, k) == getattr(defaults, k) for k in NeRFRun.model_fields)
+    other = {"lr_schedule": "official", "device": "cpu"}
+    for knob, value in defaults.model_dump().items():
+        if knob == "device":  # resolved against the machine by run.build_config, not a config field
+            continue
+        changed = NeRFRun(**{knob: other.get(knob, value + 1 if isinstance(value, int) else value)})
+        a = repr(apply_run_knobs(copy.deepcopy(base), defaults, 25))
+        b = repr(apply_run_knobs(copy.deepcopy(base), changed, 25))
+        assert a != b, f"run.{knob} does not reach the nerfstudio config"

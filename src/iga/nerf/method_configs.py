@@ -10,6 +10,8 @@ All three: 8×256 MLP with a skip at layer 5, PE 10/4 frequencies (nerf-pytorch'
 coarse + 128 fine samples (the fine network sees all 192), 1024 rays per step drawn from one
 random training image, white background, Blender at half resolution (``downscale 2``: 400×400),
 test frames every 8th, Adam(5e-4) with nerf-pytorch's decay 0.1^(step/500k), 200k steps.
+These knobs are declared once, with their defaults, in :class:`iga.nerf.cell_settings.NeRFRun` (also
+the workflow cells' ``run`` settings, seed 4096 included); :func:`apply_run_knobs` maps them here.
 
     ns-train iga-nerf --data data/nerf_synthetic/lego --vis tensorboard \\
         --viewer.quit-on-train-completion True
@@ -30,29 +32,46 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from . import DEFAULT_END
+from .cell_settings import NeRFRun
 from .data import IGABlenderDataParserConfig, SingleImagePixelSamplerConfig
 from .model import NeRFPytorchModelConfig
 
-MAX_ITERATIONS = 200_000  # nerf-pytorch's N_iters for Blender (also the official IGA configs)
+
+def apply_run_knobs(config: TrainerConfig, run, end: int) -> TrainerConfig:
+    """Set the knobs a cell may set (``run``: an :class:`iga.nerf.cell_settings.NeRFRun` or the workflow's
+    NeRFRunSettings; ``end``: IGA's) on a nerfstudio config. The one mapping from knob to nerfstudio
+    field, used by the workflow's runs and by these methods (with the knobs' defaults)."""
+    config.machine.seed = run.seed
+    config.max_num_iterations = run.iterations
+    config.steps_per_save = run.checkpoint_every
+    dm = config.pipeline.datamanager
+    dm.train_num_rays_per_batch = dm.eval_num_rays_per_batch = run.num_rays
+    dm.dataparser.downscale = run.downscale
+    dm.dataparser.testskip = run.testskip
+    dm.dataparser.holdout_every = run.holdout_every
+    m = config.pipeline.model
+    m.num_coarse_samples, m.num_importance_samples = run.coarse_samples, run.fine_samples
+    m.net_width, m.net_depth = run.net_width, run.net_depth
+    m.lr_schedule = run.lr_schedule
+    m.iga_end = end
+    m.eval_num_rays_per_chunk = run.eval_chunk
+    return config
 
 
 def trainer_config(method_name: str, **model_kwargs) -> TrainerConfig:
-    return TrainerConfig(
+    defaults = NeRFRun()  # nerf-pytorch's Blender settings, declared once with the cell settings
+    config = TrainerConfig(
         method_name=method_name,
         steps_per_eval_batch=500,
         steps_per_eval_image=5000,
-        steps_per_eval_all_images=MAX_ITERATIONS,
-        steps_per_save=5000,
-        max_num_iterations=MAX_ITERATIONS,
+        steps_per_eval_all_images=defaults.iterations,
         mixed_precision=False,
         pipeline=VanillaPipelineConfig(
             datamanager=VanillaDataManagerConfig(
                 dataparser=IGABlenderDataParserConfig(),
-                train_num_rays_per_batch=1024,
-                eval_num_rays_per_batch=1024,
                 pixel_sampler=SingleImagePixelSamplerConfig(),
             ),
-            model=NeRFPytorchModelConfig(eval_num_rays_per_chunk=4096, **model_kwargs),
+            model=NeRFPytorchModelConfig(**model_kwargs),
         ),
         optimizers={
             # lr is set every step by the model's lr_schedule callback (nerf-pytorch or official)
@@ -61,6 +80,7 @@ def trainer_config(method_name: str, **model_kwargs) -> TrainerConfig:
         viewer=ViewerConfig(quit_on_train_completion=True),
         vis="tensorboard",
     )
+    return apply_run_knobs(config, defaults, DEFAULT_END)
 
 
 nerf_vanilla = MethodSpecification(
@@ -74,6 +94,6 @@ nerf_fr = MethodSpecification(
 )
 
 iga_nerf = MethodSpecification(
-    config=trainer_config("iga-nerf", adjust="iga", iga_end=DEFAULT_END),
+    config=trainer_config("iga-nerf", adjust="iga"),
     description="NeRF+IGA: inductive gradient adjustment of the fine network (IGA paper).",
 )

@@ -42,26 +42,31 @@ from .curve import write_train_log
 log = logging.getLogger(__name__)
 
 
+def _knob(name: str):
+    """A run knob's default, declared once in the cell-settings model (iga.nerf.cell_settings.NeRFRun)."""
+    return NeRFRun.model_fields[name].default
+
+
 @dataclass
 class NeRFRunSettings:
     method: str = "iga-nerf"  # nerf | nerf-fr | iga-nerf
     data: str = ""
     out: str = ""
-    iterations: int = 200_000
+    iterations: int = _knob("iterations")
     end: int = DEFAULT_END
-    lr_schedule: str = "nerf-pytorch"  # nerf-pytorch | official
-    device: str = "auto"
-    downscale: int = 2
-    testskip: int = 8
-    holdout_every: int = 8
-    num_rays: int = 1024
-    coarse_samples: int = 64
-    fine_samples: int = 128
-    net_width: int = 256
-    net_depth: int = 8
-    seed: int = 4096
-    checkpoint_every: int = 5000
-    eval_chunk: int = 4096
+    lr_schedule: str = _knob("lr_schedule")
+    device: str = _knob("device")
+    downscale: int = _knob("downscale")
+    testskip: int = _knob("testskip")
+    holdout_every: int = _knob("holdout_every")
+    num_rays: int = _knob("num_rays")
+    coarse_samples: int = _knob("coarse_samples")
+    fine_samples: int = _knob("fine_samples")
+    net_width: int = _knob("net_width")
+    net_depth: int = _knob("net_depth")
+    seed: int = _knob("seed")
+    checkpoint_every: int = _knob("checkpoint_every")
+    eval_chunk: int = _knob("eval_chunk")
     lpips_status_file: str | None = None
     cell: str = ""
     extra: dict = field(default_factory=dict)
@@ -114,37 +119,23 @@ def resolve_device(device: str) -> str:
 
 def build_config(s: NeRFRunSettings, device: str):
     """The method's TrainerConfig with this run's settings (no training state)."""
-    from .method_configs import iga_nerf, nerf_fr, nerf_vanilla
+    from .method_configs import apply_run_knobs, iga_nerf, nerf_fr, nerf_vanilla
 
     spec = {"nerf": nerf_vanilla, "nerf-fr": nerf_fr, "iga-nerf": iga_nerf}[s.method]
-    config = copy.deepcopy(spec.config)
+    config = apply_run_knobs(copy.deepcopy(spec.config), s, s.end)
     config.output_dir = Path(s.out) / "nerfstudio"
     config.experiment_name = "run"
     config.timestamp = s.fingerprint()  # checkpoints of other settings are never resumed
     config.data = Path(s.data)
     config.pipeline.datamanager.data = Path(s.data)
     config.machine.device_type = device
-    config.machine.seed = s.seed
-    config.max_num_iterations = s.iterations
-    config.steps_per_save = s.checkpoint_every
     config.save_only_latest_checkpoint = True
     # nerfstudio's periodic evals would render val images on the training clock; ours runs after
     config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = 0
     config.vis = "tensorboard"
     config.viewer.quit_on_train_completion = True
     config.logging.steps_per_log = max(1, min(100, s.iterations // 100))  # the training curve: ~100 points
-    dm = config.pipeline.datamanager
-    dm.train_num_rays_per_batch = dm.eval_num_rays_per_batch = s.num_rays
-    dm.dataparser.downscale = s.downscale
-    dm.dataparser.testskip = s.testskip
-    dm.dataparser.holdout_every = s.holdout_every
-    m = config.pipeline.model
-    m.num_coarse_samples, m.num_importance_samples = s.coarse_samples, s.fine_samples
-    m.net_width, m.net_depth = s.net_width, s.net_depth
-    m.lr_schedule = s.lr_schedule
-    m.iga_end = s.end
-    m.eval_num_rays_per_chunk = s.eval_chunk
-    m.use_lpips = False  # nerfstudio's in-training eval is off; evaluation uses iga.metrics
+    config.pipeline.model.use_lpips = False  # nerfstudio's in-training eval is off; evaluation uses iga.metrics
     for key, value in s.extra.items():  # dotted overrides, e.g. {"pipeline.model.fr.alpha": 0.01}
         obj, *path, last = key.split(".")
         target = getattr(config, obj)
