@@ -127,6 +127,14 @@ def test_a_toy_figure_knob_must_name_a_value_of_the_cells(knob, words):
             "tasks:\n  occupancy:\n    overrides: {PE-IGA: {train: {iterations: 50}}}\n",
             ["cell occupancy/bumpy/PE-IGA", "train.iterations is derived for occupancy cells"],
         ),
+        (  # smoke: a 48^3 grid; groups of 64^3 voxels do not fit in it
+            "tasks:\n  occupancy:\n    overrides: {PE-vanilla: {task: {group_size: 262144}}}\n",
+            ["cell occupancy/bumpy/PE-vanilla", "task.group_size=262144 exceeds the 48^3 grid's 110592 voxels"],
+        ),
+        (  # 48^3 = 110592 voxels hold at most 6 groups of 16384: end=6 needs 7
+            "tasks:\n  occupancy:\n    overrides: {PE-IGA: {task: {group_size: 16384}, adjuster: {end: 6}}}\n",
+            ["cell occupancy/bumpy/PE-IGA", "adjuster.end=6 does not fit 6 groups", "allowed: 1..5"],
+        ),
     ],
 )
 def test_settings_that_a_job_would_refuse_or_ignore_are_rejected_first(overlay, words):

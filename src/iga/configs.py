@@ -215,7 +215,8 @@ class AdjusterConfig(Strict):
             return
         limit = groups - 1 if self.target == "end" else groups
         if not 1 <= self.end <= limit:
-            raise ValueError(f"adjuster.end={self.end} does not fit {groups} groups ({what}); allowed: 1..{limit}")
+            allowed = f"1..{limit}" if limit >= 1 else "none: too few groups for IGA"
+            raise ValueError(f"adjuster.end={self.end} does not fit {groups} groups ({what}); allowed: {allowed}")
 
 
 class OptimConfig(Strict):

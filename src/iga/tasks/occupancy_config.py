@@ -45,6 +45,15 @@ class OccupancyCellSettings(CellSettings):
             )
         # a step's kernel has one sampled point per group (fewer only in an epoch's last step)
         self.adjuster.check_groups(self.task.groups_per_step, "task.groups_per_step")
+        # the grid bounds the groups before the data is read (the cropped shape, fewer, is checked by the job)
+        voxels, size = self.task.resolution**3, self.task.group_size
+        if size > voxels:
+            raise ValueError(
+                f"task.group_size={size} exceeds the {self.task.resolution}^3 grid's {voxels} voxels: no whole group"
+            )
+        self.adjuster.check_groups(
+            voxels // size, f"at most, in a {self.task.resolution}^3 grid of task.group_size={size}"
+        )
         return self
 
 
