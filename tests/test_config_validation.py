@@ -245,3 +245,17 @@ def test_the_workflow_rejects_a_bad_config_before_planning_any_job(tmp_path):
     assert res.returncode != 0
     assert "invalid config: unknown key 'tasks.image.overides'" in out, out[-2000:]
     assert "Job stats" not in out and "rule train_" not in out
+
+
+def test_every_bad_cell_is_listed_in_one_message_grouped_by_problem():
+    msg = rejected(
+        'tasks:\n  image:\n    overrides:\n      "PE-IGA": {adjuster: {end: 999}}\n'
+        '      "astronaut/SIREN-BN": {model: {hidden_features: 0}}\n'
+        "  occupancy:\n    overrides: {PE-vanilla: {task: {group_size: 262144}}}\n",
+    )
+    lines = msg.splitlines()
+    assert len(lines) == 3, msg
+    assert lines[0].startswith("cell image/astronaut/PE-IGA/s4096 (and 1 more: image/coffee/PE-IGA/s4096)")
+    assert "adjuster.end=999" in lines[0] and "tasks.image.overrides['PE-IGA']" in lines[0]
+    assert lines[1].startswith("cell image/astronaut/SIREN-BN/s4096: model.hidden_features=0")
+    assert lines[2].startswith("cell occupancy/bumpy/PE-vanilla/s4096: task.group_size=262144")

@@ -163,8 +163,10 @@ def typed_command_line(value):
 
 
 def validate_config(config: dict) -> WorkflowConfig:
-    """The typed config; every problem raises ConfigError naming the key, the value and what is allowed."""
+    """The typed config; every problem raises ConfigError naming the key, the value and what is allowed.
+    Cells are all checked before raising, so one message lists every cell that is wrong (grouped by problem)."""
     cfg = validate(WorkflowConfig, config)
+    problems: dict[str, list[str]] = {}  # message -> the cells it applies to
     for task in TASKS:
         section = getattr(cfg.tasks, task)
         if section is None or not section.enabled:
@@ -177,6 +179,7 @@ def validate_config(config: dict) -> WorkflowConfig:
         _check_overrides(section, task)
         model = TASKS[task].cell
         validated: dict = {}
+        failed = False
         for group in [None] + sorted(section.grids):
             try:
                 cells = list(enumerate_cells(config, task, group))
@@ -187,13 +190,32 @@ def validate_config(config: dict) -> WorkflowConfig:
                 try:
                     m = validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
                 except ConfigError as exc:
-                    raise ConfigError(f"cell {cell.id}: {exc}{_origin(config, task, cell, str(exc))}") from None
+                    problems.setdefault(f"{exc}{_origin(config, task, cell, str(exc))}", []).append(cell.id)
+                    failed = True
+                    continue
                 validated.setdefault(group, []).append(m)
+        if failed:
+            continue  # the task-wide rules below assume valid cells
         try:
             section.check_cells(validated)
         except ValueError as exc:
             raise ConfigError(f"tasks.{task}.{exc}") from None
+    if problems:
+        raise ConfigError(_cell_problems(problems))
     return cfg
+
+
+def _cell_problems(problems: dict[str, list[str]], shown: int = 3) -> str:
+    """One line per distinct problem: 'cell A: …', or 'cell A (and 2 more: B, C): …' when it recurs."""
+    lines = []
+    for message, cells in problems.items():
+        first, rest = cells[0], list(dict.fromkeys(cells[1:]))
+        more = ""
+        if rest:
+            listed = ", ".join(rest[:shown]) + (f", … {len(rest) - shown} more" if len(rest) > shown else "")
+            more = f" (and {len(rest)} more: {listed})"
+        lines.append(f"cell {first}{more}: {message}")
+    return "\n".join(lines)
 
 
 def json_schema() -> dict:
