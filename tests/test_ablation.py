@@ -64,7 +64,7 @@ def cells(config):
 @pytest.mark.parametrize("preset", [None, "smoke"])
 def test_each_ablation_cell_resolves_to_what_its_name_claims(preset):
     config = load(preset)
-    validate_config(config)
+    validate_config(config, base=load() if preset else None)
     h, w = image_size(config)
     default_patch = task_settings(config, "image_ablation")["task"]["patch_size"]
     found = cells(config)

@@ -28,7 +28,7 @@ def with_overlay(text: str, base=SMOKE) -> dict:
 
 def rejected(text: str, *words: str, base=SMOKE) -> str:
     with pytest.raises(ConfigError) as exc:
-        validate_config(with_overlay(text, base))
+        validate_config(with_overlay(text, base), base=base)
     msg = str(exc.value)
     for w in words:
         assert w in msg, (w, msg)
@@ -36,8 +36,9 @@ def rejected(text: str, *words: str, base=SMOKE) -> str:
 
 
 def test_the_committed_presets_are_valid():
-    for cfg in (PAPER, SMOKE, deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "mini.yaml").read_text()))):
-        validate_config(cfg)
+    validate_config(PAPER)  # config.yaml's own override patterns all match its cells
+    for cfg in (SMOKE, deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "mini.yaml").read_text()))):
+        validate_config(cfg, base=PAPER)
 
 
 def test_a_typo_in_a_task_level_key_is_rejected():
@@ -105,7 +106,7 @@ def test_an_unknown_method_names_its_task():
 @pytest.mark.parametrize(
     "knob, words",
     [
-        ("fig1_widths: [999]", ["tasks.toy.figures.fig1_widths=999", "[256, 512, 1024]"]),
+        ("fig1_widths: [999]", ["tasks.toy.figures.fig1_widths=[999]: [999] not among", "[256, 512, 1024]"]),
         ("fig1_end: 11", ["tasks.toy.figures.fig1_end=11", "[15]"]),
         ("fig2_group_size: 3", ["tasks.toy.figures.fig2_group_size=3", "[1, 4, 8]"]),
         ("fig3_component: 40", ["tasks.toy.figures.fig3_component=40", "components"]),
@@ -183,7 +184,7 @@ def test_end_outside_the_groups_is_rejected(end):
     # smoke images 72x48 in 8x8 patches: 54 groups; Adam's target λ_end needs end <= 53
     text = f'tasks:\n  image:\n    overrides: {{"PE-IGA": {{adjuster: {{end: {end}}}}}}}\n'
     if end == 24:
-        validate_config(with_overlay(text))
+        validate_config(with_overlay(text), base=SMOKE)
         return
     rejected(text, "cell image/astronaut/PE-IGA", f"adjuster.end={end}")
 
@@ -259,3 +260,65 @@ def test_every_bad_cell_is_listed_in_one_message_grouped_by_problem():
     assert "adjuster.end=999" in lines[0] and "tasks.image.overrides['PE-IGA']" in lines[0]
     assert lines[1].startswith("cell image/astronaut/SIREN-BN/s4096: model.hidden_features=0")
     assert lines[2].startswith("cell occupancy/bumpy/PE-vanilla/s4096: task.group_size=262144")
+
+
+@pytest.mark.parametrize(
+    "overlay, words",
+    [
+        (  # smoke's images are astronaut and coffee: kodim05 is a Kodak image, but not one of this run's
+            'tasks:\n  image:\n    overrides: {"kodim05/PE-IGA": {adjuster: {end: 3}}}\n',
+            ["tasks.image.overrides: pattern 'kodim05/PE-IGA' matches no cell of this run", "astronaut"],
+        ),
+        ('tasks:\n  image:\n    overrides: {"NeRF-FR": {optim: {lr: 0.1}}}\n', ["pattern 'NeRF-FR' matches no cell"]),
+        ('tasks:\n  image:\n    overrides: {"PE-NTK": {optim: {lr: 0.1}}}\n', ["pattern 'PE-NTK' matches no cell"]),
+        (
+            "tasks:\n  image_ablation:\n    grids: {tabel5: {items: [astronaut], methods: [vanilla]}}\n",
+            ["grids ['tabel5']: no table reads them", "['table4', 'table5', 'variants']"],
+        ),
+        ("tasks:\n  toy:\n    grids: {exp3: {items: [exp2_s16]}}\n", ["grids ['exp3']", "['exp1', 'exp2']"]),
+        ("tasks:\n  image:\n    items: []\n", ["tasks.image has no cell: items=[]", "enabled: false"]),
+        ("tasks:\n  occupancy:\n    items: []\n", ["tasks.occupancy has no cell"]),
+    ],
+)
+def test_an_edit_that_would_change_nothing_is_rejected(overlay, words):
+    rejected(overlay, *words)
+
+
+def test_an_inherited_override_may_name_cells_the_preset_does_not_have():
+    # config.yaml's "ficus/NeRF-IGA" (end 30) stays in every preset; smoke has no ficus
+    assert "ficus/NeRF-IGA" in SMOKE["tasks"]["nerf"]["overrides"]
+    validate_config(SMOKE, base=PAPER)
+    changed = with_overlay('tasks:\n  nerf:\n    overrides: {"ficus/NeRF-IGA": {adjuster: {end: 31}}}\n')
+    rejected_msg = pytest.raises(ConfigError, validate_config, changed, base=PAPER)
+    assert "pattern 'ficus/NeRF-IGA' matches no cell of this run" in str(rejected_msg.value)
+
+
+def test_every_problem_of_every_kind_is_listed_at_once():
+    msg = rejected(
+        "tasks:\n  image:\n    settings: {optim: {gamma: 1e-1}}\n"
+        '    overrides: {"kodim05/PE-IGA": {adjuster: {end: 3}}, "kodim06/PE-IGA": {adjuster: {end: 3}}}\n'
+        '  nerf:\n    overrides: {"NeRF-IGA": {run: {num_rays: "many"}}}\n'
+        "  toy:\n    figures: {fig1_widths: [333]}\n",
+    )
+    for words in ("'kodim05/PE-IGA'", "'kodim06/PE-IGA'", "optim.gamma='1e-1'", "run.num_rays='many'", "fig1_widths"):
+        assert words in msg, (words, msg)
+
+
+@pytest.mark.parametrize("width", [7, -3])
+def test_a_task_setting_that_every_cell_overrides_is_rejected(width):
+    # every toy cell's width comes from its item's override (exp1_w256_*, …): the edit would change nothing
+    rejected(
+        f"tasks:\n  toy:\n    settings: {{model: {{hidden_features: {width}}}}}\n",
+        f"tasks.toy.settings.model.hidden_features={width} has no effect",
+    )
+
+
+def test_a_task_setting_that_some_cell_reads_is_kept():
+    validate_config(with_overlay("tasks:\n  image:\n    settings: {optim: {lr: 0.002}}\n"), base=SMOKE)
+
+
+def test_a_variant_that_no_cell_uses_is_rejected():
+    rejected(
+        "tasks:\n  image_ablation:\n    variants: {P32: {task: {patch_size: 32}}}\n",
+        "tasks.image_ablation.variants.P32 is used by no cell",
+    )

@@ -38,7 +38,6 @@ AGGREGATIONS = {
     "report_page_tables",
     "report_page_figures",
     "keep_figure_file",  # the retrained cell's reconstruction, kept in its record for the figures
-    "keep_config_stamp",  # what the tables were built from, kept with them (iga.stamps)
 }  # the report's pages (workflow/rules/report.smk)
 
 pytestmark = pytest.mark.timeout(600)
@@ -275,7 +274,7 @@ def test_a_fresh_clone_plans_no_training(finished, tmp_path):
 def test_a_fresh_clone_rebuilds_what_a_report_only_setting_changes(finished, tmp_path):
     """Snakemake's params trigger needs metadata a clone lacks; the kept config stamp does not."""
     clone = fresh_clone_of(finished, tmp_path / "clone")
-    assert (clone / "results/tiny/settings/image.json").is_file()  # kept with the results
+    assert (clone / "results/tiny/settings/tables_image.json").is_file()  # kept with the results
     overlay = tmp_path / "note.yaml"
     overlay.write_text('scale_note: "another note"\n')
     jobs = planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))
@@ -284,9 +283,25 @@ def test_a_fresh_clone_rebuilds_what_a_report_only_setting_changes(finished, tmp
     assert not trained_cells(jobs), jobs
     snakemake(clone, "--configfile", str(TINY), str(overlay))
     assert "another note" in (clone / "results/tiny/tables/table1_image_average.md").read_text()
-    assert "another note" in (clone / "results/tiny/settings/image.json").read_text()
+    assert "another note" in (clone / "results/tiny/settings/tables_image.json").read_text()
     out = snakemake(clone, "-n", "--configfile", str(TINY), str(overlay))
     assert "Nothing to be done" in out, out[-3000:]
+
+
+def test_a_table_built_alone_under_an_edited_config_is_rebuilt_once_the_edit_is_undone(finished, tmp_path):
+    """Each rule keeps the config it was built from in the job that builds it: a single target built under
+    an overlay (or a run interrupted after it) can never leave a table that a later clone takes as current."""
+    clone = fresh_clone_of(finished, tmp_path / "clone")
+    overlay = tmp_path / "note.yaml"
+    overlay.write_text('scale_note: "an edited note"\n')
+    # (--cores ends the --configfile list, so the target is read as a target)
+    snakemake(
+        clone, "--configfile", str(TINY), str(overlay), "--cores", "1", "results/tiny/tables/table1_image_average.md"
+    )
+    assert "an edited note" in (clone / "results/tiny/tables/table1_image_average.md").read_text()
+    later = fresh_clone_of(clone, tmp_path / "later")  # that state committed, cloned, the overlay gone
+    rules = {r for r, _ in planned(snakemake(later, "-n"))}
+    assert "tables_image" in rules and "figures_image" not in rules, rules
 
 
 def test_a_fresh_clone_retrains_exactly_a_changed_cell_and_rebuilds_its_tables(finished, tmp_path):

@@ -254,7 +254,8 @@ def test_cells_resolve_in_order_and_validate():
     validate_config(config)
     config["tasks"]["image"]["overrides"]["ReLU-vanilla"] = {"optim": {"lr": 0}}
     with pytest.raises(
-        ConfigError, match=r"cell image/kodim0[12]/ReLU-vanilla/s4096: optim.lr=0: Input should be greater than 0"
+        ConfigError,
+        match=r"cell image/kodim0[12]/ReLU-vanilla/s4096 \(and 1 more: .*\): optim.lr=0: Input should be greater",
     ):
         validate_config(config)
     with pytest.raises(ConfigError, match="variant 'XYZ'"):

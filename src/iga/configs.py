@@ -255,9 +255,10 @@ class TaskSection(Strict):
     """A task's block of the workflow config (``tasks.<task>``); tasks subclass it for their extra keys."""
 
     NAME_PATTERN: ClassVar[str] = r"^[A-Za-z0-9_.]+$"  # items, architectures, variants: no path tricks
-    # named grids feed tables only where a task's tables read them (ablations, toy); elsewhere their cells
-    # would train and appear in no table
-    GRIDS_FEED_TABLES: ClassVar[bool] = False
+    # the named grids a task's tables read (ablations, toy), and those every config must give; any other
+    # grid's cells would train and appear in no table
+    TABLE_GRIDS: ClassVar[tuple[str, ...]] = ()
+    REQUIRED_GRIDS: ClassVar[tuple[str, ...]] = ()
 
     enabled: bool = True  # a task section that is written is on unless it says otherwise
     dataset: str = ""
@@ -282,10 +283,19 @@ class TaskSection(Strict):
     @field_validator("grids")
     @classmethod
     def _grids_feed_tables(cls, v):
-        if v and not cls.GRIDS_FEED_TABLES:
+        if v and not cls.TABLE_GRIDS:
             raise ValueError(
                 f"named grids {sorted(v)}: no table of this task reads them (its tables use items/"
                 "architectures/methods); grids are for tasks.image_ablation and tasks.toy"
+            )
+        unknown = sorted(set(v) - set(cls.TABLE_GRIDS))
+        if unknown:
+            raise ValueError(f"grids {unknown}: no table reads them; allowed: {list(cls.TABLE_GRIDS)}")
+        missing = [g for g in cls.REQUIRED_GRIDS if g not in v]
+        if missing:
+            raise ValueError(
+                f"grids lacks {missing} (needs {list(cls.REQUIRED_GRIDS)}; each {{items?, architectures?, methods}}; "
+                "an empty one, methods: [], writes no table)"
             )
         return v
 

@@ -16,6 +16,7 @@ from pydantic import Field, create_model, field_validator
 
 from .cells import METHOD_DEFAULTS, enumerate_cells, matching_overrides, resolve_settings, task_section
 from .configs import ARCHITECTURES, TASKS, ConfigError, Strict, validate
+from .data import archives, download
 
 # the tasks register their models on import (all torch-free)
 from .tasks import image_config, occupancy_config, toy_config  # noqa: F401,E402  isort: skip
@@ -29,24 +30,27 @@ class Resource(Strict):
     threads: int = Field(1, ge=1)
 
 
+_LIMITS = archives.ExtractLimits()  # the defaults, declared once with the extractor
+
+
 class ExtractLimits(Strict):
     """Archives beyond these are refused (bombs, wrong files); defaults far above the real archives."""
 
-    max_total_bytes: int = Field(16 * 2**30, ge=1)
-    max_member_bytes: int = Field(8 * 2**30, ge=1)
-    max_ratio: float = Field(600, gt=0)  # unpacked/packed size of a large member; .mat volumes: 338
-    max_members: int = Field(200_000, ge=1)
-    max_link_bytes: int = Field(4096, ge=1)
+    max_total_bytes: int = Field(_LIMITS.max_total_bytes, ge=1)
+    max_member_bytes: int = Field(_LIMITS.max_member_bytes, ge=1)
+    max_ratio: float = Field(_LIMITS.max_ratio, gt=0)  # unpacked/packed size of a large member; .mat: 338
+    max_members: int = Field(_LIMITS.max_members, ge=1)
+    max_link_bytes: int = Field(_LIMITS.max_link_bytes, ge=1)
 
 
 class DataConfig(Strict):
     # rules pass {input}/{output} under root unquoted: no spaces or shell characters
     root: str = Field("data", pattern=r"^[A-Za-z0-9_./-]+$", description="letters, digits and _ . / - only")
     mirror: str | None = None  # a local folder or URL prefix searched before the real URLs (spaces are fine)
-    retries: int = Field(4, ge=0)
-    timeout_s: float = Field(7200, gt=0, description="deadline of one download attempt, in total")
-    min_rate_bytes_per_s: float = Field(1024, ge=0, description="0: no minimum rate")
-    rate_window_s: float = Field(60, gt=0)
+    retries: int = Field(download.RETRIES, ge=0)
+    timeout_s: float = Field(download.Pace.timeout, gt=0, description="deadline of one download attempt, in total")
+    min_rate_bytes_per_s: float = Field(download.Pace.min_rate, ge=0, description="0: no minimum rate")
+    rate_window_s: float = Field(download.Pace.rate_window, gt=0)
     extract_limits: ExtractLimits = ExtractLimits()
 
 
@@ -96,18 +100,119 @@ def _possible_names(section, task: str) -> tuple:
     return sorted(items), names
 
 
-def _check_overrides(section, task: str) -> None:
+def _check_overrides(section, task: str, cells, inherited: set) -> list[str]:
+    """Every override pattern must apply to some cell. One written for this run (an overlay, --config)
+    must match one of its cells, or the edit would be dropped in silence; one inherited unchanged from
+    config.yaml (``inherited``) may name the paper's cells (e.g. ficus's ``end`` under a preset without
+    ficus), so it need only name a possible cell of the task."""
     items, names = _possible_names(section, task)
-    for pattern in section.overrides:
+    ours = {(c.item, f"{c.arch}-{c.method}") for c in cells}
+    errors = []
+    for pattern, value in section.overrides.items():
+        if value is None:  # an inherited override switched off
+            continue
+        if pattern not in inherited:
+            if any(fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(f"{i}/{n}", pattern) for i, n in ours):
+                continue
+            examples = sorted(f"{i}/{n}" for i, n in ours)[:6]
+            errors.append(
+                f"tasks.{task}.overrides: pattern {pattern!r} matches no cell of this run; a pattern is "
+                f"'ARCH-METHOD' or 'ITEM/ARCH-METHOD', and this run's cells are e.g. {examples}"
+                f"{'…' if len(ours) > 6 else ''} (items {sorted({i for i, _ in ours})})"
+            )
+            continue
         if any(fnmatch.fnmatchcase(n, pattern) for n in names):
             continue
         if any(fnmatch.fnmatchcase(f"{i}/{n}", pattern) for i in items for n in names):
             continue
-        raise ConfigError(
+        errors.append(
             f"tasks.{task}.overrides: pattern {pattern!r} matches no cell; a pattern is "
             f"'ARCH-METHOD' or 'ITEM/ARCH-METHOD' with items among {items} and "
             f"architectures/methods such as {names[:6]}…"
         )
+    return errors
+
+
+def _leaves(d: dict, prefix: tuple = ()):
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,), v
+
+
+def _holds(d, keys) -> bool:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return False
+        d = d[k]
+    return True
+
+
+def _later_layers(config: dict, cell, settings_task: str) -> list:
+    """What the cell's settings take after ``tasks.<settings_task>.settings`` (iga.cells._configured): a
+    dependent task's own settings, the method's defaults, the architecture, the variant, the overrides."""
+    sec = task_section(config, cell.task)
+    base_method, _, variant = cell.method.partition("-")
+    layers = [sec.get("settings") or {}] if cell.task != settings_task else []
+    layers += [METHOD_DEFAULTS.get(base_method, {}), {"model": {"architecture": cell.arch}}]
+    layers.append((sec.get("variants") or {}).get(variant) or {})
+    layers += [o or {} for _, o in matching_overrides(sec, cell.item, f"{cell.arch}-{cell.method}")]
+    return layers
+
+
+def _dead_settings(config: dict, task: str, cells: list, base: dict | None) -> list[str]:
+    """Keys of tasks.<task>.settings that every cell reading them takes from a later layer instead (a
+    method's defaults, a variant, an override): an edit there changes nothing. Those kept unchanged from
+    ``base`` (config.yaml) are left alone."""
+    own = task_section(config, task).get("settings") or {}
+    base_own = (((base or {}).get("tasks") or {}).get(task) or {}).get("settings") or {}
+    out = []
+    for keys, value in _leaves(own):
+        if base and _holds(base_own, keys) and _leaf(base_own, keys) == value:
+            continue
+        if cells and all(any(_holds(layer, keys) for layer in _later_layers(config, c, task)) for c in cells):
+            out.append(
+                f"tasks.{task}.settings.{'.'.join(keys)}={value!r} has no effect: every cell takes "
+                "it from its method, variant or an override; set it there (or remove it)"
+            )
+    return out
+
+
+def _leaf(d: dict, keys):
+    for k in keys:
+        d = d[k]
+    return d
+
+
+def _unused_variants(config: dict, task: str, cells: list, base: dict | None) -> list[str]:
+    """Variants that no cell's method names (METHOD-VARIANT): defining one changes nothing. config.yaml's
+    own (no ``base``: it is the base, whose variants are also there for the presets, e.g. smoke's IGA-quirk)
+    and those an overlay keeps unchanged are left alone."""
+    if not base:
+        return []
+    used = {c.method.partition("-")[2] for c in cells}
+    base_variants = (((base or {}).get("tasks") or {}).get(task) or {}).get("variants") or {}
+    out = []
+    for name, spec in (task_section(config, task).get("variants") or {}).items():
+        if name in used or base_variants.get(name) == spec:
+            continue
+        out.append(
+            f"tasks.{task}.variants.{name} is used by no cell: no method of the grid is METHOD-{name} "
+            f"(e.g. IGA-{name}); add it to a grid's methods or remove it"
+        )
+    return out
+
+
+def inherited_overrides(config: dict, base: dict | None) -> dict[str, set]:
+    """{task: the override patterns ``config`` keeps unchanged from ``base`` (config.yaml)}."""
+    if not base:
+        return {}
+    out = {}
+    for task, sec in (base.get("tasks") or {}).items():
+        ours = ((config.get("tasks") or {}).get(task) or {}).get("overrides") or {}
+        out[task] = {p for p, v in (sec.get("overrides") or {}).items() if p in ours and ours[p] == v}
+    return out
 
 
 def _origin(config: dict, task: str, cell, error: str) -> str:
@@ -162,30 +267,38 @@ def typed_command_line(value):
     return value
 
 
-def validate_config(config: dict) -> WorkflowConfig:
+def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
     """The typed config; every problem raises ConfigError naming the key, the value and what is allowed.
-    Cells are all checked before raising, so one message lists every cell that is wrong (grouped by problem)."""
+    ``base``: the config the overlays were merged onto (config.yaml), whose override patterns may name cells
+    this run does not have. Everything is checked before raising, so one message lists every problem
+    (the cells' grouped by problem)."""
     cfg = validate(WorkflowConfig, config)
-    problems: dict[str, list[str]] = {}  # message -> the cells it applies to
+    inherited = inherited_overrides(config, base)
+    errors: list[str] = []
+    problems: dict[str, list[str]] = {}  # a cell's message -> the cells it applies to
     for task in TASKS:
         section = getattr(cfg.tasks, task)
         if section is None or not section.enabled:
             continue
         if section.settings_from is not None and getattr(cfg.tasks, section.settings_from, None) is None:
-            raise ConfigError(
+            errors.append(
                 f"tasks.{task}.settings_from={section.settings_from!r} is not a configured task; "
                 f"configured: {[t for t in TASKS if getattr(cfg.tasks, t) is not None]}"
             )
-        _check_overrides(section, task)
+            continue
         model = TASKS[task].cell
         validated: dict = {}
-        failed = False
+        every_cell: list = []
+        failed = unlisted = False  # unlisted: some grid's cells could not be listed
         for group in [None] + sorted(section.grids):
             try:
                 cells = list(enumerate_cells(config, task, group))
             except ConfigError as exc:  # a method or variant the grid names that does not exist
                 where = f"tasks.{task}{f'.grids.{group}' if group else ''}"
-                raise ConfigError(str(exc) if str(exc).startswith("tasks.") else f"{where}: {exc}") from None
+                errors.append(str(exc) if str(exc).startswith("tasks.") else f"{where}: {exc}")
+                failed = unlisted = True
+                continue
+            every_cell += cells
             for cell in cells:
                 try:
                     m = validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
@@ -194,14 +307,35 @@ def validate_config(config: dict) -> WorkflowConfig:
                     failed = True
                     continue
                 validated.setdefault(group, []).append(m)
+        if not every_cell and not failed:
+            errors.append(
+                f"tasks.{task} has no cell: items={section.items}, architectures={section.architectures}, "
+                f"methods={section.methods}{' and its grids give none' if section.grids else ''}; give at least "
+                "one of each, or set enabled: false"
+            )
+            continue
+        if not unlisted:
+            errors += _check_overrides(section, task, every_cell, inherited.get(task, set()))
+            readers = every_cell + [
+                c
+                for t in TASKS
+                if t != task
+                and (sec := getattr(cfg.tasks, t)) is not None
+                and sec.enabled
+                and sec.settings_from == task
+                for g in [None] + sorted(sec.grids)
+                for c in enumerate_cells(config, t, g)
+            ]
+            errors += _dead_settings(config, task, readers, base)
+            errors += _unused_variants(config, task, every_cell, base)
         if failed:
             continue  # the task-wide rules below assume valid cells
         try:
             section.check_cells(validated)
         except ValueError as exc:
-            raise ConfigError(f"tasks.{task}.{exc}") from None
-    if problems:
-        raise ConfigError(_cell_problems(problems))
+            errors.append(f"tasks.{task}.{exc}")
+    if errors or problems:
+        raise ConfigError("\n".join(errors + ([_cell_problems(problems)] if problems else [])))
     return cfg
 
 

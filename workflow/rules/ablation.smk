@@ -15,14 +15,8 @@ from iga.cells import settings_diff
 
 if enabled("image_ablation"):
     ABL = task_config("image_ablation")
-    ABL_GRIDS = ("table4", "table5", "variants")
-    ABL_NOTE = ABL.get("scale_note", SCALE_NOTE)
-    _abl_missing = [g for g in ABL_GRIDS if g not in (ABL.get("grids") or {})]
-    if _abl_missing:
-        raise WorkflowError(
-            f"invalid config: tasks.image_ablation.grids lacks {_abl_missing} "
-            f"(needs {list(ABL_GRIDS)}; each {{items?, architectures?, methods}})"
-        )
+    ABL_GRIDS = CONFIG.tasks.image_ablation.TABLE_GRIDS  # all required (iga.tasks.image_config)
+    ABL_NOTE = CONFIG.tasks.image_ablation.scale_note or SCALE_NOTE
     # a table whose grid has no cells (e.g. the mini preset's table5/variants) is not written at all,
     # rather than as an empty table that could be mistaken for a result
     ABL_TABLES = [
@@ -51,7 +45,7 @@ if enabled("image_ablation"):
         equal (they hold no task name: the task only names the cell's folder and provenance) and both jobs
         see a GPU or neither (train.device: auto picks it). The image cell also computes LPIPS: a superset.
         """
-        if not ABL.get("reuse_image_cells", True) or not enabled("image"):
+        if not CONFIG.tasks.image_ablation.reuse_image_cells or not enabled("image"):
             return None
         twin = Cell("image", cell.item, cell.arch, cell.method, cell.seed)
         if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
@@ -125,9 +119,10 @@ if enabled("image_ablation"):
     rule collect_image_ablation:
         input:
             metrics=ABL_METRICS,
-            config=config_stamp("image_ablation", "image_ablation", "image"),
+            config=config_stamp("collect_image_ablation", "image_ablation", "image"),
         output:
-            f"{RESULTS}/metrics/image_ablation_long.csv",
+            long=f"{RESULTS}/metrics/image_ablation_long.csv",
+            built_from=built_from("collect_image_ablation"),
         log:
             f"{LOGS}/report/collect_image_ablation.log",
         params:
@@ -135,12 +130,12 @@ if enabled("image_ablation"):
             dataset=ABL["dataset"],
         shell:
             "iga ablation-collect --preset {params.preset} --dataset {params.dataset:q}"
-            " --out {output} {input.metrics} > {log} 2>&1"
+            " --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule tables_image_ablation:
         input:
-            long=rules.collect_image_ablation.output,
-            config=config_stamp("image_ablation", "image_ablation", "image"),
+            long=rules.collect_image_ablation.output.long,
+            config=config_stamp("tables_image_ablation", "image_ablation", "image"),
         output:
             [
                 report(
@@ -152,6 +147,7 @@ if enabled("image_ablation"):
                 for t in ABL_TABLES
                 for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
+            built_from=built_from("tables_image_ablation"),
         log:
             f"{LOGS}/report/tables_image_ablation.log",
         params:
@@ -169,4 +165,4 @@ if enabled("image_ablation"):
             note=ABL_NOTE,
         shell:
             "iga ablation-tables --long {input.long} --grids {params.grids:q} --dataset {params.dataset:q}"
-            " --tables {params.tables} --out-dir {params.outdir} --scale-note {params.note:q} > {log} 2>&1"
+            " --tables {params.tables} --out-dir {params.outdir} --scale-note {params.note:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"

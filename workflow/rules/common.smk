@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import yaml
+
 # Rules call `iga`; users run `.venv/bin/snakemake` (or `make`) without activating the venv, so every
 # shell command puts the bin folder of the environment Snakemake runs in first on PATH (a SLURM job
 # re-reads this file in its own snakemake process, so it gets the same prefix). Snakemake's own
@@ -24,7 +26,9 @@ from iga.workflow_config import Resource, typed_command_line, validate_config
 # `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
 update_config(config, typed_command_line(dict(workflow.config_settings.config)))
 try:  # the whole config and every cell's settings are checked before any job starts
-    CONFIG = validate_config(config)
+    # (overrides inherited unchanged from config.yaml may name cells a preset does not have)
+    with open(Path(workflow.basedir) / "config.yaml") as _f:
+        CONFIG = validate_config(config, base=yaml.safe_load(_f))
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 
@@ -35,19 +39,23 @@ WORK = f"{_ROOT}work/{PRESET}"  # untracked: checkpoints, reconstructions, full 
 RESULTS = f"{_ROOT}results/{PRESET}"  # committed: tables, figures, report and the cells' records
 RECORDS = f"{RESULTS}/cells"  # one folder per cell (iga.cell_records): what every table is built from
 LOGS = f"{_ROOT}logs/{PRESET}"
-SCALE_NOTE = config.get("scale_note", PRESET)
+SCALE_NOTE = CONFIG.scale_note or PRESET
 # Config values reach shell commands quoted (a mirror folder may hold spaces or shell characters).
 MIRROR_FLAG = f"--mirror {shlex.quote(str(config['data']['mirror']))}" if config["data"].get("mirror") else ""
-# Download deadlines and extraction limits go into the shell strings ({DOWNLOAD_FLAGS}, {EXTRACT_FLAGS}),
-# not params: they never change the verified bytes, so editing them must not rerun finished downloads.
+# Download retries/deadlines and extraction limits go into the shell strings ({DOWNLOAD_FLAGS},
+# {EXTRACT_FLAGS}), not params: they never change the verified bytes, so editing them must not rerun
+# finished downloads. Values from the validated config (defaults: iga.data.download, iga.data.archives).
 DOWNLOAD_FLAGS = " ".join(
-    f"--{flag} {shlex.quote(str(config['data'][key]))}"
-    for flag, key in (("timeout", "timeout_s"), ("min-rate", "min_rate_bytes_per_s"), ("rate-window", "rate_window_s"))
-    if config["data"].get(key) is not None
+    f"--{flag} {getattr(CONFIG.data, key)}"
+    for flag, key in (
+        ("retries", "retries"),
+        ("timeout", "timeout_s"),
+        ("min-rate", "min_rate_bytes_per_s"),
+        ("rate-window", "rate_window_s"),
+    )
 )
 EXTRACT_FLAGS = " ".join(
-    f"--{k.replace('_', '-')} {shlex.quote(str(v))}"
-    for k, v in sorted(config["data"].get("extract_limits", {}).items())
+    f"--{k.replace('_', '-')} {v}" for k, v in sorted(CONFIG.data.extract_limits.model_dump().items())
 )
 LPIPS_STATUS = f"{DATA}/weights/alexnet.status.json"
 # --- cluster/incremental (docs/CLUSTER.md) ---
@@ -136,7 +144,7 @@ def figure_cells(task, shown):
     return [
         c
         for c in enumerate_cells(config, task)
-        if shown(c) and c.seed == min(cell_seeds(config, task, c.item, c.arch, c.method))
+        if shown(c) and c.seed == cell_seeds(config, task, c.item, c.arch, c.method)[0]
     ]
 
 
@@ -182,26 +190,36 @@ def _cells_digest(tasks):
     return h.hexdigest()[:16]
 
 
-CONFIG_STAMPS = {}  # scope -> its stamp; report.smk keeps a copy of each with the results
+CONFIG_STAMPS = {}  # rule -> its config stamp (report.smk checks that each such rule keeps it)
 
 
-def config_stamp(scope, *tasks):
-    """An input of every rule that builds tables or figures: the stamp (iga.stamps) of what they are built
-    from besides the cells' records, i.e. the tasks' config sections (figures, scale notes, items, …) and
-    their cells' settings. An edit reruns the scope's rules, also on a fresh clone that has no Snakemake
-    metadata; so does a changed cell, pulling its retraining even after it failed in an earlier run
-    (Snakemake does not rebuild a missing intermediate file for outputs it considers up to date)."""
-    if scope not in CONFIG_STAMPS:
-        path = f"{WORK}/stamps/{scope}.json"
-        doc = aggregation_document(config, list(tasks or (scope,)), _cells_digest(tasks or (scope,)), RESULTS_VERSION)
-        sync_aggregation_stamp(path, kept_config_stamp(scope), doc)
-        CONFIG_STAMPS[scope] = path
-    return CONFIG_STAMPS[scope]
+def config_stamp(rule, *tasks):
+    """Input `config` of every rule that builds tables or figures from these tasks' cells: the stamp
+    (iga.stamps) of what they are built from besides the records, i.e. the tasks' config sections
+    (figures, scale notes, items, …) and their cells' settings. The rule also declares the output
+    `built_from=built_from(rule)` and ends its shell with KEEP_BUILT_FROM's text, so its outputs and the config
+    they were built from are written by one job. A stamp that differs from that kept copy reruns the rule,
+    also on a fresh clone without Snakemake metadata; so does a changed cell, pulling its retraining even
+    after it failed in an earlier run (Snakemake does not rebuild a missing intermediate file for outputs
+    it considers up to date)."""
+    if rule not in CONFIG_STAMPS:
+        path = f"{WORK}/stamps/{rule}.json"
+        sync_aggregation_stamp(path, built_from(rule), _aggregation_doc(tuple(sorted(tasks))))
+        CONFIG_STAMPS[rule] = path
+    return CONFIG_STAMPS[rule]
 
 
-def kept_config_stamp(scope):
-    """The copy of a scope's stamp committed with the results (rule keep_config_stamp, report.smk)."""
-    return f"{RESULTS}/settings/{scope}.json"
+@functools.lru_cache(maxsize=None)
+def _aggregation_doc(tasks):
+    return aggregation_document(config, list(tasks), _cells_digest(tasks), RESULTS_VERSION)
+
+
+def built_from(rule):
+    """The config a rule's tables or figures were built from, kept (committed) beside them."""
+    return f"{RESULTS}/settings/{rule}.json"
+
+
+KEEP_BUILT_FROM = " && cp {input.config:q} {output.built_from:q}"  # how a stamped rule's shell ends
 
 
 def image_path(task, item):

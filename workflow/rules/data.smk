@@ -9,10 +9,9 @@ rule download_kodak:
         f"logs/data/kodak/{{item}}.log",
     params:
         mirror=MIRROR_FLAG,
-        retries=config["data"].get("retries", 4),
     shell:
         "iga download --dataset kodak --item {wildcards.item} --out {output} {params.mirror}"
-        " --retries {params.retries} {DOWNLOAD_FLAGS} > {log} 2>&1"
+        " {DOWNLOAD_FLAGS} > {log} 2>&1"
 
 
 rule make_embedded_image:

@@ -3,7 +3,7 @@
 if enabled("image"):
     IMAGE = task_config("image")
     IMAGE_TABLES = ["table1_image_average", "table6_image_psnr", "table7_image_ssim", "table8_image_lpips"]
-    LPIPS_ON = config.get("lpips", {}).get("enabled", True)
+    LPIPS_ON = CONFIG.lpips.enabled
 
     rule train_image:
         input:
@@ -38,9 +38,10 @@ if enabled("image"):
     rule collect_image:
         input:
             metrics=cell_outputs("image", "metrics.json"),
-            config=config_stamp("image"),
+            config=config_stamp("collect_image", "image"),
         output:
-            f"{RESULTS}/metrics/image_long.csv",
+            long=f"{RESULTS}/metrics/image_long.csv",
+            built_from=built_from("collect_image"),
         log:
             f"{LOGS}/report/collect_image.log",
         params:
@@ -48,12 +49,12 @@ if enabled("image"):
             dataset=IMAGE["dataset"],
         shell:
             "iga collect --task image --dataset {params.dataset:q} --preset {params.preset}"
-            " --metrics psnr,psnr_final,ssim,lpips --out {output} {input.metrics} > {log} 2>&1"
+            " --metrics psnr,psnr_final,ssim,lpips --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule tables_image:
         input:
-            long=rules.collect_image.output,
-            config=config_stamp("image"),
+            long=rules.collect_image.output.long,
+            config=config_stamp("tables_image", "image"),
         output:
             [
                 report(
@@ -65,6 +66,7 @@ if enabled("image"):
                 for t in IMAGE_TABLES
                 for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
+            built_from=built_from("tables_image"),
         log:
             f"{LOGS}/report/tables_image.log",
         params:
@@ -73,15 +75,13 @@ if enabled("image"):
             note=SCALE_NOTE,
         shell:
             "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
-            " --scale-note {params.note:q} > {log} 2>&1"
+            " --scale-note {params.note:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
-    IMAGE_FIG = IMAGE.get("figures", {})
+    IMAGE_FIG = CONFIG.tasks.image.figure_choice()  # defaults filled in (iga.tasks.image_config)
     IMAGE_FIGURE_CELLS = figure_cells(  # the cells whose reconstructions Figs. 4 and 10 show
         "image",
-        lambda c: (
-            c.item == IMAGE_FIG.get("crops_item", IMAGE["items"][0]) and c.arch == IMAGE_FIG.get("crops_arch", "PE")
-        )
-        or c.item in IMAGE_FIG.get("visual_items", IMAGE["items"][:2]),
+        lambda c: (c.item == IMAGE_FIG.crops_item and c.arch == IMAGE_FIG.crops_arch)
+        or c.item in IMAGE_FIG.visual_items,
     )
 
     def image_figure_inputs(wildcards):
@@ -93,19 +93,20 @@ if enabled("image"):
     rule figures_image:
         input:
             unpack(image_figure_inputs),
-            config=config_stamp("image"),
+            config=config_stamp("figures_image", "image"),
         output:
             crops=report(f"{RESULTS}/figures/fig4_image_crops.png", category="2D images", caption="../report/fig4.rst"),
             visual=report(
                 f"{RESULTS}/figures/fig10_image_visual.png", category="2D images", caption="../report/fig10.rst"
             ),
+            built_from=built_from("figures_image"),
         log:
             f"{LOGS}/report/figures_image.log",
         params:
             gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
-            crops_item=IMAGE_FIG.get("crops_item", IMAGE["items"][0]),
-            crops_arch=IMAGE_FIG.get("crops_arch", "PE"),
-            visual_items=" ".join(shlex.quote(str(i)) for i in IMAGE_FIG.get("visual_items", IMAGE["items"][:2])),
+            crops_item=IMAGE_FIG.crops_item,
+            crops_arch=IMAGE_FIG.crops_arch,
+            visual_items=" ".join(shlex.quote(str(i)) for i in IMAGE_FIG.visual_items),
             archs=",".join(IMAGE["architectures"]),
             note=SCALE_NOTE,
         shell:
@@ -113,13 +114,13 @@ if enabled("image"):
             " --items {params.crops_item:q} --arch {params.crops_arch:q} --scale-note {params.note:q} --out {output.crops}"
             " && iga figure-image --kind visual --gt {params.gt} --recons {input.recons}"
             " --items {params.visual_items} --archs {params.archs} --scale-note {params.note:q}"
-            " --out {output.visual}) > {log} 2>&1"
+            " --out {output.visual}) > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule figures_image_curves:
         input:
             metrics=cell_outputs("image", "metrics.json"),  # train_log.jsonl sits beside each
-            long=rules.collect_image.output,
-            config=config_stamp("image"),
+            long=rules.collect_image.output.long,
+            config=config_stamp("figures_image_curves", "image"),
         output:
             curves=report(
                 f"{RESULTS}/figures/image_training_curves.png",
@@ -131,6 +132,7 @@ if enabled("image"):
                 category="2D images",
                 caption="../report/ours_vs_paper.rst",
             ),
+            built_from=built_from("figures_image_curves"),
         log:
             f"{LOGS}/report/figures_image_curves.log",
         params:
@@ -140,4 +142,4 @@ if enabled("image"):
             "(iga figure-curves --metric psnr --title 'Image fitting: training PSNR (batch) per method'"
             " --scale-note {params.note:q} --out {output.curves} {params.logs}"
             " && iga figure-vs-paper --task image --scale-note {params.note:q} --out {output.vs_paper}"
-            " {input.long}) > {log} 2>&1"
+            " {input.long}) > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"

@@ -1,17 +1,18 @@
 # NeRF on Blender through the nerfstudio plugin (paper section 6.3, appendix F): Tables 3, 10, Figure 12.
 from iga.commands.data import MIRROR_ENV
 from iga.data.scene_folder import nerf_scene_source
+from iga.nerf.cell_settings import BLENDER_SCENES
 
 if enabled("nerf"):
     NERF = task_config("nerf")
+    NERF_SEC = CONFIG.tasks.nerf  # the validated section: its defaults are declared once, in the model
     NERF_TABLES = ["table3_nerf_average", "table10_nerf_per_scene"]
-    NERF_SCENES = ["chair", "drums", "ficus", "hotdog", "lego", "materials", "mic", "ship"]
-    LPIPS_ON_NERF = config.get("lpips", {}).get("enabled", True)
-    NERF_NOTE = NERF.get("scale_note", SCALE_NOTE)
+    LPIPS_ON_NERF = CONFIG.lpips.enabled
+    NERF_NOTE = NERF_SEC.scale_note or SCALE_NOTE
     # the mirror as `iga download` sees it (config first, then the environment)
     NERF_MIRROR = config["data"].get("mirror") or os.environ.get(MIRROR_ENV)
 
-    TRAIN_ONLY = NERF.get("train_only_scenes", False)
+    TRAIN_ONLY = NERF_SEC.train_only_scenes
 
     def nerf_scene_dir(item):
         if NERF["dataset"] == "blender":
@@ -19,8 +20,8 @@ if enabled("nerf"):
             # scene folder or the zip supplied it (rule fetch_nerf_scene), so its cells do not depend on the
             # machine's copy; otherwise the zip's scenes with their real test split
             return f"{DATA}/nerf_synthetic_scenes/{item}" if TRAIN_ONLY else f"{DATA}/nerf_synthetic/{item}"
-        e = NERF.get("embedded_scene", {})
-        return f"{DATA}/embedded/nerf/{item}_{e.get('size', 32)}px_{e.get('n_train', 16)}v"
+        e = NERF_SEC.embedded_scene
+        return f"{DATA}/embedded/nerf/{item}_{e.size}px_{e.n_train}v"
 
     rule download_nerf_synthetic:
         output:
@@ -29,16 +30,15 @@ if enabled("nerf"):
             "logs/data/nerf_synthetic_download.log",
         params:
             mirror=MIRROR_FLAG,
-            retries=config["data"].get("retries", 4),
         shell:
             "iga download --dataset nerf_synthetic --item nerf_synthetic --out {output} {params.mirror}"
-            " --retries {params.retries} {DOWNLOAD_FLAGS} > {log} 2>&1"
+            " {DOWNLOAD_FLAGS} > {log} 2>&1"
 
     rule extract_nerf_synthetic:
         input:
             rules.download_nerf_synthetic.output,
         output:
-            [f"{DATA}/nerf_synthetic/{s}/transforms_train.json" for s in NERF_SCENES],
+            [f"{DATA}/nerf_synthetic/{s}/transforms_train.json" for s in BLENDER_SCENES],
         log:
             "logs/data/nerf_synthetic_extract.log",
         params:
@@ -72,7 +72,7 @@ if enabled("nerf"):
         log:
             f"logs/data/embedded/nerf_{{item}}_{{size}}px_{{views}}v.log",
         params:
-            n_test=NERF.get("embedded_scene", {}).get("n_test", 2),
+            n_test=NERF_SEC.embedded_scene.n_test,
         shell:
             "iga nerf-scene --out $(dirname {output}) --size {wildcards.size} --n-train {wildcards.views}"
             " --n-val 1 --n-test {params.n_test} > {log} 2>&1"
@@ -114,9 +114,10 @@ if enabled("nerf"):
     rule collect_nerf:
         input:
             metrics=cell_outputs("nerf", "metrics.json"),
-            config=config_stamp("nerf"),
+            config=config_stamp("collect_nerf", "nerf"),
         output:
-            f"{RESULTS}/metrics/nerf_long.csv",
+            long=f"{RESULTS}/metrics/nerf_long.csv",
+            built_from=built_from("collect_nerf"),
         log:
             f"{LOGS}/report/collect_nerf.log",
         params:
@@ -124,18 +125,19 @@ if enabled("nerf"):
             dataset=NERF["dataset"],
         shell:
             "iga collect --task nerf --dataset {params.dataset:q} --preset {params.preset}"
-            " --metrics psnr,ssim,lpips --out {output} {input.metrics} > {log} 2>&1"
+            " --metrics psnr,ssim,lpips --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule tables_nerf:
         input:
-            long=rules.collect_nerf.output,
-            config=config_stamp("nerf"),
+            long=rules.collect_nerf.output.long,
+            config=config_stamp("tables_nerf", "nerf"),
         output:
             [
                 report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t, caption="../report/table.rst")
                 for t in NERF_TABLES
                 for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
+            built_from=built_from("tables_nerf"),
         log:
             f"{LOGS}/report/tables_nerf.log",
         params:
@@ -144,9 +146,9 @@ if enabled("nerf"):
             note=NERF_NOTE,
         shell:
             "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
-            " --scale-note {params.note:q} > {log} 2>&1"
+            " --scale-note {params.note:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
-    NERF_FIG_ITEM = NERF.get("figure_item", NERF["items"][0])
+    NERF_FIG_ITEM = NERF_SEC.figure_item or NERF_SEC.items[0]
 
     rule figure_nerf:
         input:
@@ -157,42 +159,47 @@ if enabled("nerf"):
                 for c in figure_cells("nerf", lambda c: c.item == NERF_FIG_ITEM)
             ],
             scene=ancient(f"{nerf_scene_dir(NERF_FIG_ITEM)}/transforms_train.json"),  # its ground truth
-            config=config_stamp("nerf"),
+            config=config_stamp("figure_nerf", "nerf"),
         output:
-            report(f"{RESULTS}/figures/fig12_nerf_visual.png", category="NeRF", caption="../report/fig12.rst"),
+            figure=report(f"{RESULTS}/figures/fig12_nerf_visual.png", category="NeRF", caption="../report/fig12.rst"),
+            built_from=built_from("figure_nerf"),
         log:
             f"{LOGS}/report/figure_nerf.log",
         params:
             item=NERF_FIG_ITEM,
             note=NERF_NOTE,
         shell:
-            "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output} {input.metrics} > {log} 2>&1"
+            "iga figure-nerf --item {params.item:q} --scale-note {params.note:q} --out {output.figure} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule figure_nerf_curves:
         input:
             logs=[f"{Path(m).parent}/train_log.jsonl" for m in cell_outputs("nerf", "metrics.json")],
-            config=config_stamp("nerf"),
+            config=config_stamp("figure_nerf_curves", "nerf"),
         output:
-            report(
+            figure=report(
                 f"{RESULTS}/figures/nerf_training_curves.png", category="NeRF", caption="../report/training_curves.rst"
             ),
+            built_from=built_from("figure_nerf_curves"),
         log:
             f"{LOGS}/report/figure_nerf_curves.log",
         params:
             note=NERF_NOTE,
         shell:
             "iga figure-curves --metric psnr --title 'NeRF: training PSNR per method (on the rays of each training step)'"
-            " --scale-note {params.note:q} --out {output} {input.logs} > {log} 2>&1"
+            " --scale-note {params.note:q} --out {output.figure} {input.logs} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule figure_nerf_vs_paper:
         input:
-            long=rules.collect_nerf.output,
-            config=config_stamp("nerf"),
+            long=rules.collect_nerf.output.long,
+            config=config_stamp("figure_nerf_vs_paper", "nerf"),
         output:
-            report(f"{RESULTS}/figures/nerf_ours_vs_paper.png", category="NeRF", caption="../report/ours_vs_paper.rst"),
+            figure=report(
+                f"{RESULTS}/figures/nerf_ours_vs_paper.png", category="NeRF", caption="../report/ours_vs_paper.rst"
+            ),
+            built_from=built_from("figure_nerf_vs_paper"),
         log:
             f"{LOGS}/report/figure_nerf_vs_paper.log",
         params:
             note=NERF_NOTE,
         shell:
-            "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output} {input.long} > {log} 2>&1"
+            "iga figure-vs-paper --task nerf --scale-note {params.note:q} --out {output.figure} {input.long} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"

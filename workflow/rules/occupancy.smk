@@ -7,37 +7,28 @@
 #   embedded       a procedural watertight shape (analytic SDF → marching cubes) → the same voxelizer
 
 if enabled("occupancy"):
+    from iga.configs import validate
     from iga.data.registry import resolve as registry_resolve
+    from iga.tasks.occupancy_config import OccupancyCellSettings
 
     OCC = task_config("occupancy")
-    OCC_DATASET = OCC.get("dataset", "stanford")
+    OCC_SEC = CONFIG.tasks.occupancy  # validated (items vs meshes/mat_items too); defaults declared there
+    OCC_DATASET = OCC_SEC.dataset
     OCC_TABLES = ["table2_occupancy_average", "table9_occupancy_iou"]
-    OCC_VOXELIZE = OCC.get("voxelize", {}).get("method", "winding")
+    OCC_VOXELIZE = OCC_SEC.voxelize.method
     # the paper's shapes are the same whichever way the volume was made: compare to its numbers
-    OCC_NOTE = OCC.get("scale_note", SCALE_NOTE)
+    OCC_NOTE = OCC_SEC.scale_note or SCALE_NOTE
     OCC_LABEL = "stanford" if OCC_DATASET in ("stanford", "occupancy_mat") else OCC_DATASET
-    if OCC_DATASET not in ("stanford", "occupancy_mat", "embedded"):
-        raise WorkflowError(f"tasks.occupancy.dataset={OCC_DATASET!r}; allowed: stanford, occupancy_mat, embedded")
-    if OCC_DATASET == "occupancy_mat":
-        _missing = [i for i in OCC["items"] if i not in OCC.get("mat_items", {})]
-        if _missing:
-            raise WorkflowError(
-                f"tasks.occupancy.items {_missing} have no .mat volume; "
-                f"tasks.occupancy.mat_items covers {sorted(OCC.get('mat_items', {}))}"
-            )
-    if OCC_DATASET == "stanford":
-        _missing = [i for i in OCC["items"] if i not in OCC.get("meshes", {})]
-        if _missing:
-            raise WorkflowError(f"tasks.occupancy.meshes has no mesh path for items {_missing}")
+    OCC_MAT_RESOLUTION = OCC_SEC.mat_resolution  # side of the published .mat volumes
+    OCC_MAT_ITEM_RE = "|".join(OCC_SEC.mat_items) or "^$"  # items with a .mat volume (wildcard)
 
-    OCC_MAT_RESOLUTION = int(OCC.get("mat_resolution", 512))  # side of the published .mat volumes
-    OCC_MAT_ITEM_RE = "|".join(OCC.get("mat_items", {})) or "^$"  # items with a .mat volume (wildcard)
-
-    def occ_task_settings(item, arch=None, method=None):
-        arch = arch or OCC["architectures"][0]
-        method = method or OCC["methods"][0]
+    @functools.lru_cache(maxsize=None)
+    def occ_task(item, arch=None, method=None):
+        """The cell's validated task settings (iga.tasks.occupancy_config): resolution, crop, …"""
+        arch = arch or OCC_SEC.architectures[0]
+        method = method or OCC_SEC.methods[0]
         seed = cell_seeds(config, "occupancy", item, arch, method)[0]  # task settings do not vary by seed
-        return resolved(Cell("occupancy", item, arch, method, seed)).get("task", {})
+        return validate(OccupancyCellSettings, resolved(Cell("occupancy", item, arch, method, seed))).task
 
     def occ_volume(item, resolution):
         if OCC_DATASET == "stanford":
@@ -49,7 +40,7 @@ if enabled("occupancy"):
         return f"{DATA}/embedded/occupancy/{item}_{resolution}_{OCC_VOXELIZE}.npz"
 
     def occ_cell_volume(wildcards):
-        res = occ_task_settings(wildcards.item, wildcards.arch, wildcards.method).get("resolution", 512)
+        res = occ_task(wildcards.item, wildcards.arch, wildcards.method).resolution
         return occ_volume(wildcards.item, res)
 
     # --- data -----------------------------------------------------------------------------
@@ -62,10 +53,9 @@ if enabled("occupancy"):
             filename=r"[A-Za-z0-9_.]+\.(tar\.gz|tgz|ply\.gz|zip)",
         params:
             mirror=MIRROR_FLAG,
-            retries=config["data"].get("retries", 4),
         shell:
             "iga download --dataset stanford --item {wildcards.item} --out {output} {params.mirror}"
-            " --retries {params.retries} --no-progress {DOWNLOAD_FLAGS} > {log} 2>&1"
+            " --no-progress {DOWNLOAD_FLAGS} > {log} 2>&1"
 
     rule extract_stanford_scan:
         input:
@@ -107,10 +97,9 @@ if enabled("occupancy"):
             matitem=r"[A-Za-z0-9_]+",
         params:
             mirror=MIRROR_FLAG,
-            retries=config["data"].get("retries", 4),
         shell:
             "iga download --dataset occupancy --item {wildcards.matitem} --out {output} {params.mirror}"
-            " --retries {params.retries} --no-progress {DOWNLOAD_FLAGS} > {log} 2>&1"
+            " --no-progress {DOWNLOAD_FLAGS} > {log} 2>&1"
 
     rule extract_occupancy_mat:
         input:
@@ -206,9 +195,10 @@ if enabled("occupancy"):
     rule collect_occupancy:
         input:
             metrics=cell_outputs("occupancy", "metrics.json"),
-            config=config_stamp("occupancy"),
+            config=config_stamp("collect_occupancy", "occupancy"),
         output:
-            f"{RESULTS}/metrics/occupancy_long.csv",
+            long=f"{RESULTS}/metrics/occupancy_long.csv",
+            built_from=built_from("collect_occupancy"),
         log:
             f"{LOGS}/report/collect_occupancy.log",
         params:
@@ -216,12 +206,12 @@ if enabled("occupancy"):
             dataset=OCC_LABEL,
         shell:
             "iga collect --task occupancy --dataset {params.dataset:q} --preset {params.preset}"
-            " --metrics iou,iou_final,iou_running,iou_running_final --out {output} {input.metrics} > {log} 2>&1"
+            " --metrics iou,iou_final,iou_running,iou_running_final --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule tables_occupancy:
         input:
-            long=rules.collect_occupancy.output,
-            config=config_stamp("occupancy"),
+            long=rules.collect_occupancy.output.long,
+            config=config_stamp("tables_occupancy", "occupancy"),
         output:
             [
                 report(
@@ -233,6 +223,7 @@ if enabled("occupancy"):
                 for t in OCC_TABLES
                 for ext in ("csv", "md", "tex")  # md: shown as a page (report.smk); csv, tex: downloads
             ],
+            built_from=built_from("tables_occupancy"),
         log:
             f"{LOGS}/report/tables_occupancy.log",
         params:
@@ -241,44 +232,45 @@ if enabled("occupancy"):
             note=OCC_NOTE,
         shell:
             "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
-            " --scale-note {params.note:q} > {log} 2>&1"
+            " --scale-note {params.note:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
-    OCC_FIG = OCC.get("figures", {})
-    OCC_FIG_ITEM = OCC_FIG.get("item", OCC["items"][0])
+    OCC_FIG = OCC_SEC.figures
+    OCC_FIG_ITEM = OCC_FIG.item or OCC_SEC.items[0]
 
     rule figures_occupancy:
         input:
-            volume=occ_volume(OCC_FIG_ITEM, occ_task_settings(OCC_FIG_ITEM).get("resolution", 512)),
+            volume=occ_volume(OCC_FIG_ITEM, occ_task(OCC_FIG_ITEM).resolution),
             # kept in the figure item's records (records.smk); the volume is data, not a training output
             preds=[
                 f"{record_dir('occupancy', c)}/pred_occupancy.npz"
                 for c in figure_cells("occupancy", lambda c: c.item == OCC_FIG_ITEM)
             ],
-            config=config_stamp("occupancy"),
+            config=config_stamp("figures_occupancy", "occupancy"),
         output:
-            report(
+            figure=report(
                 f"{RESULTS}/figures/fig5_occupancy.png",
                 category="3D occupancy",
                 caption="../report/occupancy_fig5.rst",
             ),
+            built_from=built_from("figures_occupancy"),
         log:
             f"{LOGS}/report/figures_occupancy.log",
         params:
             item=OCC_FIG_ITEM,
-            crop=occ_task_settings(OCC_FIG_ITEM).get("crop", "official"),
+            crop=occ_task(OCC_FIG_ITEM).crop,
             archs=",".join(OCC["architectures"]),
-            view=OCC_FIG.get("view_axis", "auto"),
+            view=OCC_FIG.view_axis,
             note=OCC_NOTE,
         shell:
             "iga figure-occupancy --volume {input.volume} --crop {params.crop:q} --preds {input.preds}"
             " --item {params.item:q} --archs {params.archs:q} --view-axis {params.view:q}"
-            " --scale-note {params.note:q} --out {output} > {log} 2>&1"
+            " --scale-note {params.note:q} --out {output.figure} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     rule figures_occupancy_curves:
         input:
             metrics=cell_outputs("occupancy", "metrics.json"),  # epochs.jsonl sits beside each
-            long=rules.collect_occupancy.output,
-            config=config_stamp("occupancy"),
+            long=rules.collect_occupancy.output.long,
+            config=config_stamp("figures_occupancy_curves", "occupancy"),
         output:
             curves=report(
                 f"{RESULTS}/figures/occupancy_training_curves.png",
@@ -290,6 +282,7 @@ if enabled("occupancy"):
                 category="3D occupancy",
                 caption="../report/ours_vs_paper.rst",
             ),
+            built_from=built_from("figures_occupancy_curves"),
         log:
             f"{LOGS}/report/figures_occupancy_curves.log",
         params:
@@ -299,4 +292,4 @@ if enabled("occupancy"):
             "(iga figure-curves --metric iou --title '3D occupancy: IoU of the evaluated epochs per method'"
             " --scale-note {params.note:q} --out {output.curves} {params.logs}"
             " && iga figure-vs-paper --task occupancy --scale-note {params.note:q} --out {output.vs_paper}"
-            " {input.long}) > {log} 2>&1"
+            " {input.long}) > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"

@@ -43,13 +43,14 @@ if any(enabled(t) for t in config.get("tasks", {})):
     rule cost_table:
         input:
             records=training_records(),
-            config=config_stamp("all", *config.get("tasks", {})),
+            config=config_stamp("cost_table", *config.get("tasks", {})),
         output:
             csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
             md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
             figure=report(
                 f"{RESULTS}/figures/cost_overview.png", category="Compute cost", caption="../report/cost_figure.rst"
             ),
+            built_from=built_from("cost_table"),
         log:
             f"{LOGS}/report/cost_table.log",
         params:
@@ -62,7 +63,7 @@ if any(enabled(t) for t in config.get("tasks", {})):
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:
             "iga cost-table {params.datasets} --out-csv {output.csv} --out-md {output.md}"
-            " --figure {output.figure} --scale-note {params.note:q} {input.records} > {log} 2>&1"
+            " --figure {output.figure} --scale-note {params.note:q} {input.records} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
 
 # Is IGA the best method, here and in the paper: every average and per-item cell of Tables 1/6, 2/9, 3/10,
@@ -193,37 +194,19 @@ if _HAS_FINDINGS:
             "iga report-page --markdown {input:q} --out {output:q} > {log} 2>&1"
 
 
-# Each config stamp (common.smk, iga.stamps) is kept with the results once the rules that read it have
-# run, as results/{preset}/settings/{scope}.json: on a fresh clone a stamp equal to it leaves the
-# committed tables and figures standing, one that differs (an edited figure setting, scale note, …)
-# rebuilds them.
-def _stamped_outputs(scope):
-    """The outputs of every rule that reads the scope's stamp."""
-    stamp = CONFIG_STAMPS[scope]
-    rules_ = [r for r in workflow.rules if stamp in map(str, r.input)]
-    assert not any(r.has_wildcards() for r in rules_), "a stamped rule must list its outputs"
-    return [str(f) for r in rules_ for f in r.output]
-
-
-if CONFIG_STAMPS:
-
-    rule keep_config_stamp:
-        input:
-            stamp=f"{WORK}/stamps/{{scope}}.json",
-            built=lambda wc: _stamped_outputs(wc.scope),
-        output:
-            kept_config_stamp("{scope}"),
-        log:
-            f"{LOGS}/report/keep_config_stamp_{{scope}}.log",
-        wildcard_constraints:
-            scope="|".join(_re.escape(s) for s in CONFIG_STAMPS),
-        shell:
-            "cp -v {input.stamp:q} {output:q} > {log} 2>&1"
+# A stamped rule keeps the config its outputs were built from in the same job (common.smk, config_stamp):
+# checked here, once every rule is defined, so that a new rule cannot take the stamp and forget the copy.
+for _r in workflow.rules:
+    if CONFIG_STAMPS.get(_r.name) in map(str, _r.input):
+        _kept = dict(_r.output.items()).get("built_from")
+        assert str(_kept) == built_from(_r.name) and KEEP_BUILT_FROM in (_r.shellcmd or ""), (
+            f"rule {_r.name} reads its config stamp: it must declare built_from=built_from({_r.name!r}) and end "
+            "its shell with KEEP_BUILT_FROM"
+        )
 
 
 def all_targets():
-    """rule all: the final outputs, with each table and figure's report page, the findings page and the
-    kept config stamps."""
+    """rule all: the final outputs, with each table and figure's report page and the findings page."""
     pages = [f"{REPORT_PAGES}/{kind}/{name}.html" for kind, name in sorted(REPORT_ENTRIES)]
     findings = [f"{REPORT_PAGES}/FINDINGS.html"] if _HAS_FINDINGS else []
-    return FINAL_OUTPUTS + pages + findings + [kept_config_stamp(s) for s in sorted(CONFIG_STAMPS)]
+    return FINAL_OUTPUTS + pages + findings

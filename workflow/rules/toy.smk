@@ -3,9 +3,12 @@
 
 if enabled("toy"):
     TOY = task_config("toy")
-    TOY_FIG = TOY.get("figures", {})
-    TOY_NOTE = TOY.get("scale_note", SCALE_NOTE)
-    TOY_EXPS = [g for g in ("exp1", "exp2") if enumerate_cells(config, "toy", g)] if TOY.get("grids") else []
+    TOY_SEC = CONFIG.tasks.toy  # validated; its defaults are declared there (iga.tasks.toy_config)
+    TOY_FIG = TOY_SEC.figures
+    TOY_NOTE = TOY_SEC.scale_note or SCALE_NOTE
+    TOY_EXPS = [
+        g for g in CONFIG.tasks.toy.TABLE_GRIDS if g in TOY.get("grids", {}) and enumerate_cells(config, "toy", g)
+    ]
     TOY_CAT = "Toy studies (section 5)"
 
     def toy_cells(exp, filename):
@@ -43,7 +46,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
-                config=config_stamp("toy"),
+                config=config_stamp("tables_toy_exp1", "toy"),
             output:
                 [
                     report(
@@ -55,22 +58,23 @@ if enabled("toy"):
                     for t in ("exp1_final_errors", "exp1_convergence_with_width")
                     for ext in ("csv", "md")
                 ],
+                built_from=built_from("tables_toy_exp1"),
             log:
                 f"{LOGS}/report/tables_toy_exp1.log",
             params:
                 preset=PRESET,
                 outdir=lambda wc, output: Path(output[0]).parent,
                 note=TOY_NOTE,
-                dataset=TOY.get("dataset", "synthetic"),
+                dataset=TOY_SEC.dataset,
             shell:
                 "iga toy-tables --experiment exp1 --preset {params.preset} --dataset {params.dataset:q}"
-                " --scale-note {params.note:q} --out-dir {params.outdir} {input.metrics} > {log} 2>&1"
+                " --scale-note {params.note:q} --out-dir {params.outdir} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
         rule figures_toy_exp1:
             input:
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
-                config=config_stamp("toy"),
+                config=config_stamp("figures_toy_exp1", "toy"),
             output:
                 fig1=report(
                     f"{RESULTS}/figures/fig1_ntk_vs_entk.png",
@@ -90,16 +94,17 @@ if enabled("toy"):
                     subcategory="Exp. 1",
                     caption="../report/toy_width.rst",
                 ),
+                built_from=built_from("figures_toy_exp1"),
             log:
                 f"{LOGS}/report/figures_toy_exp1.log",
             params:
-                widths=",".join(str(w) for w in TOY_FIG.get("fig1_widths", [])),
-                end=TOY_FIG.get("fig1_end", 0),
+                widths=",".join(str(w) for w in TOY_FIG.fig1_widths),
+                end=TOY_FIG.fig1_end,
                 note=TOY_NOTE,
             shell:
                 "iga toy-figures --experiment exp1 --out fig1={output.fig1} --out fig6={output.fig6}"
                 " --out width={output.width} --fig1-widths {params.widths:q} --fig1-end {params.end:q}"
-                " --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
+                " --scale-note {params.note:q} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     if "exp2" in TOY_EXPS:
         TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
@@ -117,7 +122,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
-                config=config_stamp("toy"),
+                config=config_stamp("tables_toy_exp2", "toy"),
             output:
                 [
                     report(
@@ -128,50 +133,53 @@ if enabled("toy"):
                     )
                     for ext in ("csv", "md")
                 ],
+                built_from=built_from("tables_toy_exp2"),
             log:
                 f"{LOGS}/report/tables_toy_exp2.log",
             params:
                 preset=PRESET,
                 outdir=lambda wc, output: Path(output[0]).parent,
                 note=TOY_NOTE,
-                dataset=TOY.get("dataset", "synthetic"),
+                dataset=TOY_SEC.dataset,
             shell:
                 "iga toy-tables --experiment exp2 --preset {params.preset} --dataset {params.dataset:q}"
-                " --scale-note {params.note:q} --out-dir {params.outdir} {input.metrics} > {log} 2>&1"
+                " --scale-note {params.note:q} --out-dir {params.outdir} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
         rule figures_toy_exp2:
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
-                config=config_stamp("toy"),
+                config=config_stamp("figures_toy_exp2", "toy"),
             output:
                 **{
                     k: report(v, category=TOY_CAT, subcategory="Exp. 2", caption=f"../report/toy_{k}.rst")
                     for k, v in TOY_EXP2_FIGS.items()
                 },
+                built_from=built_from("figures_toy_exp2"),
             log:
                 f"{LOGS}/report/figures_toy_exp2.log",
             params:
                 outs=" ".join(f"--out {k}={v}" for k, v in TOY_EXP2_FIGS.items()),
-                group=TOY_FIG.get("fig2_group_size", 8),
-                component=TOY_FIG.get("fig3_component", 4),
+                group=TOY_FIG.fig2_group_size,
+                component=TOY_FIG.fig3_component,
                 note=TOY_NOTE,
             shell:
                 "iga toy-figures --experiment exp2 {params.outs} --fig2-group-size {params.group:q}"
-                " --fig3-component {params.component:q} --scale-note {params.note:q} {input.metrics} > {log} 2>&1"
+                " --fig3-component {params.component:q} --scale-note {params.note:q} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     if TOY_EXPS:
 
         rule figures_toy_curves:
             input:
                 metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
-                config=config_stamp("toy"),
+                config=config_stamp("figures_toy_curves", "toy"),
             output:
-                report(
+                figure=report(
                     f"{RESULTS}/figures/toy_training_curves.png",
                     category=TOY_CAT,
                     caption="../report/training_curves.rst",
                 ),
+                built_from=built_from("figures_toy_curves"),
             log:
                 f"{LOGS}/report/figures_toy_curves.log",
             params:
@@ -180,4 +188,4 @@ if enabled("toy"):
             shell:
                 "iga figure-curves --metric mse --panels item-arch"
                 " --title 'Toy studies: training MSE per method; the paper shows these as figures, not a table'"
-                " --scale-note {params.note:q} --out {output} {params.logs} > {log} 2>&1"
+                " --scale-note {params.note:q} --out {output.figure} {params.logs} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"

@@ -21,7 +21,8 @@ def load_config(files) -> dict:
 def _check(args) -> int:
     from ..workflow_config import validate_config
 
-    validate_config(load_config(args.files))
+    # overlays may keep config.yaml's overrides for cells they do not have; their own must match a cell
+    validate_config(load_config(args.files), base=load_config(args.files[:1]) if len(args.files) > 1 else None)
     print(f"ok: {' + '.join(args.files)}")
     return 0
 
@@ -46,7 +47,12 @@ def register(sub) -> None:
         description="Validate a workflow config as the workflow does before any job: every key, "
         "every cell's resolved settings, every override pattern.",
     )
-    p.add_argument("files", nargs="+", help="config.yaml, then overlays in order (e.g. presets/smoke.yaml)")
+    p.add_argument(
+        "files",
+        nargs="+",
+        help="config.yaml, then overlays in order (e.g. presets/smoke.yaml); an override pattern written in an "
+        "overlay must match one of the run's cells",
+    )
     p.set_defaults(func=_check)
     p = sub.add_parser("config-schema", help="print (or write) the JSON schema generated from the config models")
     p.add_argument("--out", help="write the schema (YAML) here instead of standard output")

@@ -148,40 +148,47 @@ _LIMIT_FLAGS = ("max_total_bytes", "max_member_bytes", "max_ratio", "max_members
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    from ..data.download import BACKOFF, RETRIES, Pace  # the defaults, declared once
+
     p.add_argument(
         "--mirror",
         default=os.environ.get(MIRROR_ENV),
         help="local folder, file:// or http(s):// prefix searched first, as "
         f"<dataset>/<file> then <file> (default: ${MIRROR_ENV})",
     )
-    p.add_argument("--retries", type=int, default=4, help="retries per URL (default 4)")
     p.add_argument(
-        "--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry (default 1)"
+        "--retries", type=int, default=RETRIES, help=f"retries per URL (default {RETRIES}; config data.retries)"
+    )
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=BACKOFF,
+        help=f"first retry delay in seconds, doubled each retry (default {BACKOFF:g})",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=7200.0,
-        help="deadline of one attempt in seconds, in total (default 7200; config data.timeout_s)",
+        default=Pace.timeout,
+        help=f"deadline of one attempt in seconds, in total (default {Pace.timeout:g}; config data.timeout_s)",
     )
     p.add_argument(
         "--min-rate",
         type=float,
-        default=1024.0,
+        default=Pace.min_rate,
         help="abort an attempt slower than this many bytes/s over --rate-window "
-        "(default 1024, 0: off; config data.min_rate_bytes_per_s)",
+        f"(default {Pace.min_rate:g}, 0: off; config data.min_rate_bytes_per_s)",
     )
     p.add_argument(
         "--rate-window",
         type=float,
-        default=60.0,
-        help="seconds over which --min-rate is averaged (default 60; config data.rate_window_s)",
+        default=Pace.rate_window,
+        help=f"seconds over which --min-rate is averaged (default {Pace.rate_window:g}; config data.rate_window_s)",
     )
     p.add_argument(
         "--stall-timeout",
         type=float,
-        default=60.0,
-        help="socket timeout: longest wait for one read, in seconds (default 60)",
+        default=Pace.stall_timeout,
+        help=f"socket timeout: longest wait for one read, in seconds (default {Pace.stall_timeout:g})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

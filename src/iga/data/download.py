@@ -148,6 +148,10 @@ def _copy_local(src: Path, part: Path, progress: bool) -> None:
         os.fsync(fo.fileno())
 
 
+RETRIES = 4  # retries per URL
+BACKOFF = 1.0  # first retry delay in seconds, doubled each retry
+
+
 @dataclass(frozen=True)
 class Pace:
     """Time bounds of one attempt: total seconds, minimum bytes/s over a window, stall."""
@@ -294,10 +298,10 @@ def _try_source(source: str, is_local: bool, part: Path, *, checks: dict, size: 
 
 def fetch(urls: Sequence[str], dest: Path, sha256: str | None, size: int | None = None,
           sha256_prefix: str | None = None, mirror: str | os.PathLike | None = None,
-          retries: int = 4, backoff: float = 1.0, timeout: float = 7200.0,
+          retries: int = RETRIES, backoff: float = BACKOFF, timeout: float = Pace.timeout,
           progress: bool = True, mirror_paths: Sequence[str] | None = None,
-          min_size: int | None = None, fmt: str | None = None, min_rate: float = 1024.0,
-          rate_window: float = 60.0, stall_timeout: float = 60.0) -> Path:
+          min_size: int | None = None, fmt: str | None = None, min_rate: float = Pace.min_rate,
+          rate_window: float = Pace.rate_window, stall_timeout: float = Pace.stall_timeout) -> Path:
     """Make ``dest`` hold the verified file; return ``dest``.
 
     ``sha256``/``size``/``sha256_prefix``/``min_size``/``fmt`` are checked when not None

@@ -42,6 +42,12 @@ class NeRFRun(Strict):
     eval_chunk: int = Field(4096, ge=1, description="rays per chunk when rendering test views")
 
 
+def run_default(knob: str):
+    """A run knob's default, declared once above; the nerfstudio config classes and the workflow's run
+    settings take theirs from here."""
+    return NeRFRun.model_fields[knob].default
+
+
 class NeRFAdjuster(Strict):
     kind: Literal["vanilla", "iga"] = "vanilla"
     end: int = Field(DEFAULT_END, ge=1)  # one group per ray: end < run.num_rays

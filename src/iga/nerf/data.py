@@ -30,6 +30,7 @@ from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
 from nerfstudio.data.scene_box import SceneBox
 
 from ..configs import ConfigError
+from .cell_settings import run_default
 from .splits import plan_split
 
 
@@ -80,11 +81,11 @@ class IGABlenderDataParserConfig(BlenderDataParserConfig):
     """Blender parser with nerf-pytorch's ``half_res`` (downscale=2) and ``testskip``."""
 
     _target: type = field(default_factory=lambda: IGABlender)
-    downscale: int = 2
+    downscale: int = run_default("downscale")
     """Integer image downscale factor (2 = nerf-pytorch half_res, 400×400 for the Blender scenes)."""
-    testskip: int = 8
+    testskip: int = run_default("testskip")
     """Keep every N-th val/test frame (nerf-pytorch's default 8: 25 of the 200 Blender test views)."""
-    holdout_every: int = 8
+    holdout_every: int = run_default("holdout_every")
     """No transforms_test.json: every N-th train view (r_0, r_N, …) is evaluated, the others train."""
     cache_dir: Path | None = None
     """Where downscaled images go (default: DATA/iga_cache, or ~/.cache/iga/nerf if DATA is read-only)."""

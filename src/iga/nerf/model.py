@@ -36,6 +36,7 @@ from ..adjust import IGAAdjuster, surrogate_loss
 from ..configs import AdjusterConfig, ConfigError, FRConfig
 from ..metrics import alexnet_weights_status
 from . import DEFAULT_END
+from .cell_settings import run_default
 from .field import NeRFPytorchField, SampledPointOutputs
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ class NeRFPytorchModelConfig(VanillaModelConfig):
     """nerf-pytorch's NeRF (Blender defaults) with optional IGA / FR."""
 
     _target: type = field(default_factory=lambda: NeRFPytorchModel)
-    num_coarse_samples: int = 64
-    num_importance_samples: int = 128
+    num_coarse_samples: int = run_default("coarse_samples")
+    num_importance_samples: int = run_default("fine_samples")
     background_color: Literal["random", "last_sample", "black", "white"] = "white"
-    net_depth: int = 8
-    net_width: int = 256
+    net_depth: int = run_default("net_depth")
+    net_width: int = run_default("net_width")
     pos_frequencies: int = 10
     dir_frequencies: int = 4
     technique: Literal["none", "fr"] = "none"
@@ -66,7 +67,7 @@ class NeRFPytorchModelConfig(VanillaModelConfig):
     """Eigenpairs of the 1024-ray eNTK: all (eigh) or only the top end+1 (topk); see iga.ntk."""
     iga_density_output: Literal["sigmoid", "relu"] = "sigmoid"
     """4th eNTK output: sigmoid of the density logit (official code) or ReLU density."""
-    lr_schedule: Literal["nerf-pytorch", "official"] = "nerf-pytorch"
+    lr_schedule: Literal["nerf-pytorch", "official"] = run_default("lr_schedule")
     lr_init: float = 5e-4
     lrate_decay: int = 500
     """nerf-pytorch: lr = lr_init · 0.1^(step / (lrate_decay·1000)); its Blender configs use 500."""

@@ -36,15 +36,10 @@ from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
 from ..provenance import write_json
 from ..result_record import StepTimer, Training, take_job_start, write_record
 from . import DEFAULT_END, METHOD_NAMES
-from .cell_settings import NeRFRun, validate_cell
+from .cell_settings import NeRFRun, run_default, validate_cell
 from .curve import write_train_log
 
 log = logging.getLogger(__name__)
-
-
-def _knob(name: str):
-    """A run knob's default, declared once in the cell-settings model (iga.nerf.cell_settings.NeRFRun)."""
-    return NeRFRun.model_fields[name].default
 
 
 @dataclass
@@ -52,21 +47,21 @@ class NeRFRunSettings:
     method: str = "iga-nerf"  # nerf | nerf-fr | iga-nerf
     data: str = ""
     out: str = ""
-    iterations: int = _knob("iterations")
+    iterations: int = run_default("iterations")
     end: int = DEFAULT_END
-    lr_schedule: str = _knob("lr_schedule")
-    device: str = _knob("device")
-    downscale: int = _knob("downscale")
-    testskip: int = _knob("testskip")
-    holdout_every: int = _knob("holdout_every")
-    num_rays: int = _knob("num_rays")
-    coarse_samples: int = _knob("coarse_samples")
-    fine_samples: int = _knob("fine_samples")
-    net_width: int = _knob("net_width")
-    net_depth: int = _knob("net_depth")
-    seed: int = _knob("seed")
-    checkpoint_every: int = _knob("checkpoint_every")
-    eval_chunk: int = _knob("eval_chunk")
+    lr_schedule: str = run_default("lr_schedule")
+    device: str = run_default("device")
+    downscale: int = run_default("downscale")
+    testskip: int = run_default("testskip")
+    holdout_every: int = run_default("holdout_every")
+    num_rays: int = run_default("num_rays")
+    coarse_samples: int = run_default("coarse_samples")
+    fine_samples: int = run_default("fine_samples")
+    net_width: int = run_default("net_width")
+    net_depth: int = run_default("net_depth")
+    seed: int = run_default("seed")
+    checkpoint_every: int = run_default("checkpoint_every")
+    eval_chunk: int = run_default("eval_chunk")
     lpips_status_file: str | None = None
     cell: str = ""
     extra: dict = field(default_factory=dict)

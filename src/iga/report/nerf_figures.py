@@ -30,10 +30,11 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
     from ..nerf.run import _gt_image
 
     cells, shown = [], set()
-    # one replicate per method: the lowest seed
+    # one replicate per method: the one whose render the records keep (the cell's first listed seed,
+    # workflow figure_cells), else the lowest seed that has one
     for m in sorted((Path(m) for m in metrics_files), key=lambda m: Cell.from_path(m).seed):
         c = Cell.from_path(m)
-        if c.item != item or c.method in shown:
+        if c.item != item or c.method in shown or not (m.parent / "renders" / f"test_{view:03d}.png").is_file():
             continue
         method = c.method
         shown.add(method)
@@ -46,7 +47,9 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
         views = (metrics.get("evaluation") or {}).get("note", "")
         cells.append((method, render, per_view["psnr"], gt_file, views))
     if not cells:
-        raise ValueError(f"no NeRF cells of item {item!r} among the inputs")
+        raise ValueError(
+            f"no NeRF cell of item {item!r} with a kept render (renders/test_{view:03d}.png) among the inputs"
+        )
     cells.sort(key=lambda c: method_key(c[0]))
     views = sorted({c[4] for c in cells})
     if views == [""]:

@@ -59,6 +59,16 @@ class ImageSection(TaskSection):
     def known_items(self) -> list[str]:
         return KODAK_ITEMS + EMBEDDED_ITEMS
 
+    def figure_choice(self) -> ImageFigures:
+        """The figures' choices, defaults filled in: crops of the first item with PE (Fig. 4), the first two
+        items' reconstructions (Fig. 10)."""
+        f = self.figures or ImageFigures()
+        return ImageFigures(
+            crops_item=f.crops_item or self.items[0],
+            crops_arch=f.crops_arch,
+            visual_items=f.visual_items or self.items[:2],
+        )
+
     @model_validator(mode="after")
     def _items_and_figures(self):
         bad = [a for a in self.all_architectures() if a not in ARCHITECTURES]
@@ -84,7 +94,8 @@ class ImageSection(TaskSection):
 
 
 class AblationSection(ImageSection):
-    GRIDS_FEED_TABLES: ClassVar[bool] = True  # Tables 4, 5 and the variants are its grids
+    TABLE_GRIDS: ClassVar[tuple[str, ...]] = ("table4", "table5", "variants")  # Tables 4, 5 and the variants
+    REQUIRED_GRIDS: ClassVar[tuple[str, ...]] = TABLE_GRIDS
     embedded_size: list[PositiveInt] = Field([64, 32], min_length=2, max_length=2)
     figures: ImageFigures | None = None  # the ablation draws no figure
 

@@ -100,7 +100,7 @@ class ToyFigures(Strict):
 
 
 class ToySection(TaskSection):
-    GRIDS_FEED_TABLES: ClassVar[bool] = True  # the experiments are its grids (exp1, exp2)
+    TABLE_GRIDS: ClassVar[tuple[str, ...]] = ("exp1", "exp2")  # the experiments are its grids
     dataset: Literal["synthetic"] = "synthetic"  # the signals are generated (eqs. 8, 9)
     figures: ToyFigures = ToyFigures()
 
@@ -127,9 +127,7 @@ class ToySection(TaskSection):
         for key, given, allowed, applies in checks:
             bad = [v for v in given if v not in allowed]
             if applies and bad:
-                raise ValueError(
-                    f"figures.{key}={bad[0] if len(given) == 1 else given}: not among the cells' values {allowed}"
-                )
+                raise ValueError(f"figures.{key}={getattr(f, key)}: {bad} not among the cells' values {allowed}")
         n_freqs = min((len(c.task.freqs) for c in exp2), default=None)
         if n_freqs is not None and f.fig3_component > n_freqs:
             raise ValueError(
