@@ -96,7 +96,6 @@ TINY = {
             },
             "overrides": {
                 "ReLU-IGA": {"adjuster": {"end": 3}},
-                "PE-IGA": {"adjuster": {"end": 3}},
                 "SIREN-IGA": {"adjuster": {"end": 3}},
             },
         },

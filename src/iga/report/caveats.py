@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..configs import ModelConfig
+
 CAVEAT_SEP = " | "  # between distinct caveats in one long-form field (a caveat itself may hold "; ")
 IMAGE_TASKS = ("image", "image_ablation")
 # the official code sets SIREN+FR's alpha per image; the values we know it used, and for which image
@@ -20,7 +22,7 @@ def cell_caveat(task: str, arch: str, method: str, settings: dict) -> str | None
     model = settings.get("model", {}) or {}
     technique = model.get("technique")
     if arch == "SIREN" and technique == "bn":
-        layout = model.get("bn_placement") or "sine_bn"  # configs.ModelConfig's default for SIREN
+        layout = ModelConfig.model_validate(model).bn_placement  # the layout the model resolves to
         return (
             f"SIREN+BN: official `sin+bn` layout (bn_placement {layout}); the paper's SIREN+BN setting is not published"
         )

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from ..cells import Cell
 from . import claims as claims_mod
 from . import replicates
 from .labels import LOWER_IS_BETTER, fmt, metric_label
@@ -235,7 +236,7 @@ class Findings:
         recording jobs' spans (gaps between invocations are not counted). A span ends at ``finished_at`` and
         lasts ``job_wall_time_s`` (the times are stamped to the second, the duration to the millisecond, so
         the union never exceeds the sum of the jobs' wall times)."""
-        spans = [_span(r) for r in self.records if task is None or r["cell"].split("/")[0] == task]
+        spans = [_span(r) for r in self.records if task is None or Cell.from_id(r["cell"]).task == task]
         spans = [s for s in spans if s is not None]
         if not spans:
             raise LookupError(f"no result record of task {task!r}")
