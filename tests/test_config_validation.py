@@ -322,3 +322,13 @@ def test_a_variant_that_no_cell_uses_is_rejected():
         "tasks:\n  image_ablation:\n    variants: {P32: {task: {patch_size: 32}}}\n",
         "tasks.image_ablation.variants.P32 is used by no cell",
     )
+
+
+def test_an_overlay_that_narrows_a_preset_keeps_the_presets_overrides():
+    mini = deep_merge(PAPER, yaml.safe_load((ROOT / "presets" / "mini.yaml").read_text()))
+    narrow = (
+        "tasks:\n  image_ablation: {enabled: false}\n  image:\n    items: [kodim01]\n"
+        "    figures: {crops_item: kodim01, visual_items: [kodim01]}\n"
+    )
+    validate_config(with_overlay(narrow, mini), base=mini)  # mini's "kodim03/*" overrides stay, unused
+    rejected(narrow + '    overrides: {"kodim03/PE-IGA": {adjuster: {end: 9}}}\n', "'kodim03/PE-IGA'", base=mini)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from pathlib import Path
 
 import yaml
 from pydantic import Field, create_model, field_validator
 
-from .cells import METHOD_DEFAULTS, enumerate_cells, matching_overrides, resolve_settings, task_section
+from .cells import METHOD_DEFAULTS, deep_merge, enumerate_cells, matching_overrides, resolve_settings, task_section
 from .configs import ARCHITECTURES, TASKS, ConfigError, Strict, validate
 from .data import archives, download
 
@@ -267,10 +268,20 @@ def typed_command_line(value):
     return value
 
 
+def load_config(files) -> dict:
+    """Config files merged as Snakemake merges config.yaml and --configfile overlays (dicts recursively)."""
+    config: dict = {}
+    for f in files:
+        config = deep_merge(config, yaml.safe_load(Path(f).read_text()) or {})
+    return config
+
+
 def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
     """The typed config; every problem raises ConfigError naming the key, the value and what is allowed.
-    ``base``: the config the overlays were merged onto (config.yaml), whose override patterns may name cells
-    this run does not have. Everything is checked before raising, so one message lists every problem
+    ``base``: the config the last layer (the last overlay, or --config) was merged onto; its override
+    patterns, variants and settings may concern cells this run does not have (e.g. config.yaml's ficus
+    override under the smoke preset, or a preset's kodim03 overrides under an overlay that keeps kodim01).
+    Everything is checked before raising, so one message lists every problem
     (the cells' grouped by problem)."""
     cfg = validate(WorkflowConfig, config)
     inherited = inherited_overrides(config, base)

@@ -7,8 +7,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
 # Rules call `iga`; users run `.venv/bin/snakemake` (or `make`) without activating the venv, so every
 # shell command puts the bin folder of the environment Snakemake runs in first on PATH (a SLURM job
 # re-reads this file in its own snakemake process, so it gets the same prefix). Snakemake's own
@@ -21,14 +19,15 @@ from iga.cell_records import cell_document, data_relative, sync_settings_file
 from iga.cells import Cell, cell_seeds, enumerate_cells, resolve_settings
 from iga.configs import ConfigError
 from iga.stamps import aggregation_document, sync_aggregation_stamp
-from iga.workflow_config import Resource, typed_command_line, validate_config
+from iga.workflow_config import Resource, load_config, typed_command_line, validate_config
 
 # `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
 update_config(config, typed_command_line(dict(workflow.config_settings.config)))
 try:  # the whole config and every cell's settings are checked before any job starts
-    # (overrides inherited unchanged from config.yaml may name cells a preset does not have)
-    with open(Path(workflow.basedir) / "config.yaml") as _f:
-        CONFIG = validate_config(config, base=yaml.safe_load(_f))
+    # the last layer's override patterns must match a cell; earlier layers' (config.yaml, a preset under
+    # an overlay) may name cells this run drops
+    _layers = [Path(workflow.basedir) / "config.yaml", *workflow.config_settings.configfiles]
+    CONFIG = validate_config(config, base=load_config(_layers if workflow.config_settings.config else _layers[:-1]))
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 

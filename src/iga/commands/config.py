@@ -6,23 +6,11 @@ import sys
 from pathlib import Path
 
 
-def load_config(files) -> dict:
-    """config.yaml and overlays merged as Snakemake merges --configfile (dicts recursively)."""
-    import yaml
-
-    from ..cells import deep_merge
-
-    config: dict = {}
-    for f in files:
-        config = deep_merge(config, yaml.safe_load(Path(f).read_text()) or {})
-    return config
-
-
 def _check(args) -> int:
-    from ..workflow_config import validate_config
+    from ..workflow_config import load_config, validate_config
 
-    # overlays may keep config.yaml's overrides for cells they do not have; their own must match a cell
-    validate_config(load_config(args.files), base=load_config(args.files[:1]) if len(args.files) > 1 else None)
+    # the last file's override patterns must match a cell; earlier layers' may name cells it drops
+    validate_config(load_config(args.files), base=load_config(args.files[:-1]) if len(args.files) > 1 else None)
     print(f"ok: {' + '.join(args.files)}")
     return 0
 
@@ -50,8 +38,8 @@ def register(sub) -> None:
     p.add_argument(
         "files",
         nargs="+",
-        help="config.yaml, then overlays in order (e.g. presets/smoke.yaml); an override pattern written in an "
-        "overlay must match one of the run's cells",
+        help="config.yaml, then overlays in order (e.g. presets/smoke.yaml); an override pattern written in the "
+        "last file must match one of the run's cells",
     )
     p.set_defaults(func=_check)
     p = sub.add_parser("config-schema", help="print (or write) the JSON schema generated from the config models")
