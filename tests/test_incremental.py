@@ -288,6 +288,17 @@ def test_a_fresh_clone_rebuilds_what_a_report_only_setting_changes(finished, tmp
     assert "Nothing to be done" in out, out[-3000:]
 
 
+def test_a_figure_choice_reruns_the_figure_alone_on_a_fresh_clone(finished, tmp_path):
+    """Each rule is stamped with what it reads: a figure setting reruns the figure rule, not the tables."""
+    clone = fresh_clone_of(finished, tmp_path / "clone")
+    overlay = tmp_path / "figures.yaml"
+    overlay.write_text("tasks:\n  image:\n    figures: {visual_items: null}\n")  # the default: same items
+    jobs = planned(snakemake(clone, "-n", "--configfile", str(TINY), str(overlay)))
+    rules = {r for r, _ in jobs}
+    assert "figures_image" in rules and not rules & {"collect_image", "tables_image", "cost_table"}, rules
+    assert not trained_cells(jobs)
+
+
 def test_a_table_built_alone_under_an_edited_config_is_rebuilt_once_the_edit_is_undone(finished, tmp_path):
     """Each rule keeps the config it was built from in the job that builds it: a single target built under
     an overlay (or a run interrupted after it) can never leave a table that a later clone takes as current."""

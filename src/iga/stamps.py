@@ -22,37 +22,70 @@ def stamp_text(doc: dict) -> str:
 
 
 def sync_stamp(path: Path, text: str, committed: bool) -> None:
-    """Write ``text`` to the stamp at ``path`` unless it already holds it. A rewritten stamp is dated now,
-    so the outputs it feeds are rebuilt, unless ``committed`` says the committed outputs were built from
-    this very text (a fresh clone): then it is dated to the epoch and they stand. An unchanged stamp keeps
-    its date, so outputs that a failed or interrupted run did not rebuild are still rebuilt next time."""
+    """Keep the stamp at ``path`` holding ``text``, dated so that Snakemake rebuilds the outputs it feeds
+    exactly when they were not built from ``text``. ``committed``: the outputs on disk (a kept copy, a
+    cell's record) were built from this very text.
+
+    - A stamp written fresh (new or changed text) is dated to the epoch when ``committed`` (a fresh clone:
+      the outputs stand), otherwise now (they are rebuilt).
+    - An unchanged stamp whose outputs were not built from it (a failed or interrupted run, or outputs
+      replaced by a checkout) is dated now again, so they are rebuilt however old the stamp is."""
     path = Path(path)
     try:
-        if path.read_text() == text:
-            return
+        unchanged = path.read_text() == text
     except OSError:
-        pass
+        unchanged = False
+    if unchanged:
+        if not committed:
+            os.utime(path, None)
+        return
     with atomic_file(path) as f:
         f.write(text)
     if committed:
         os.utime(path, (0, 0))
 
 
-def aggregation_document(config: dict, tasks: list[str], cells_digest: str, results_version: str) -> dict:
-    """What a task's tables and figures are built from besides its cells' records: the tasks' config
-    sections as written (items, figures, scale notes, …), the preset's scale note, and a digest of every
-    cell's resolved settings (a changed cell reruns them even when its retraining failed)."""
-    return {
+# A task's config keys whose effect on this run is its cells' resolved settings (in the cells' digest):
+# editing them for cells this run does not have (e.g. the paper's lucy under the smoke preset) changes
+# no table. And the keys only tables and figures read, stamped only for the rules that read them.
+SETTINGS_KEYS = ("settings", "settings_from", "overrides", "variants")
+NOTE_KEYS = ("scale_note",)
+FIGURE_KEYS = ("figures", "figure_item")
+
+
+def aggregation_document(
+    config: dict, tasks: list[str], cells_digest: str, results_version: str, reads: tuple[str, ...] = ()
+) -> dict:
+    """What one rule's tables or figures are built from besides its cells' records: the tasks' config
+    sections (dataset, items, grids, …; their settings enter through ``cells_digest``, a digest of every
+    cell's resolved settings, so a changed cell reruns the rule even after its retraining failed), plus
+    what the rule ``reads`` of the first task (its owner): ``note``, its scale note (the preset's when it
+    has none); ``preset_note``, the preset's; ``figures``, its figure choices."""
+    sections = config.get("tasks", {})
+    owner = sections.get(tasks[0]) or {} if tasks else {}
+    doc = {
         "preset": config.get("preset"),
-        "scale_note": config.get("scale_note"),
-        "tasks": {t: config.get("tasks", {}).get(t) for t in sorted(tasks)},
-        "cells": cells_digest,
         "results_version": results_version,
+        "cells": cells_digest,
+        "tasks": {
+            t: {k: v for k, v in (sections.get(t) or {}).items() if k not in SETTINGS_KEYS + NOTE_KEYS + FIGURE_KEYS}
+            for t in sorted(tasks)
+        },
     }
+    if "note" in reads:
+        doc["scale_note"] = owner.get("scale_note") or config.get("scale_note")
+    if "preset_note" in reads:
+        doc["preset_scale_note"] = config.get("scale_note")
+    if "figures" in reads:
+        doc["figures"] = {k: owner.get(k) for k in FIGURE_KEYS if k in owner}
+    unknown = set(reads) - {"note", "preset_note", "figures"}
+    if unknown:
+        raise ValueError(f"reads {sorted(unknown)}; allowed: note, preset_note, figures")
+    return doc
 
 
 def sync_aggregation_stamp(path: Path, committed_copy: Path, doc: dict) -> None:
-    """The stamp of a scope's aggregation rules; ``committed_copy`` is the copy kept with the results."""
+    """The stamp of one aggregation rule; ``committed_copy`` is the copy its job keeps with its outputs."""
     text = stamp_text(doc)
     try:
         committed = Path(committed_copy).read_text() == text

@@ -175,7 +175,8 @@ def _dead_settings(config: dict, task: str, cells: list, base: dict | None) -> l
         if cells and all(any(_holds(layer, keys) for layer in _later_layers(config, c, task)) for c in cells):
             out.append(
                 f"tasks.{task}.settings.{'.'.join(keys)}={value!r} has no effect: every cell takes "
-                "it from its method, variant or an override; set it there (or remove it)"
+                "it from its method, variant, an override or (settings_from) its own task's settings; set it "
+                "there (or remove it)"
             )
     return out
 
@@ -327,16 +328,16 @@ def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
             continue
         if not unlisted:
             errors += _check_overrides(section, task, every_cell, inherited.get(task, set()))
-            readers = every_cell + [
-                c
-                for t in TASKS
-                if t != task
-                and (sec := getattr(cfg.tasks, t)) is not None
-                and sec.enabled
-                and sec.settings_from == task
-                for g in [None] + sorted(sec.grids)
-                for c in enumerate_cells(config, t, g)
-            ]
+            readers = list(every_cell)
+            for t in TASKS:  # cells of tasks whose settings start from this one's (settings_from)
+                sec = getattr(cfg.tasks, t)
+                if t == task or sec is None or not sec.enabled or sec.settings_from != task:
+                    continue
+                try:
+                    readers += [c for g in [None] + sorted(sec.grids) for c in enumerate_cells(config, t, g)]
+                except ConfigError:
+                    readers = []  # that task's own check reports it; no verdict on these settings
+                    break
             errors += _dead_settings(config, task, readers, base)
             errors += _unused_variants(config, task, every_cell, base)
         if failed:

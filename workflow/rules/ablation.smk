@@ -14,9 +14,9 @@ import sys as _sys
 from iga.cells import settings_diff
 
 if enabled("image_ablation"):
-    ABL = task_config("image_ablation")
-    ABL_GRIDS = CONFIG.tasks.image_ablation.TABLE_GRIDS  # all required (iga.tasks.image_config)
-    ABL_NOTE = CONFIG.tasks.image_ablation.scale_note or SCALE_NOTE
+    ABL_SEC = CONFIG.tasks.image_ablation  # validated; defaults declared there (iga.tasks.image_config)
+    ABL_GRIDS = ABL_SEC.TABLE_GRIDS  # all required
+    ABL_NOTE = ABL_SEC.scale_note or SCALE_NOTE
     # a table whose grid has no cells (e.g. the mini preset's table5/variants) is not written at all,
     # rather than as an empty table that could be mistaken for a result
     ABL_TABLES = [
@@ -45,7 +45,7 @@ if enabled("image_ablation"):
         equal (they hold no task name: the task only names the cell's folder and provenance) and both jobs
         see a GPU or neither (train.device: auto picks it). The image cell also computes LPIPS: a superset.
         """
-        if not CONFIG.tasks.image_ablation.reuse_image_cells or not enabled("image"):
+        if not ABL_SEC.reuse_image_cells or not enabled("image"):
             return None
         twin = Cell("image", cell.item, cell.arch, cell.method, cell.seed)
         if twin not in _IMAGE_CELLS or image_path("image", cell.item) != image_path("image_ablation", cell.item):
@@ -127,7 +127,7 @@ if enabled("image_ablation"):
             f"{LOGS}/report/collect_image_ablation.log",
         params:
             preset=PRESET,
-            dataset=ABL["dataset"],
+            dataset=ABL_SEC.dataset,
         shell:
             "iga ablation-collect --preset {params.preset} --dataset {params.dataset:q}"
             " --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
@@ -135,7 +135,7 @@ if enabled("image_ablation"):
     rule tables_image_ablation:
         input:
             long=rules.collect_image_ablation.output.long,
-            config=config_stamp("tables_image_ablation", "image_ablation", "image"),
+            config=config_stamp("tables_image_ablation", "image_ablation", "image", reads=("note",)),
         output:
             [
                 report(
@@ -154,13 +154,13 @@ if enabled("image_ablation"):
             outdir=lambda wc, output: Path(output[0]).parent,
             grids=_json.dumps(
                 {
-                    "items": ABL.get("items", []),
-                    "architectures": ABL.get("architectures", []),
-                    "grids": {g: ABL["grids"][g] for g in ABL_GRIDS},
+                    "items": ABL_SEC.items,
+                    "architectures": ABL_SEC.architectures,
+                    "grids": {g: ABL_SEC.grids[g].model_dump(exclude_none=True) for g in ABL_GRIDS},
                 },
                 sort_keys=True,
             ),
-            dataset=ABL["dataset"],
+            dataset=ABL_SEC.dataset,
             tables=",".join(ABL_TABLES),
             note=ABL_NOTE,
         shell:

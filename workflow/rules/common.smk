@@ -24,10 +24,10 @@ from iga.workflow_config import Resource, load_config, typed_command_line, valid
 # `--config` scalars arrive as text (Snakemake's YAML BaseLoader): read them as the config files are read
 update_config(config, typed_command_line(dict(workflow.config_settings.config)))
 try:  # the whole config and every cell's settings are checked before any job starts
-    # the last layer's override patterns must match a cell; earlier layers' (config.yaml, a preset under
-    # an overlay) may name cells this run drops
+    # the last layer's (the last --configfile, with any --config) override patterns must match a cell;
+    # earlier layers' (config.yaml, a preset under an overlay) may name cells this run drops
     _layers = [Path(workflow.basedir) / "config.yaml", *workflow.config_settings.configfiles]
-    CONFIG = validate_config(config, base=load_config(_layers if workflow.config_settings.config else _layers[:-1]))
+    CONFIG = validate_config(config, base=load_config(_layers[:-1]))
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 
@@ -80,10 +80,6 @@ wildcard_constraints:
 def enabled(task):
     section = getattr(CONFIG.tasks, task, None)
     return section is not None and section.enabled
-
-
-def task_config(task):
-    return config["tasks"][task]
 
 
 @functools.lru_cache(maxsize=None)
@@ -176,13 +172,14 @@ def job_threads(name):
     return (CONFIG.resources.get(name) or Resource()).threads
 
 
+@functools.lru_cache(maxsize=None)
 def _cells_digest(tasks):
     """A digest of every cell's resolved settings (and the results version) of these tasks."""
     h = hashlib.sha256(RESULTS_VERSION.encode())
     for task in sorted(tasks):
         if not enabled(task):
             continue
-        for group in [None] + sorted(task_config(task).get("grids") or {}):
+        for group in [None] + sorted(getattr(CONFIG.tasks, task).grids):
             for cell in enumerate_cells(config, task, group):
                 h.update(cell.id.encode())
                 h.update(json.dumps(resolved(cell), sort_keys=True).encode())
@@ -192,25 +189,21 @@ def _cells_digest(tasks):
 CONFIG_STAMPS = {}  # rule -> its config stamp (report.smk checks that each such rule keeps it)
 
 
-def config_stamp(rule, *tasks):
+def config_stamp(rule, *tasks, reads=()):
     """Input `config` of every rule that builds tables or figures from these tasks' cells: the stamp
-    (iga.stamps) of what they are built from besides the records, i.e. the tasks' config sections
-    (figures, scale notes, items, …) and their cells' settings. The rule also declares the output
-    `built_from=built_from(rule)` and ends its shell with KEEP_BUILT_FROM's text, so its outputs and the config
-    they were built from are written by one job. A stamp that differs from that kept copy reruns the rule,
-    also on a fresh clone without Snakemake metadata; so does a changed cell, pulling its retraining even
-    after it failed in an earlier run (Snakemake does not rebuild a missing intermediate file for outputs
-    it considers up to date)."""
+    (iga.stamps.aggregation_document) of what it builds them from besides the records: the tasks' config
+    sections, their cells' settings (a digest) and what the rule `reads` of the first task: "note" (its
+    scale note), "preset_note", "figures". The rule also declares the output `built_from=built_from(rule)`
+    and ends its shell with KEEP_BUILT_FROM's text, so its outputs and the config they were built from are
+    written by one job. A stamp that differs from that kept copy reruns the rule, also on a fresh clone
+    without Snakemake metadata; so does a changed cell, pulling its retraining even after it failed in an
+    earlier run (Snakemake does not rebuild a missing intermediate file for outputs it considers current)."""
     if rule not in CONFIG_STAMPS:
         path = f"{WORK}/stamps/{rule}.json"
-        sync_aggregation_stamp(path, built_from(rule), _aggregation_doc(tuple(sorted(tasks))))
+        doc = aggregation_document(config, list(tasks), _cells_digest(tuple(sorted(tasks))), RESULTS_VERSION, reads)
+        sync_aggregation_stamp(path, built_from(rule), doc)
         CONFIG_STAMPS[rule] = path
     return CONFIG_STAMPS[rule]
-
-
-@functools.lru_cache(maxsize=None)
-def _aggregation_doc(tasks):
-    return aggregation_document(config, list(tasks), _cells_digest(tasks), RESULTS_VERSION)
 
 
 def built_from(rule):

@@ -1,7 +1,8 @@
 # 2D colour image fitting (paper section 6.1, appendix D): Tables 1, 6, 7, 8 and Figures 4, 10.
 
 if enabled("image"):
-    IMAGE = task_config("image")
+    IMAGE_SEC = CONFIG.tasks.image  # validated; defaults declared there (iga.tasks.image_config)
+    IMAGE_NOTE = IMAGE_SEC.scale_note or SCALE_NOTE
     IMAGE_TABLES = ["table1_image_average", "table6_image_psnr", "table7_image_ssim", "table8_image_lpips"]
     LPIPS_ON = CONFIG.lpips.enabled
 
@@ -46,7 +47,7 @@ if enabled("image"):
             f"{LOGS}/report/collect_image.log",
         params:
             preset=PRESET,
-            dataset=IMAGE["dataset"],
+            dataset=IMAGE_SEC.dataset,
         shell:
             "iga collect --task image --dataset {params.dataset:q} --preset {params.preset}"
             " --metrics psnr,psnr_final,ssim,lpips --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
@@ -54,7 +55,7 @@ if enabled("image"):
     rule tables_image:
         input:
             long=rules.collect_image.output.long,
-            config=config_stamp("tables_image", "image"),
+            config=config_stamp("tables_image", "image", reads=("note",)),
         output:
             [
                 report(
@@ -72,7 +73,7 @@ if enabled("image"):
         params:
             outdir=lambda wc, output: Path(output[0]).parent,
             tables=",".join(IMAGE_TABLES),
-            note=SCALE_NOTE,
+            note=IMAGE_NOTE,
         shell:
             "iga tables --long {input.long} --tables {params.tables} --out-dir {params.outdir}"
             " --scale-note {params.note:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
@@ -86,14 +87,14 @@ if enabled("image"):
 
     def image_figure_inputs(wildcards):
         return {
-            "gt": [image_path("image", i) for i in IMAGE["items"]],
+            "gt": [image_path("image", i) for i in IMAGE_SEC.items],
             "recons": [f"{record_dir('image', c)}/recon.png" for c in IMAGE_FIGURE_CELLS],
         }
 
     rule figures_image:
         input:
             unpack(image_figure_inputs),
-            config=config_stamp("figures_image", "image"),
+            config=config_stamp("figures_image", "image", reads=("note", "figures")),
         output:
             crops=report(f"{RESULTS}/figures/fig4_image_crops.png", category="2D images", caption="../report/fig4.rst"),
             visual=report(
@@ -103,12 +104,12 @@ if enabled("image"):
         log:
             f"{LOGS}/report/figures_image.log",
         params:
-            gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE["items"], input.gt)),
+            gt=lambda wc, input: " ".join(f"{i}={p}" for i, p in zip(IMAGE_SEC.items, input.gt)),
             crops_item=IMAGE_FIG.crops_item,
             crops_arch=IMAGE_FIG.crops_arch,
             visual_items=" ".join(shlex.quote(str(i)) for i in IMAGE_FIG.visual_items),
-            archs=",".join(IMAGE["architectures"]),
-            note=SCALE_NOTE,
+            archs=",".join(IMAGE_SEC.architectures),
+            note=IMAGE_NOTE,
         shell:
             "(iga figure-image --kind crops --gt {params.gt} --recons {input.recons}"
             " --items {params.crops_item:q} --arch {params.crops_arch:q} --scale-note {params.note:q} --out {output.crops}"
@@ -120,7 +121,7 @@ if enabled("image"):
         input:
             metrics=cell_outputs("image", "metrics.json"),  # train_log.jsonl sits beside each
             long=rules.collect_image.output.long,
-            config=config_stamp("figures_image_curves", "image"),
+            config=config_stamp("figures_image_curves", "image", reads=("note",)),
         output:
             curves=report(
                 f"{RESULTS}/figures/image_training_curves.png",
@@ -137,7 +138,7 @@ if enabled("image"):
             f"{LOGS}/report/figures_image_curves.log",
         params:
             logs=lambda wc, input: " ".join(str(Path(m).with_name("train_log.jsonl")) for m in input.metrics),
-            note=SCALE_NOTE,
+            note=IMAGE_NOTE,
         shell:
             "(iga figure-curves --metric psnr --title 'Image fitting: training PSNR (batch) per method'"
             " --scale-note {params.note:q} --out {output.curves} {params.logs}"

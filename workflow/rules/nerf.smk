@@ -4,7 +4,6 @@ from iga.data.scene_folder import nerf_scene_source
 from iga.nerf.cell_settings import BLENDER_SCENES
 
 if enabled("nerf"):
-    NERF = task_config("nerf")
     NERF_SEC = CONFIG.tasks.nerf  # the validated section: its defaults are declared once, in the model
     NERF_TABLES = ["table3_nerf_average", "table10_nerf_per_scene"]
     LPIPS_ON_NERF = CONFIG.lpips.enabled
@@ -15,7 +14,7 @@ if enabled("nerf"):
     TRAIN_ONLY = NERF_SEC.train_only_scenes
 
     def nerf_scene_dir(item):
-        if NERF["dataset"] == "blender":
+        if NERF_SEC.dataset == "blender":
             # a train-split-only preset: the scene's train split alone, the same files whether the mirror's
             # scene folder or the zip supplied it (rule fetch_nerf_scene), so its cells do not depend on the
             # machine's copy; otherwise the zip's scenes with their real test split
@@ -122,7 +121,7 @@ if enabled("nerf"):
             f"{LOGS}/report/collect_nerf.log",
         params:
             preset=PRESET,
-            dataset=NERF["dataset"],
+            dataset=NERF_SEC.dataset,
         shell:
             "iga collect --task nerf --dataset {params.dataset:q} --preset {params.preset}"
             " --metrics psnr,ssim,lpips --out {output.long} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
@@ -130,7 +129,7 @@ if enabled("nerf"):
     rule tables_nerf:
         input:
             long=rules.collect_nerf.output.long,
-            config=config_stamp("tables_nerf", "nerf"),
+            config=config_stamp("tables_nerf", "nerf", reads=("note",)),
         output:
             [
                 report(f"{RESULTS}/tables/{t}.{ext}", category="NeRF", subcategory=t, caption="../report/table.rst")
@@ -159,7 +158,7 @@ if enabled("nerf"):
                 for c in figure_cells("nerf", lambda c: c.item == NERF_FIG_ITEM)
             ],
             scene=ancient(f"{nerf_scene_dir(NERF_FIG_ITEM)}/transforms_train.json"),  # its ground truth
-            config=config_stamp("figure_nerf", "nerf"),
+            config=config_stamp("figure_nerf", "nerf", reads=("note", "figures")),
         output:
             figure=report(f"{RESULTS}/figures/fig12_nerf_visual.png", category="NeRF", caption="../report/fig12.rst"),
             built_from=built_from("figure_nerf"),
@@ -174,7 +173,7 @@ if enabled("nerf"):
     rule figure_nerf_curves:
         input:
             logs=[f"{Path(m).parent}/train_log.jsonl" for m in cell_outputs("nerf", "metrics.json")],
-            config=config_stamp("figure_nerf_curves", "nerf"),
+            config=config_stamp("figure_nerf_curves", "nerf", reads=("note",)),
         output:
             figure=report(
                 f"{RESULTS}/figures/nerf_training_curves.png", category="NeRF", caption="../report/training_curves.rst"
@@ -191,7 +190,7 @@ if enabled("nerf"):
     rule figure_nerf_vs_paper:
         input:
             long=rules.collect_nerf.output.long,
-            config=config_stamp("figure_nerf_vs_paper", "nerf"),
+            config=config_stamp("figure_nerf_vs_paper", "nerf", reads=("note",)),
         output:
             figure=report(
                 f"{RESULTS}/figures/nerf_ours_vs_paper.png", category="NeRF", caption="../report/ours_vs_paper.rst"

@@ -11,7 +11,6 @@ if enabled("occupancy"):
     from iga.data.registry import resolve as registry_resolve
     from iga.tasks.occupancy_config import OccupancyCellSettings
 
-    OCC = task_config("occupancy")
     OCC_SEC = CONFIG.tasks.occupancy  # validated (items vs meshes/mat_items too); defaults declared there
     OCC_DATASET = OCC_SEC.dataset
     OCC_TABLES = ["table2_occupancy_average", "table9_occupancy_iou"]
@@ -83,7 +82,7 @@ if enabled("occupancy"):
             mem_mb=8000,
             runtime=30,
         params:
-            member=lambda wc: OCC["meshes"][wc.item],
+            member=lambda wc: OCC_SEC.meshes[wc.item],
         shell:
             "iga voxelize --mesh {input} --member {params.member:q} --resolution {wildcards.res}"
             " --method {wildcards.vmethod} --out {output} > {log} 2>&1"
@@ -115,7 +114,7 @@ if enabled("occupancy"):
 
     rule occupancy_mat_to_volume:
         input:
-            lambda wc: f"{DATA}/occupancy/mat/{OCC['mat_items'][wc.item]}",
+            lambda wc: f"{DATA}/occupancy/mat/{OCC_SEC.mat_items[wc.item]}",
         output:
             f"{DATA}/occupancy/mat_volumes/{{item}}.npz",
         log:
@@ -211,7 +210,7 @@ if enabled("occupancy"):
     rule tables_occupancy:
         input:
             long=rules.collect_occupancy.output.long,
-            config=config_stamp("tables_occupancy", "occupancy"),
+            config=config_stamp("tables_occupancy", "occupancy", reads=("note",)),
         output:
             [
                 report(
@@ -245,7 +244,7 @@ if enabled("occupancy"):
                 f"{record_dir('occupancy', c)}/pred_occupancy.npz"
                 for c in figure_cells("occupancy", lambda c: c.item == OCC_FIG_ITEM)
             ],
-            config=config_stamp("figures_occupancy", "occupancy"),
+            config=config_stamp("figures_occupancy", "occupancy", reads=("note", "figures")),
         output:
             figure=report(
                 f"{RESULTS}/figures/fig5_occupancy.png",
@@ -258,7 +257,7 @@ if enabled("occupancy"):
         params:
             item=OCC_FIG_ITEM,
             crop=occ_task(OCC_FIG_ITEM).crop,
-            archs=",".join(OCC["architectures"]),
+            archs=",".join(OCC_SEC.architectures),
             view=OCC_FIG.view_axis,
             note=OCC_NOTE,
         shell:
@@ -270,7 +269,7 @@ if enabled("occupancy"):
         input:
             metrics=cell_outputs("occupancy", "metrics.json"),  # epochs.jsonl sits beside each
             long=rules.collect_occupancy.output.long,
-            config=config_stamp("figures_occupancy_curves", "occupancy"),
+            config=config_stamp("figures_occupancy_curves", "occupancy", reads=("note",)),
         output:
             curves=report(
                 f"{RESULTS}/figures/occupancy_training_curves.png",

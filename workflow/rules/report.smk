@@ -26,7 +26,7 @@ def training_records():
         if task == "image_ablation":
             files += ABL_METRICS  # its own records, or the reused image cells' (ablation.smk)
             continue
-        for group in [None] + sorted(task_config(task).get("grids") or {}):
+        for group in [None] + sorted(getattr(CONFIG.tasks, task).grids):
             files += cell_outputs(task, "metrics.json", group)
     return list(dict.fromkeys(files))
 
@@ -43,7 +43,9 @@ if any(enabled(t) for t in config.get("tasks", {})):
     rule cost_table:
         input:
             records=training_records(),
-            config=config_stamp("cost_table", *config.get("tasks", {})),
+            config=config_stamp(
+                "cost_table", *(t for t in config.get("tasks", {}) if enabled(t)), reads=("preset_note",)
+            ),
         output:
             csv=report(f"{RESULTS}/tables/cost.csv", category="Compute cost", caption="../report/cost.rst"),
             md=report(f"{RESULTS}/tables/cost.md", category="Compute cost", caption="../report/cost.rst"),
@@ -56,9 +58,7 @@ if any(enabled(t) for t in config.get("tasks", {})):
         params:
             datasets=" ".join(
                 f"--dataset {shlex.quote(pair)}"
-                for pair in (
-                    f"{t}={sec.get('dataset', '')}" for t, sec in sorted(config["tasks"].items()) if enabled(t)
-                )
+                for pair in (f"{t}={getattr(CONFIG.tasks, t).dataset}" for t in sorted(config["tasks"]) if enabled(t))
             ),
             note=f"preset {PRESET}; each task at the scale stated in its own tables (main: {SCALE_NOTE})",
         shell:

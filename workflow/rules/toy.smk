@@ -2,17 +2,14 @@
 # exp1/exp2 tables. Cells come from tasks.toy.grids.exp1 / .exp2 (one training job per cell).
 
 if enabled("toy"):
-    TOY = task_config("toy")
     TOY_SEC = CONFIG.tasks.toy  # validated; its defaults are declared there (iga.tasks.toy_config)
     TOY_FIG = TOY_SEC.figures
     TOY_NOTE = TOY_SEC.scale_note or SCALE_NOTE
-    TOY_EXPS = [
-        g for g in CONFIG.tasks.toy.TABLE_GRIDS if g in TOY.get("grids", {}) and enumerate_cells(config, "toy", g)
-    ]
+    TOY_EXPS = [g for g in TOY_SEC.TABLE_GRIDS if g in TOY_SEC.grids and enumerate_cells(config, "toy", g)]
     TOY_CAT = "Toy studies (section 5)"
 
     def toy_cells(exp, filename):
-        return cell_outputs("toy", filename, exp) if exp in TOY.get("grids", {}) else []
+        return cell_outputs("toy", filename, exp) if exp in TOY_SEC.grids else []
 
     # the cost table (rule cost_table) reads every training cell's result record
 
@@ -46,7 +43,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
-                config=config_stamp("tables_toy_exp1", "toy"),
+                config=config_stamp("tables_toy_exp1", "toy", reads=("note",)),
             output:
                 [
                     report(
@@ -74,7 +71,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp1", "metrics.json"),
                 curves=toy_cells("exp1", "curve.npz"),
-                config=config_stamp("figures_toy_exp1", "toy"),
+                config=config_stamp("figures_toy_exp1", "toy", reads=("note", "figures")),
             output:
                 fig1=report(
                     f"{RESULTS}/figures/fig1_ntk_vs_entk.png",
@@ -107,7 +104,7 @@ if enabled("toy"):
                 " --scale-note {params.note:q} {input.metrics} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     if "exp2" in TOY_EXPS:
-        TOY_EXP2_ARCHS = TOY["grids"]["exp2"].get("architectures", TOY.get("architectures", []))
+        TOY_EXP2_ARCHS = TOY_SEC.grids["exp2"].architectures or TOY_SEC.architectures
         TOY_EXP2_FIGS = {
             "fig2": f"{RESULTS}/figures/fig2_progressive_impacts.png",
             "fig3": f"{RESULTS}/figures/fig3_group_size_40hz.png",
@@ -122,7 +119,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
-                config=config_stamp("tables_toy_exp2", "toy"),
+                config=config_stamp("tables_toy_exp2", "toy", reads=("note",)),
             output:
                 [
                     report(
@@ -149,7 +146,7 @@ if enabled("toy"):
             input:
                 metrics=toy_cells("exp2", "metrics.json"),
                 curves=toy_cells("exp2", "curve.npz"),
-                config=config_stamp("figures_toy_exp2", "toy"),
+                config=config_stamp("figures_toy_exp2", "toy", reads=("note", "figures")),
             output:
                 **{
                     k: report(v, category=TOY_CAT, subcategory="Exp. 2", caption=f"../report/toy_{k}.rst")
@@ -172,7 +169,7 @@ if enabled("toy"):
         rule figures_toy_curves:
             input:
                 metrics=toy_cells("exp1", "metrics.json") + toy_cells("exp2", "metrics.json"),
-                config=config_stamp("figures_toy_curves", "toy"),
+                config=config_stamp("figures_toy_curves", "toy", reads=("note",)),
             output:
                 figure=report(
                     f"{RESULTS}/figures/toy_training_curves.png",
