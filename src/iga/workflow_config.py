@@ -226,24 +226,17 @@ def _origin(config: dict, task: str, cell, error: str) -> str:
         return ""
     keys = m.group(1).split(".")
 
-    def holds(d) -> bool:
-        for k in keys:
-            if not isinstance(d, dict) or k not in d:
-                return False
-            d = d[k]
-        return True
-
     sec = task_section(config, task)
-    hits = [p for p, over in matching_overrides(sec, cell.item, f"{cell.arch}-{cell.method}") if holds(over)]
+    hits = [p for p, over in matching_overrides(sec, cell.item, f"{cell.arch}-{cell.method}") if _holds(over, keys)]
     variant = cell.method.partition("-")[2]
     if hits:
         where = f"tasks.{task}.overrides[{hits[-1]!r}]"
-    elif variant and holds((sec.get("variants") or {}).get(variant)):
+    elif variant and _holds((sec.get("variants") or {}).get(variant), keys):
         where = f"tasks.{task}.variants.{variant}"
     else:
         where, t = "", task
         while t and not where:
-            where = f"tasks.{t}.settings" if holds(task_section(config, t).get("settings")) else ""
+            where = f"tasks.{t}.settings" if _holds(task_section(config, t).get("settings"), keys) else ""
             t = task_section(config, t).get("settings_from")
     return f" (set by {where})" if where else ""
 
