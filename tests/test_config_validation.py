@@ -332,3 +332,11 @@ def test_an_overlay_that_narrows_a_preset_keeps_the_presets_overrides():
     )
     validate_config(with_overlay(narrow, mini), base=mini)  # mini's "kodim03/*" overrides stay, unused
     rejected(narrow + '    overrides: {"kodim03/PE-IGA": {adjuster: {end: 9}}}\n', "'kodim03/PE-IGA'", base=mini)
+
+
+def test_a_disabled_task_is_checked_all_the_same():
+    # a typo in a task that is switched off must not wait for the day it is switched on
+    msg = rejected("tasks:\n  toy:\n    enabled: false\n    settings: {train: {colour: red}}\n")
+    assert "unknown key 'train.colour'" in msg and "tasks.toy is disabled" in msg
+    # switched off, with nothing wrong: accepted, and its overrides need not match a cell of the run
+    validate_config(with_overlay("tasks:\n  toy: {enabled: false}\n"), base=SMOKE)

@@ -283,12 +283,14 @@ def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
     problems: dict[str, list[str]] = {}  # a cell's message -> the cells it applies to
     for task in TASKS:
         section = getattr(cfg.tasks, task)
-        if section is None or not section.enabled:
+        if section is None:
             continue
+        # a disabled task's cells are still checked, so a typo does not wait for the day it is enabled
+        off = "" if section.enabled else f" (tasks.{task} is disabled; its settings are checked all the same)"
         if section.settings_from is not None and getattr(cfg.tasks, section.settings_from, None) is None:
             errors.append(
                 f"tasks.{task}.settings_from={section.settings_from!r} is not a configured task; "
-                f"configured: {[t for t in TASKS if getattr(cfg.tasks, t) is not None]}"
+                f"configured: {[t for t in TASKS if getattr(cfg.tasks, t) is not None]}{off}"
             )
             continue
         model = TASKS[task].cell
@@ -300,7 +302,7 @@ def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
                 cells = list(enumerate_cells(config, task, group))
             except ConfigError as exc:  # a method or variant the grid names that does not exist
                 where = f"tasks.{task}{f'.grids.{group}' if group else ''}"
-                errors.append(str(exc) if str(exc).startswith("tasks.") else f"{where}: {exc}")
+                errors.append((str(exc) if str(exc).startswith("tasks.") else f"{where}: {exc}") + off)
                 failed = unlisted = True
                 continue
             every_cell += cells
@@ -308,10 +310,12 @@ def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
                 try:
                     m = validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
                 except ConfigError as exc:
-                    problems.setdefault(f"{exc}{_origin(config, task, cell, str(exc))}", []).append(cell.id)
+                    problems.setdefault(f"{exc}{_origin(config, task, cell, str(exc))}{off}", []).append(cell.id)
                     failed = True
                     continue
                 validated.setdefault(group, []).append(m)
+        if off:
+            continue  # which cells overrides and settings reach only matters for a task that runs
         if not every_cell and not failed:
             errors.append(
                 f"tasks.{task} has no cell: items={section.items}, architectures={section.architectures}, "
