@@ -340,3 +340,11 @@ def test_a_disabled_task_is_checked_all_the_same():
     assert "unknown key 'train.colour'" in msg and "tasks.toy is disabled" in msg
     # switched off, with nothing wrong: accepted, and its overrides need not match a cell of the run
     validate_config(with_overlay("tasks:\n  toy: {enabled: false}\n"), base=SMOKE)
+
+
+def test_a_disabled_task_is_not_held_to_data_it_does_not_load():
+    # its settings are checked for keys, types and ranges, not against data it does not load: a patch that
+    # does not tile Table 4's 64x32 pictures stops nothing while Table 4 is off, and stops the run once it is on
+    overlay = "tasks:\n  image_ablation:\n    settings: {task: {patch_size: 6}}\n"
+    validate_config(with_overlay(overlay + "    enabled: false\n"), base=SMOKE)
+    assert "task.patch_size=6 must divide the (downsampled) image 64x32" in rejected(overlay)

@@ -285,7 +285,8 @@ def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
         section = getattr(cfg.tasks, task)
         if section is None:
             continue
-        # a disabled task's cells are still checked, so a typo does not wait for the day it is enabled
+        # a disabled task's cells are still checked (keys, types, ranges), so a typo does not wait for the day
+        # it is enabled; not against its data (image size, groups), which settings it inherits may not fit yet
         off = "" if section.enabled else f" (tasks.{task} is disabled; its settings are checked all the same)"
         if section.settings_from is not None and getattr(cfg.tasks, section.settings_from, None) is None:
             errors.append(
@@ -308,7 +309,8 @@ def validate_config(config: dict, base: dict | None = None) -> WorkflowConfig:
             every_cell += cells
             for cell in cells:
                 try:
-                    m = validate(model, resolve_settings(config, cell), context=section.cell_context(cell.item))
+                    context = None if off else section.cell_context(cell.item)
+                    m = validate(model, resolve_settings(config, cell), context=context)
                 except ConfigError as exc:
                     problems.setdefault(f"{exc}{_origin(config, task, cell, str(exc))}{off}", []).append(cell.id)
                     failed = True
