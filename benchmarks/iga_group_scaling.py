@@ -163,7 +163,7 @@ def nerf_case(args) -> None:
         return
     from nerfstudio.data.scene_box import SceneBox
 
-    from iga.nerf.model import NeRFPytorchModelConfig
+    from iga.nerf.model import NeRFAdjusterConfig, NeRFPytorchModelConfig
 
     print(
         f"{'nerf case':18s} {'rays':>5} {'kernel s':>8} {'eigh s':>8} {'topk s':>8} {'eigh/topk':>9} {'S err':>8} "
@@ -181,8 +181,7 @@ def nerf_case(args) -> None:
             num_coarse_samples=4,
             num_importance_samples=4,
             use_lpips=False,
-            adjust="iga",
-            iga_solver=solver,
+            adjuster=NeRFAdjusterConfig(kind="iga", solver=solver),
         ).setup(scene_box=box, num_train_data=4)
     gen = torch.Generator().manual_seed(0)
     pts = torch.cat(
@@ -206,7 +205,7 @@ def nerf_case(args) -> None:
             times["kernel"].append(tk)
     med = {k: statistics.median(v) for k, v in times.items()}
     es = models["topk"].adjuster.eigensolver
-    err = s_error(K, models["topk"].config.iga_end, es)
+    err = s_error(K, models["topk"].config.adjuster.end, es)
     st = models["topk"].adjuster_stats()
     print(
         f"{'NeRF 8x256 fine':18s} {rays:5d} {med['kernel']:8.4f} {med['eigh']:8.4f} {med['topk']:8.4f} "

@@ -129,7 +129,7 @@ def train_nerf(work: Path) -> Path:
                 str(out),
                 "--iterations",
                 "8",
-                "--end",
+                "--adjuster.end",
                 "4",
                 "--device",
                 "cpu",

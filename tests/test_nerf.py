@@ -16,8 +16,9 @@ from nerfstudio.field_components.field_heads import FieldHeadNames  # noqa: E402
 
 from iga.configs import ConfigError, FRConfig  # noqa: E402
 from iga.models import FourierLinear  # noqa: E402
+from iga.nerf.cell_settings import NeRFAdjuster  # noqa: E402
 from iga.nerf.field import NeRFPytorchEncoding, NeRFPytorchField, SampledPointOutputs  # noqa: E402
-from iga.nerf.model import NeRFPytorchModelConfig  # noqa: E402
+from iga.nerf.model import NeRFAdjusterConfig, NeRFPytorchModelConfig  # noqa: E402
 from iga.nerf.procedural_scene import SceneSpec, generate_scene  # noqa: E402
 from iga.ntk import _linear_layers, entk, jacobian, transformation_matrix  # noqa: E402
 
@@ -65,7 +66,7 @@ def test_entry_points_register_the_methods():
         assert descriptions[name]
         model = methods[name].pipeline.model
         assert isinstance(model, NeRFPytorchModelConfig)
-        assert (model.technique, model.adjust) == ({"vanilla": "none"}.get(technique, technique), adjust)
+        assert (model.technique, model.adjuster.kind) == ({"vanilla": "none"}.get(technique, technique), adjust)
     eps = {ep.name: ep for ep in entry_points(group="nerfstudio.method_configs")}
     for name in METHODS:
         spec = eps[name].load()
@@ -82,7 +83,7 @@ def test_method_defaults_are_nerf_pytorch_blender():
     assert (m.net_depth, m.net_width, m.pos_frequencies, m.dir_frequencies) == (8, 256, 10, 4)
     assert m.background_color == "white" and dm.dataparser.alpha_color == "white"
     assert (dm.dataparser.downscale, dm.dataparser.testskip) == (2, 8)
-    assert m.iga_end == 25 and m.adjust == "iga"
+    assert m.adjuster.end == 25 and m.adjuster.kind == "iga"
     assert c.optimizers["fields"]["optimizer"].lr == 5e-4
     assert c.viewer.quit_on_train_completion and c.vis == "tensorboard"
 
@@ -150,7 +151,7 @@ def test_iga_fine_loss_gradient_is_exact(float64):
     """
     torch.manual_seed(0)
     n, end = 24, 5
-    model = tiny_model(adjust="iga", iga_end=end)
+    model = tiny_model(adjuster=NeRFAdjusterConfig(kind="iga", end=end))
     model.train()
     with torch.no_grad():  # a trained-looking density: at init every ray's max weight is its first sample
         for f in (model.field_coarse, model.field_fine):
@@ -228,7 +229,7 @@ def test_iga_fine_loss_gradient_is_exact(float64):
 
 
 def test_iga_end_must_be_below_rays():
-    model = tiny_model(adjust="iga", iga_end=8)
+    model = tiny_model(adjuster=NeRFAdjusterConfig(kind="iga", end=8))
     model.train()
     outputs = model(random_rays(8, torch.Generator().manual_seed(0)))
     with pytest.raises(ConfigError):
@@ -300,7 +301,7 @@ def test_short_offline_run_checkpoints_resumes_and_reports(tmp_path, monkeypatch
         data=str(scene),
         out=str(out),
         iterations=3,
-        end=4,
+        adjuster=NeRFAdjuster(kind="iga", end=4),
         device="cpu",
         downscale=1,
         testskip=1,
@@ -331,7 +332,7 @@ def test_short_offline_run_checkpoints_resumes_and_reports(tmp_path, monkeypatch
     assert prov["resumed_from_step"] == 2 and prov["steps_this_run"] == 2
     assert latest_checkpoint(ckpt_dirs[0]) == 4
 
-    s.end = 40  # end >= rays per batch is refused before any work
+    s.adjuster = NeRFAdjuster(kind="iga", end=40)  # end >= rays per batch is refused before any work
     with pytest.raises(ConfigError):
         run(s)
 
@@ -372,7 +373,7 @@ def test_every_run_knob_reaches_nerfstudio_and_the_plugin_uses_its_defaults():
     base = copy.deepcopy(nerf_vanilla.config)
     assert base.max_num_iterations == defaults.iterations and base.machine.seed == defaults.seed
     assert base.pipeline.datamanager.train_num_rays_per_batch == defaults.num_rays
-    assert iga_nerf.config.pipeline.model.adjust == "iga"
+    assert iga_nerf.config.pipeline.model.adjuster.kind == "iga"
     # NeRFRunSettings (a workflow run) starts from the same defaults
     run = NeRFRunSettings()
     assert all(getattr(run, k) == getattr(defaults, k) for k in NeRFRun.model_fields)
@@ -381,6 +382,22 @@ def test_every_run_knob_reaches_nerfstudio_and_the_plugin_uses_its_defaults():
         if knob == "device":  # resolved against the machine by run.build_config, not a config field
             continue
         changed = NeRFRun(**{knob: other.get(knob, value + 1 if isinstance(value, int) else value)})
-        a = repr(apply_run_knobs(copy.deepcopy(base), defaults, 25))
-        b = repr(apply_run_knobs(copy.deepcopy(base), changed, 25))
+        a = repr(apply_run_knobs(copy.deepcopy(base), defaults, NeRFAdjuster()))
+        b = repr(apply_run_knobs(copy.deepcopy(base), changed, NeRFAdjuster()))
         assert a != b, f"run.{knob} does not reach the nerfstudio config"
+    # IGA's knobs keep the workflow's names in nerfstudio (--pipeline.model.adjuster.end), with its defaults
+    model = iga_nerf.config.pipeline.model.adjuster
+    assert (model.end, model.solver) == (NeRFAdjuster().end, NeRFAdjuster().solver)
+    for knob, value in {"end": 30, "solver": "topk"}.items():
+        m = apply_run_knobs(copy.deepcopy(iga_nerf.config), defaults, NeRFAdjuster(kind="iga", **{knob: value}))
+        assert getattr(m.pipeline.model.adjuster, knob) == value, f"adjuster.{knob} does not reach nerfstudio"
+    assert run.adjuster == NeRFAdjuster()
+
+
+def test_the_plugin_reads_adjuster_end_from_the_nerfstudio_command_line():
+    import tyro
+
+    from iga.nerf.method_configs import iga_nerf
+
+    config = tyro.cli(type(iga_nerf.config), default=iga_nerf.config, args=["--pipeline.model.adjuster.end", "30"])
+    assert config.pipeline.model.adjuster.end == 30 and config.pipeline.model.adjuster.kind == "iga"

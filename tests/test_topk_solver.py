@@ -99,7 +99,7 @@ def test_topk_matches_eigh_on_the_nerf_fine_network():
     pytest.importorskip("nerfstudio")
     from nerfstudio.data.scene_box import SceneBox
 
-    from iga.nerf.model import NeRFPytorchModelConfig
+    from iga.nerf.model import NeRFAdjusterConfig, NeRFPytorchModelConfig
 
     torch.manual_seed(0)
     box = SceneBox(aabb=torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]))
@@ -109,8 +109,7 @@ def test_topk_matches_eigh_on_the_nerf_fine_network():
         num_coarse_samples=4,
         num_importance_samples=4,
         use_lpips=False,
-        adjust="iga",
-        iga_solver="topk",
+        adjuster=NeRFAdjusterConfig(kind="iga", solver="topk"),
     ).setup(scene_box=box, num_train_data=4)
     pts = torch.cat([torch.rand(256, 3) * 2 - 1, torch.nn.functional.normalize(torch.randn(256, 3), dim=-1)], 1)
     S = model.iga_transformation(pts)

@@ -13,13 +13,17 @@ from ..nerf.cell_settings import NeRFAdjuster, NeRFRun
 from .cell_args import cell_id
 
 
-def add_model_arguments(parser, model) -> None:
-    """One --flag per field of a settings model: type, default, choices and help come from the model."""
+def add_model_arguments(parser, model, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of a settings model: type, default, choices and help come from the model.
+    ``prefix``: the settings section, e.g. "adjuster." gives ``--adjuster.end`` (the config's name)."""
     for name, field in model.model_fields.items():
+        if name in skip:
+            continue
         choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
         kind = type(choices[0]) if choices else field.annotation
         parser.add_argument(
-            f"--{name.replace('_', '-')}",
+            f"--{prefix}{name.replace('_', '-')}",
+            dest=f"{prefix}{name}",
             type=kind,
             default=field.default,
             choices=choices,
@@ -72,7 +76,10 @@ def _nerf_train(args) -> int:
     # the same cell-settings model as the workflow's cells: one declaration of every flag and default
     cell = {
         "run": {name: getattr(args, name) for name in NeRFRun.model_fields},
-        "adjuster": {"kind": "iga" if args.method == "iga-nerf" else "vanilla", "end": args.end},
+        "adjuster": {
+            "kind": "iga" if args.method == "iga-nerf" else "vanilla",
+            **{name: getattr(args, f"adjuster.{name}") for name in NeRFAdjuster.model_fields if name != "kind"},
+        },
         "model": {"technique": "fr" if args.method == "nerf-fr" else "none"},
         "set": extra,
     }
@@ -118,12 +125,7 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="Blender-format scene folder (transforms_*.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, renders, metrics.json")
     add_model_arguments(p, NeRFRun)
-    p.add_argument(
-        "--end",
-        type=int,
-        default=NeRFAdjuster.model_fields["end"].default,
-        help="IGA: the top `end` eigenvalues are balanced (paper: 25; ficus 30); < --num-rays",
-    )
+    add_model_arguments(p, NeRFAdjuster, prefix="adjuster.", skip=("kind",))  # kind: from --method
     p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
     p.add_argument("--cell", type=cell_id, help="cell id recorded in provenance.json (nerf/SCENE/NeRF-METHOD/sSEED)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -50,8 +50,10 @@ def run_default(knob: str):
 
 class NeRFAdjuster(Strict):
     kind: Literal["vanilla", "iga"] = "vanilla"
-    end: int = Field(DEFAULT_END, ge=1)  # one group per ray: end < run.num_rays
-    solver: Solver = "auto"  # how S's eigenpairs are computed (iga.ntk)
+    end: int = Field(
+        DEFAULT_END, ge=1, description="IGA: the top `end` eigenvalues are balanced (paper: 25; ficus 30); < num_rays"
+    )
+    solver: Solver = Field("auto", description="how S's eigenpairs are computed (iga.ntk)")
 
 
 class NeRFModel(Strict):

@@ -17,7 +17,7 @@ the workflow cells' ``run`` settings, seed 4096 included); :func:`apply_run_knob
         --viewer.quit-on-train-completion True
     # the official IGA runs' constant lr 5e-5 (all methods):
     ns-train iga-nerf --pipeline.model.lr-schedule official ...
-    # ficus: --pipeline.model.iga-end 30 ; full resolution: --pipeline.datamanager.dataparser.downscale 1
+    # ficus: --pipeline.model.adjuster.end 30 ; full resolution: --pipeline.datamanager.dataparser.downscale 1
 
 NeRF+BN is not provided: the paper quotes Cai et al.'s numbers for it and no code exists.
 """
@@ -31,16 +31,16 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from . import DEFAULT_END
-from .cell_settings import NeRFRun
+from .cell_settings import NeRFAdjuster, NeRFRun
 from .data import IGABlenderDataParserConfig, SingleImagePixelSamplerConfig
-from .model import NeRFPytorchModelConfig
+from .model import NeRFAdjusterConfig, NeRFPytorchModelConfig
 
 
-def apply_run_knobs(config: TrainerConfig, run, end: int) -> TrainerConfig:
+def apply_run_knobs(config: TrainerConfig, run, adjuster: NeRFAdjuster) -> TrainerConfig:
     """Set the knobs a cell may set (``run``: an :class:`iga.nerf.cell_settings.NeRFRun` or the workflow's
-    NeRFRunSettings; ``end``: IGA's) on a nerfstudio config. The one mapping from knob to nerfstudio
-    field, used by the workflow's runs and by these methods (with the knobs' defaults)."""
+    NeRFRunSettings; ``adjuster``: IGA's end and eigensolver) on a nerfstudio config. The one mapping from
+    knob to nerfstudio field, used by the workflow's runs and by these methods (with the knobs' defaults);
+    whether IGA is on is the method's (its ``adjuster.kind``)."""
     config.machine.seed = run.seed
     config.max_num_iterations = run.iterations
     config.steps_per_save = run.checkpoint_every
@@ -53,7 +53,7 @@ def apply_run_knobs(config: TrainerConfig, run, end: int) -> TrainerConfig:
     m.num_coarse_samples, m.num_importance_samples = run.coarse_samples, run.fine_samples
     m.net_width, m.net_depth = run.net_width, run.net_depth
     m.lr_schedule = run.lr_schedule
-    m.iga_end = end
+    m.adjuster.end, m.adjuster.solver = adjuster.end, adjuster.solver
     m.eval_num_rays_per_chunk = run.eval_chunk
     return config
 
@@ -80,7 +80,7 @@ def trainer_config(method_name: str, **model_kwargs) -> TrainerConfig:
         viewer=ViewerConfig(quit_on_train_completion=True),
         vis="tensorboard",
     )
-    return apply_run_knobs(config, defaults, DEFAULT_END)
+    return apply_run_knobs(config, defaults, NeRFAdjuster())
 
 
 nerf_vanilla = MethodSpecification(
@@ -94,6 +94,6 @@ nerf_fr = MethodSpecification(
 )
 
 iga_nerf = MethodSpecification(
-    config=trainer_config("iga-nerf", adjust="iga"),
+    config=trainer_config("iga-nerf", adjuster=NeRFAdjusterConfig(kind="iga")),
     description="NeRF+IGA: inductive gradient adjustment of the fine network (IGA paper).",
 )

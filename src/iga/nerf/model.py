@@ -4,7 +4,7 @@
 sampling (64 stratified + 128 importance samples, the fine network sees all 192), same renderers
 and white background; it swaps in the nerf-pytorch MLP (:mod:`iga.nerf.field`) and adds
 
-* ``adjust="iga"`` — IGA on the fine network only (paper App. F): one group per ray, the sampled
+* ``adjuster.kind="iga"`` — IGA on the fine network only (paper App. F): one group per ray, the sampled
   point of a ray is the fine pass's maximum-weight sample, S = transformation_matrix(eNTK) of those
   points (:class:`iga.adjust.IGAAdjuster`), and the fine rgb loss becomes
   ``surrogate_loss(pred[:, None], gt[:, None], S)`` ([G, P=1, O=3]); the coarse loss stays MSE.
@@ -33,13 +33,37 @@ from nerfstudio.utils import colormaps, misc
 from torch import Tensor
 
 from ..adjust import IGAAdjuster, surrogate_loss
-from ..configs import AdjusterConfig, ConfigError, FRConfig
+from ..configs import AdjusterConfig, ConfigError, FRConfig, Solver
 from ..metrics import alexnet_weights_status
-from . import DEFAULT_END
-from .cell_settings import run_default
+from .cell_settings import NeRFAdjuster, run_default
 from .field import NeRFPytorchField, SampledPointOutputs
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class NeRFAdjusterConfig:
+    """IGA's knobs in nerfstudio under the workflow's names: ``--pipeline.model.adjuster.end 30`` is a cell's
+    ``adjuster.end``. Defaults come from the workflow's models (:class:`iga.nerf.cell_settings.NeRFAdjuster`,
+    :class:`iga.configs.AdjusterConfig`), declared there once."""
+
+    kind: Literal["vanilla", "iga"] = NeRFAdjuster.model_fields["kind"].default
+    """'iga': adjust the fine network's gradient (paper App. F)."""
+    end: int = NeRFAdjuster.model_fields["end"].default
+    """Balanced eigenvalues: 25 for the Blender scenes, 30 for ficus (paper App. F); < rays per batch."""
+    solver: Solver = NeRFAdjuster.model_fields["solver"].default
+    """Eigenpairs of the 1024-ray eNTK: all (eigh) or only the top end+1 (topk); see iga.ntk."""
+    start: int = AdjusterConfig.model_fields["start"].default
+    variant: Literal["official", "paper"] = AdjusterConfig.model_fields["variant"].default
+    density_output: Literal["sigmoid", "relu"] = "sigmoid"
+    """4th eNTK output: sigmoid of the density logit (official code) or ReLU density."""
+
+    def build(self) -> IGAAdjuster:
+        return IGAAdjuster(
+            AdjusterConfig(
+                kind="iga", end=self.end, start=self.start, target="end", variant=self.variant, solver=self.solver
+            )
+        )
 
 
 @dataclass
@@ -57,16 +81,7 @@ class NeRFPytorchModelConfig(VanillaModelConfig):
     technique: Literal["none", "fr"] = "none"
     """'fr': Fourier-reparameterise feature_linear (the last feature layer) of both networks."""
     fr: FRConfig = field(default_factory=FRConfig)
-    adjust: Literal["vanilla", "iga"] = "vanilla"
-    """'iga': adjust the fine network's gradient (paper App. F)."""
-    iga_end: int = DEFAULT_END
-    """Balanced eigenvalues: 25 for the Blender scenes, 30 for ficus (paper App. F)."""
-    iga_start: int = 0
-    iga_variant: Literal["official", "paper"] = "official"
-    iga_solver: Literal["eigh", "topk", "auto"] = "auto"
-    """Eigenpairs of the 1024-ray eNTK: all (eigh) or only the top end+1 (topk); see iga.ntk."""
-    iga_density_output: Literal["sigmoid", "relu"] = "sigmoid"
-    """4th eNTK output: sigmoid of the density logit (official code) or ReLU density."""
+    adjuster: NeRFAdjusterConfig = field(default_factory=NeRFAdjusterConfig)
     lr_schedule: Literal["nerf-pytorch", "official"] = run_default("lr_schedule")
     lr_init: float = 5e-4
     lrate_decay: int = 500
@@ -106,18 +121,7 @@ class NeRFPytorchModel(NeRFModel):
         object.__setattr__(self, "_lpips", self._build_lpips() if cfg.use_lpips else None)
         self.temporal_distortion = None
 
-        self.adjuster: IGAAdjuster | None = None
-        if cfg.adjust == "iga":
-            self.adjuster = IGAAdjuster(
-                AdjusterConfig(
-                    kind="iga",
-                    end=cfg.iga_end,
-                    start=cfg.iga_start,
-                    target="end",
-                    variant=cfg.iga_variant,
-                    solver=cfg.iga_solver,
-                )
-            )
+        self.adjuster: IGAAdjuster | None = cfg.adjuster.build() if cfg.adjuster.kind == "iga" else None
 
     @staticmethod
     def _build_lpips():
@@ -189,7 +193,7 @@ class NeRFPytorchModel(NeRFModel):
         return torch.cat([pos, dirs], dim=-1).detach()
 
     def iga_network(self) -> SampledPointOutputs:
-        return SampledPointOutputs(self.field_fine, self.config.iga_density_output)
+        return SampledPointOutputs(self.field_fine, self.config.adjuster.density_output)
 
     def adjuster_stats(self) -> dict:
         """The IGA adjuster's run statistics (eigensolver fallbacks) for the cell's metrics.json."""
@@ -198,10 +202,9 @@ class NeRFPytorchModel(NeRFModel):
     def iga_transformation(self, sampled: Tensor) -> Tensor:
         """S [n_rays, n_rays] from the fine network's eNTK at the sampled points."""
         assert self.adjuster is not None
-        if self.config.iga_end >= sampled.shape[0]:
-            raise ConfigError(
-                f"iga_end={self.config.iga_end} must be smaller than the rays per batch ({sampled.shape[0]})"
-            )
+        end = self.config.adjuster.end
+        if end >= sampled.shape[0]:
+            raise ConfigError(f"adjuster.end={end} must be smaller than the rays per batch ({sampled.shape[0]})")
         return self.adjuster.transformation(self.iga_network(), sampled)
 
     def fine_loss(self, fine_pred: Tensor, fine_gt: Tensor, outputs: dict[str, Tensor]) -> Tensor:

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,8 @@ from ..configs import ConfigError, validate
 from ..metrics import LPIPS, Missing, metric_to_json, psnr, ssim, to_uint8
 from ..provenance import write_json
 from ..result_record import StepTimer, Training, take_job_start, write_record
-from . import DEFAULT_END, METHOD_NAMES
-from .cell_settings import NeRFRun, run_default, validate_cell
+from . import METHOD_NAMES
+from .cell_settings import NeRFAdjuster, NeRFRun, run_default, validate_cell
 from .curve import write_train_log
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class NeRFRunSettings:
     data: str = ""
     out: str = ""
     iterations: int = run_default("iterations")
-    end: int = DEFAULT_END
+    adjuster: NeRFAdjuster = field(default_factory=NeRFAdjuster)  # IGA's end and eigensolver (the cell's)
     lr_schedule: str = run_default("lr_schedule")
     device: str = run_default("device")
     downscale: int = run_default("downscale")
@@ -69,35 +69,38 @@ class NeRFRunSettings:
     # settings that do not change what is trained (a checkpoint made under others is still valid)
     _NOT_FINGERPRINTED = ("out", "iterations", "device", "checkpoint_every", "eval_chunk", "lpips_status_file", "cell")
 
+    def to_dict(self) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "adjuster": self.adjuster.model_dump()}
+
     def fingerprint(self) -> str:
         from ..provenance import settings_fingerprint
 
-        return settings_fingerprint({k: v for k, v in asdict(self).items() if k not in self._NOT_FINGERPRINTED})
+        return settings_fingerprint({k: v for k, v in self.to_dict().items() if k not in self._NOT_FINGERPRINTED})
 
     def validate(self) -> None:
         # the run's knobs have one declaration, the cell-settings model (iga.nerf.cell_settings.NeRFRun)
         validate(NeRFRun, {name: getattr(self, name) for name in NeRFRun.model_fields})
         if self.method not in METHOD_NAMES:
             raise ConfigError(f"method={self.method!r}; allowed: {sorted(METHOD_NAMES)}")
-        if self.method == "iga-nerf" and not 1 <= self.end < self.num_rays:
-            raise ConfigError(f"end={self.end} must satisfy 1 <= end < num_rays={self.num_rays} (one group per ray)")
+        end = self.adjuster.end
+        if self.method == "iga-nerf" and not 1 <= end < self.num_rays:
+            raise ConfigError(
+                f"adjuster.end={end} must satisfy 1 <= end < num_rays={self.num_rays} (one group per ray)"
+            )
         if not (Path(self.data) / "transforms_train.json").exists():
             raise ConfigError(f"data={self.data!r} has no transforms_train.json (a Blender-format scene)")
 
 
 def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: str | None):
     s = validate_cell(settings)
-    extra = dict(s.set)
-    if s.method == "iga-nerf":
-        extra.setdefault("pipeline.model.iga_solver", s.adjuster.solver)
     return NeRFRunSettings(
         method=s.method,
         data=data,
         out=out,
         cell=cell,
-        end=s.adjuster.end,
+        adjuster=s.adjuster,
         lpips_status_file=lpips_status,
-        extra=extra,
+        extra=dict(s.set),
         **s.run.model_dump(),
     )
 
@@ -117,7 +120,7 @@ def build_config(s: NeRFRunSettings, device: str):
     from .method_configs import apply_run_knobs, iga_nerf, nerf_fr, nerf_vanilla
 
     spec = {"nerf": nerf_vanilla, "nerf-fr": nerf_fr, "iga-nerf": iga_nerf}[s.method]
-    config = apply_run_knobs(copy.deepcopy(spec.config), s, s.end)
+    config = apply_run_knobs(copy.deepcopy(spec.config), s, s.adjuster)
     config.output_dir = Path(s.out) / "nerfstudio"
     config.experiment_name = "run"
     config.timestamp = s.fingerprint()  # checkpoints of other settings are never resumed
@@ -336,7 +339,7 @@ def _run(s: NeRFRunSettings, job_start: float) -> dict:
     write_record(
         out,
         s.cell or f"nerf/{Path(s.data).name}/{s.method}",
-        asdict(s),
+        s.to_dict(),
         s.seed,
         device,
         job_start,
