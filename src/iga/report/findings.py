@@ -214,13 +214,16 @@ class Findings:
         return rows["value"].astype(float)
 
     def cost_task(self, task: str) -> SimpleNamespace:
-        """Per task, over its trained cells: count, Σ job wall time, median time per iteration, max RAM."""
+        """Per task, over its trained cells: count, Σ job wall time, median (and range of the) time per
+        iteration, max RAM."""
         wall = self._cost(task, "job_wall_time_s")
         tpi = self._cost(task, "time_per_iteration_s")
         return SimpleNamespace(
             cells=len(wall),
             job_time=duration(wall.sum()),
             median_ms=fmt(tpi.median() * 1000, digits=1),
+            min_ms=fmt(tpi.min() * 1000, digits=1),
+            max_ms=fmt(tpi.max() * 1000, digits=1),
             max_rss_mb=fmt(self._cost(task, "peak_rss_mb").max(), digits=0),
         )
 
