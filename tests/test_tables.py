@@ -59,6 +59,24 @@ def test_tables_put_the_paper_value_beside_ours():
     assert "ours (paper)" not in md and "TEST scale" in md
 
 
+def test_a_paper_table_whose_values_are_not_transcribed_says_so_at_paper_scale_too():
+    """Tables 7, 8 and Table 1's SSIM/LPIPS: the paper's text holds only their captions; on Kodak (where the
+    paper has values) the table must not claim there is no paper value for these items."""
+    items = [f"kodim0{i}" for i in range(1, 9)]
+    t = build_table(TABLES["table7_image_ssim"], with_averages(_rows(items, value=0.9, metric="ssim")))
+    assert (t.paper_value == "").all()
+    md = render.markdown(layout(TABLES["table7_image_ssim"], t, "TEST scale"))
+    assert "paper values not transcribed" in md and "no paper value for these items" not in md
+    assert "No paper values for SSIM ↑: the body of the paper's Table 7 is not in the paper's text" in md
+    rows = _rows(items, value=30.0) + _rows(items, value=0.9, metric="ssim")
+    t = build_table(TABLES["table1_image_average"], with_averages(rows))
+    # Table 1 keeps only the averages, over the paper's eight images here: PSNR has the paper's beside it
+    assert t.set_index("metric").loc["psnr", "paper_value"] == 32.46
+    md = render.markdown(layout(TABLES["table1_image_average"], t, "TEST scale"))
+    assert "ours (paper)" in md and "No paper values for SSIM ↑: the body of the paper's Table 1" in md
+    assert "Table 6" not in md.split("Notes:")[-1]  # PSNR's paper values exist (from Table 6)
+
+
 def test_missing_values_propagate_to_the_average_with_a_short_reason():
     rows = _rows(["kodim01", "kodim02"])
     rows[1].update(value="", note="missing: could not fetch alexnet-owt-7be5be79.pth …: URLError: [Errno -2]")

@@ -327,6 +327,8 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
     if "n" not in df.columns:  # not yet reduced over the seeds (averages added unless already there)
         df = by_seed(df if (df.item == "average").any() else with_averages(df))
     df = df[(df.task == spec.task) & df.metric.isin(spec.metrics)]
+    # the items each average is over (before an average-only table drops the per-item rows)
+    ours = df[df.item != "average"].groupby(["dataset", "metric"]).item.agg(set).to_dict()
     if spec.average_only:
         df = df[df.item == "average"]
     refs = {m: reference_lookup(spec.paper_metric_tables.get(m, spec.paper_table)) for m in spec.metrics}
@@ -334,7 +336,6 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
     for ref in refs.values():
         for k in ref:
             ref_items.setdefault(k[1], set()).add(k[2])
-    ours = df[df.item != "average"].groupby(["dataset", "metric"]).item.agg(set).to_dict()
     out = []
     for r in df.to_dict("records"):
         paper = refs[r["metric"]].get((r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"]))
@@ -395,6 +396,16 @@ def caveat_marks(table: pd.DataFrame, labels: list[tuple[str, str]]) -> tuple[di
     return marks, [f"[{i + 1}] {c}" for i, c in enumerate(texts)]
 
 
+def untranscribed(spec: TableSpec, metrics) -> dict[str, list[str]]:
+    """{paper table: metrics of ``spec`` it should give but that have no transcribed value at all}."""
+    out: dict[str, list[str]] = {}
+    for m in metrics:
+        ref = spec.paper_metric_tables.get(m, spec.paper_table)
+        if not reference_lookup(ref):
+            out.setdefault(ref, []).append(m)
+    return out
+
+
 def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layout:
     """select (the built table) → pivot (method × column) → format → one Layout for every output format."""
     pairs = list(zip(table.item, table.metric))
@@ -410,6 +421,7 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
         values=["value", "std", "n", "paper_value", "best", "within_noise"],
     )
     has_paper = bool((t.paper_value != "").any())
+    missing_refs = untranscribed(spec, [m for m in spec.metrics if m in set(t.metric)])
     noisy = bool((t.within_noise.astype(str) == "1").any())
     spread = any(replicates.count(n) > 1 for n in t.n)
 
@@ -437,6 +449,11 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
     notes += [replicates.NOISE_RULE] if noisy else []
     marks, caveat_notes = caveat_marks(t, labels)
     notes = caveat_notes + notes + table_caveats(spec.task, t.method)
+    notes += [
+        f"No paper values for {', '.join(metric_label(m) for m in ms)}: the body of the paper's Table {ref} is not "
+        "in the paper's text here (only its caption), so they are not transcribed"
+        for ref, ms in missing_refs.items()
+    ]
     return render.Layout(
         spec.title,
         scale_note,
@@ -444,7 +461,13 @@ def layout(spec: TableSpec, table: pd.DataFrame, scale_note: str) -> render.Layo
         [[row_label(*lab) + marks.get(lab, "")] + [entry(lab, i) for i in range(len(cols))] for lab in labels],
         groups=[a for a, _ in labels],
         caption="Ours (paper)" if has_paper else "Ours",
-        intro=("Each cell: ours (paper)." if has_paper else "Each cell: ours (no paper value for these items).")
+        intro=(
+            "Each cell: ours (paper)."
+            if has_paper
+            else "Each cell: ours (paper values not transcribed: see Notes)."
+            if sum(map(len, missing_refs.values())) == t.metric.nunique()
+            else "Each cell: ours (no paper value for these items)."
+        )
         + " Bold: best method per architecture in our run. — : no value (see Notes)."
         + (" " + replicates.SPREAD_INTRO if spread else ""),
         notes=notes,
