@@ -401,3 +401,19 @@ def test_the_plugin_reads_adjuster_end_from_the_nerfstudio_command_line():
 
     config = tyro.cli(type(iga_nerf.config), default=iga_nerf.config, args=["--pipeline.model.adjuster.end", "30"])
     assert config.pipeline.model.adjuster.end == 30 and config.pipeline.model.adjuster.kind == "iga"
+
+
+def test_lpips_disabled_in_config_is_reported_as_disabled_not_as_unavailable(tmp_path, monkeypatch):
+    """lpips.enabled: false reaches NeRF cells as --no-lpips: LPIPS is not computed, whatever is on disk."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    from iga.cli import main
+
+    scene = tmp_path / "scene"
+    generate_scene(scene, SceneSpec(size=8, n_train=2, n_val=1, n_test=1, samples_per_ray=16, supersample=1))
+    out = tmp_path / "run"
+    args = ["nerf-train", "--method", "nerf", "--data", str(scene), "--out", str(out), "--iterations", "1"]
+    args += ["--device", "cpu", "--downscale", "1", "--testskip", "1", "--num-rays", "16", "--coarse-samples", "4"]
+    args += ["--fine-samples", "4", "--net-width", "16", "--no-lpips"]
+    assert main(args) == 0
+    lpips = json.loads((out / "metrics.json").read_text())["lpips"]
+    assert lpips == {"missing": True, "reason": "LPIPS disabled in config (lpips.enabled: false)"}

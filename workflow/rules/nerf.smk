@@ -102,7 +102,7 @@ if enabled("nerf"):
             settings=cell_settings("nerf"),
             outdir=lambda wc: f"{WORK}/nerf/{wc.item}/{wc.arch}-{wc.method}/s{wc.seed}",
             scene=lambda wc: nerf_scene_dir(wc.item),
-            lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON_NERF else "",
+            lpips=f"--lpips-status {LPIPS_STATUS}" if LPIPS_ON_NERF else "--no-lpips",
             code_version=RESULTS_VERSION,
             keep=keep_record("nerf"),
         shell:

@@ -31,6 +31,19 @@ def add_cell_arguments(p, cell_example: str, settings_required: bool = True) -> 
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
 
+def add_lpips_arguments(p) -> None:
+    """--lpips-status and --no-lpips, for the commands that evaluate images (train-image, nerf-train)."""
+    p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
+    p.add_argument(
+        "--no-lpips",
+        nargs="?",
+        const="LPIPS disabled in config (lpips.enabled: false)",
+        default=None,
+        metavar="REASON",
+        help="do not compute LPIPS; report it missing with REASON",
+    )
+
+
 def cell_settings(args) -> dict:
     """The cell's settings from --settings or --settings-file; sets torch's CPU threads first."""
     if args.threads:

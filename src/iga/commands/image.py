@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cell_args import add_cell_arguments, cell_settings
+from .cell_args import add_cell_arguments, add_lpips_arguments, cell_settings
 
 
 def _make_image(args) -> int:
@@ -45,13 +45,5 @@ def register(sub) -> None:
     p = sub.add_parser("train-image", help="train one image cell and write its metrics")
     add_cell_arguments(p, "image/kodim03/PE-IGA/s4096")
     p.add_argument("--image", required=True, help="the item's image (PNG)")
-    p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
-    p.add_argument(
-        "--no-lpips",
-        nargs="?",
-        const="LPIPS disabled in config (lpips.enabled: false)",
-        default=None,
-        metavar="REASON",
-        help="do not compute LPIPS; report it missing with REASON",
-    )
+    add_lpips_arguments(p)
     p.set_defaults(func=_train_image)

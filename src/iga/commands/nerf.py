@@ -10,7 +10,7 @@ import typing
 from pathlib import Path
 
 from ..nerf.cell_settings import NeRFAdjuster, NeRFRun
-from .cell_args import cell_id
+from .cell_args import add_lpips_arguments, cell_id
 
 
 def add_model_arguments(parser, model, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
@@ -63,7 +63,9 @@ def _nerf_train(args) -> int:
     if args.settings:  # a workflow cell: everything comes from its resolved settings
         from ..nerf.run import to_run_settings
 
-        settings = to_run_settings(json.loads(args.settings), args.data, args.out, args.cell or "", args.lpips_status)
+        settings = to_run_settings(
+            json.loads(args.settings), args.data, args.out, args.cell or "", args.lpips_status, args.no_lpips
+        )
         metrics = run(settings)
         print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
         return 0
@@ -83,7 +85,7 @@ def _nerf_train(args) -> int:
         "model": {"technique": "fr" if args.method == "nerf-fr" else "none"},
         "set": extra,
     }
-    metrics = run(to_run_settings(cell, args.data, args.out, args.cell or "", args.lpips_status))
+    metrics = run(to_run_settings(cell, args.data, args.out, args.cell or "", args.lpips_status, args.no_lpips))
     print(json.dumps({k: metrics[k] for k in ("psnr", "ssim", "lpips")}))
     return 0
 
@@ -126,7 +128,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="run folder: checkpoints, renders, metrics.json")
     add_model_arguments(p, NeRFRun)
     add_model_arguments(p, NeRFAdjuster, prefix="adjuster.", skip=("kind",))  # kind: from --method
-    p.add_argument("--lpips-status", help="status JSON written by `iga fetch-lpips-weights`")
+    add_lpips_arguments(p)
     p.add_argument("--cell", type=cell_id, help="cell id recorded in provenance.json (nerf/SCENE/NeRF-METHOD/sSEED)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument(

@@ -63,11 +63,21 @@ class NeRFRunSettings:
     checkpoint_every: int = run_default("checkpoint_every")
     eval_chunk: int = run_default("eval_chunk")
     lpips_status_file: str | None = None
+    lpips_disabled_reason: str | None = None  # LPIPS not computed, reported missing with this reason
     cell: str = ""
     extra: dict = field(default_factory=dict)
 
     # settings that do not change what is trained (a checkpoint made under others is still valid)
-    _NOT_FINGERPRINTED = ("out", "iterations", "device", "checkpoint_every", "eval_chunk", "lpips_status_file", "cell")
+    _NOT_FINGERPRINTED = (
+        "out",
+        "iterations",
+        "device",
+        "checkpoint_every",
+        "eval_chunk",
+        "lpips_status_file",
+        "lpips_disabled_reason",
+        "cell",
+    )
 
     def to_dict(self) -> dict:
         return {**{f.name: getattr(self, f.name) for f in fields(self)}, "adjuster": self.adjuster.model_dump()}
@@ -91,7 +101,9 @@ class NeRFRunSettings:
             raise ConfigError(f"data={self.data!r} has no transforms_train.json (a Blender-format scene)")
 
 
-def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status: str | None):
+def to_run_settings(
+    settings: dict, data: str, out: str, cell: str, lpips_status: str | None, lpips_disabled: str | None = None
+):
     s = validate_cell(settings)
     return NeRFRunSettings(
         method=s.method,
@@ -100,6 +112,7 @@ def to_run_settings(settings: dict, data: str, out: str, cell: str, lpips_status
         cell=cell,
         adjuster=s.adjuster,
         lpips_status_file=lpips_status,
+        lpips_disabled_reason=lpips_disabled,
         extra=dict(s.set),
         **s.run.model_dump(),
     )
@@ -166,7 +179,9 @@ def _gt_image(path: Path) -> np.ndarray:
     return img[..., :3]
 
 
-def evaluate(pipeline, config, out: Path, lpips_status_file: str | None = None) -> dict:
+def evaluate(
+    pipeline, config, out: Path, lpips_status_file: str | None = None, lpips_disabled: str | None = None
+) -> dict:
     """Render the test views with the fine network; PSNR/SSIM/LPIPS per view and averaged."""
     import torch
     from PIL import Image
@@ -176,7 +191,7 @@ def evaluate(pipeline, config, out: Path, lpips_status_file: str | None = None) 
     parser = config.pipeline.datamanager.dataparser.setup()
     outputs = parser.get_dataparser_outputs(split="test")
     cameras = outputs.cameras.to(model.device)
-    lpips = LPIPS(status_file=Path(lpips_status_file) if lpips_status_file else None)
+    lpips = LPIPS(status_file=Path(lpips_status_file) if lpips_status_file else None, disabled_reason=lpips_disabled)
     renders = out / "renders"
     renders.mkdir(parents=True, exist_ok=True)
     meta = outputs.metadata
@@ -327,7 +342,7 @@ def _run(s: NeRFRunSettings, job_start: float) -> dict:
         trainer.train()
     t_train = time.perf_counter() - t1
     t2 = time.perf_counter()
-    metrics = evaluate(trainer.pipeline, config, out, s.lpips_status_file)
+    metrics = evaluate(trainer.pipeline, config, out, s.lpips_status_file, s.lpips_disabled_reason)
     t_eval = time.perf_counter() - t2
     final = latest_checkpoint(ckpt_dir)
 
