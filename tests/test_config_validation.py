@@ -230,6 +230,14 @@ def test_an_unknown_item_of_the_dataset_is_rejected():
         "['MLP'] are not image architectures",
     )
     rejected("tasks:\n  image_ablation:\n    grids: {table4: {items: [nope]}}\n", "['nope'] are not embedded images")
+    # a real Kodak image without a checksummed source cannot be downloaded: refused before the download job
+    rejected(
+        "tasks:\n  image:\n    dataset: kodak\n    items: [kodim01, kodim12]\n"
+        "    figures: {crops_item: kodim01, visual_items: [kodim01]}\n",
+        "['kodim12'] are not kodak images with a checksummed source",
+        "kodim08",
+        base=PAPER,
+    )
 
 
 def test_the_committed_json_schema_is_generated_from_the_models():

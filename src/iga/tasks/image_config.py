@@ -7,9 +7,11 @@ from typing import ClassVar, Literal
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from ..configs import ARCHITECTURES, CellSettings, Strict, TaskSection, register_task
+from ..data.registry import REGISTRY
 
 KODAK_SIZE = (768, 512)  # width, height (portrait images are 512x768: the same groups)
-KODAK_ITEMS = [f"kodim{i:02d}" for i in range(1, 25)]
+# the Kodak images with a checksummed source (the paper's eight); another needs its SHA-256 there first
+KODAK_ITEMS = sorted(REGISTRY["kodak"])
 EMBEDDED_ITEMS = ["astronaut", "coffee", "chelsea", "rocket"]  # scikit-image's CC0 pictures
 
 
@@ -77,7 +79,8 @@ class ImageSection(TaskSection):
         known = KODAK_ITEMS if self.dataset == "kodak" else EMBEDDED_ITEMS
         bad = [i for i in self.all_items() if i not in known]
         if bad:
-            raise ValueError(f"items {bad} are not {self.dataset} images; allowed: {known}")
+            where = " with a checksummed source (iga.data.registry)" if self.dataset == "kodak" else ""
+            raise ValueError(f"items {bad} are not {self.dataset} images{where}; allowed: {known}")
         f = self.figures
         if f is None:
             return self
