@@ -1,5 +1,5 @@
 """A cell's tracked record: the small files behind every committed number, kept under
-``results/{preset}/cells/{task}/{item}/{arch}-{method}/`` and committed with the tables.
+``results/{preset}/cells/{task}/{item}/{arch}-{method}/s{seed}/`` and committed with the tables.
 
 A training job writes everything (checkpoints, reconstructions, full logs) into its untracked ``work/``
 folder; :func:`keep` then copies the record into the results folder. Tables, metric-only figures, the

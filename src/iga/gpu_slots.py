@@ -87,7 +87,7 @@ def available_gpus(env: dict[str, str] | None = None) -> list[str]:
 
 
 def gpu_count(env: dict[str, str] | None = None) -> int:
-    """How many GPUs to give snakemake as ``--resources gpu=N`` (profiles/default uses this)."""
+    """How many GPUs to give snakemake as ``--resources gpu=N`` (profiles/local uses this)."""
     try:
         return len(available_gpus(env))
     except ValueError:

@@ -5,7 +5,7 @@ through workflow rules, and :func:`resolve` turns a typo into an error listing w
 
 How each source is verified (a file that fails is never taken as a finished download):
 
-- SHA-256 (+ size): Kodak kodim01-08, the occupancy ``.mat.zip`` volumes, nerf_synthetic.zip;
+- SHA-256 + size: Kodak kodim01-08, the occupancy ``.mat.zip`` volumes; SHA-256: nerf_synthetic.zip;
 - SHA-256 prefix: the LPIPS AlexNet weights (torchvision's file-name convention);
 - size + format only (no hash is published): the Stanford scans.  The Thai statue's exact
   size is known (106,051,627 bytes); bunny, dragon, armadillo and lucy get a conservative
