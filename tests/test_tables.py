@@ -188,3 +188,35 @@ def test_every_tex_compiles(tmp_path):
                 f"{p.relative_to(ROOT)}: " + " | ".join(ln for ln in res.stdout.splitlines() if ln.startswith("!"))
             )
     assert not failed, failed
+
+
+def test_an_average_is_never_over_fewer_items_than_the_others():
+    """A method that lacks items has no average (never one over a smaller set beside the paper's)."""
+    items = [f"kodim0{i}" for i in range(1, 9)]
+    rows = [dict(r, method="vanilla") for r in _rows(items, value=30.0)] + _rows(items[1:7], value=35.0)
+    t = build_table(TABLES["table6_image_psnr"], with_averages(rows)).set_index(["method", "item"])
+    assert t.loc[("vanilla", "average"), "value"] == 30.0 and t.loc[("vanilla", "average"), "paper_value"] != ""
+    iga = t.loc[("IGA", "average")]
+    assert iga.value == "" and iga.paper_value == ""
+    assert iga.note == "missing for 2/8 items: not run (kodim01, kodim08)"
+
+
+def test_a_metric_absent_from_a_cells_metrics_is_a_missing_row():
+    from iga.report.tables import metric_rows
+
+    rows = metric_rows("t", "image", "kodak", "kodim01", "PE", "IGA", {"psnr": 30.0}, "", ["psnr", "ssim"])
+    assert [(r["metric"], r["value"], r["note"]) for r in rows] == [
+        ("psnr", 30.0, ""),
+        ("ssim", "", "missing: not recorded"),
+    ]
+
+
+def test_an_average_over_items_with_different_seeds_keeps_the_reason_a_value_is_missing():
+    rows = []
+    for item, seeds in (("kodim01", [1]), ("kodim02", [1]), ("kodim03", [1, 2, 3])):
+        for seed in seeds:
+            rows += [dict(r, seed=seed, value="", note=LPIPS_OFFLINE) for r in _rows([item], metric="lpips")]
+    avg = with_averages(rows)
+    avg = avg[avg.item == "average"]
+    assert len(avg) == 1 and avg.value.iloc[0] == ""
+    assert avg.note.iloc[0] == "missing for 3/3 items: " + reason(LPIPS_OFFLINE).removeprefix("missing: ")

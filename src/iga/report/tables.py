@@ -178,8 +178,8 @@ def metric_rows(
     """
     rows = []
     views = (metrics.get("evaluation") or {}).get("note", "")
-    for name in (n for n in names if n in metrics):
-        v, note = metrics[name], ""
+    for name in names:
+        v, note = metrics.get(name), ""
         if isinstance(v, dict) and v.get("missing"):
             v, note = "", reason("missing: " + str(v.get("reason", "unknown reason")))
         elif v is None:
@@ -273,12 +273,24 @@ def with_averages(rows) -> pd.DataFrame:
     if "seed" not in df.columns:  # a long form written before seeds: one replicate per row
         df["seed"] = ""
     out = []
-    groups = df[df.item != "average"].groupby(["task", "dataset", "metric", "architecture", "method"], sort=False)
-    for _, g in groups:
+    per_item = df[df.item != "average"]
+    # an average is over the items every method has; one that lacks some has none (never a smaller set)
+    every = per_item.groupby(["task", "dataset", "metric"], sort=False).item.agg(lambda s: sorted(set(s))).to_dict()
+    groups = per_item.groupby(["task", "dataset", "metric", "architecture", "method"], sort=False)
+    for key, g in groups:
+        absent = [i for i in every[key[:3]] if i not in set(g.item)]
+        if absent:
+            n = len(every[key[:3]])
+            note = f"missing for {len(absent)}/{n} items: not run ({', '.join(absent)})"
+            out.append(dict(g.iloc[0], item="average", cell="", seed="", mixed=1, value="", note=note))
+            continue
         if g.groupby("item", sort=False).seed.agg(lambda s: tuple(sorted(s))).nunique() == 1:
             out += [_average(gs) for _, gs in g.groupby("seed", sort=False)]
             continue
-        means = [dict(gi.iloc[0], value=_mean_or_blank(gi.value), note="") for _, gi in g.groupby("item", sort=False)]
+        means = [
+            dict(gi.iloc[0], value=_mean_or_blank(gi.value), note=_first_missing_note(gi) or gi.note.iloc[0])
+            for _, gi in g.groupby("item", sort=False)
+        ]
         row = _average(pd.DataFrame(means))
         row.update(seed="", mixed=1)
         if row["value"] != "":
@@ -287,6 +299,12 @@ def with_averages(rows) -> pd.DataFrame:
             )
         out.append(row)
     return pd.concat([df, pd.DataFrame(out)], ignore_index=True).astype(object).fillna("")
+
+
+def _first_missing_note(g: pd.DataFrame) -> str:
+    """The reason a seed of this item has no value (kept so the average can say why), else ""."""
+    missing = g[g.value == ""]
+    return str(missing.note.iloc[0]) if len(missing) else ""
 
 
 def _mean_or_blank(values) -> float | str:
@@ -327,8 +345,8 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
     if "n" not in df.columns:  # not yet reduced over the seeds (averages added unless already there)
         df = by_seed(df if (df.item == "average").any() else with_averages(df))
     df = df[(df.task == spec.task) & df.metric.isin(spec.metrics)]
-    # the items each average is over (before an average-only table drops the per-item rows)
-    ours = df[df.item != "average"].groupby(["dataset", "metric"]).item.agg(set).to_dict()
+    # the items each row's average is over (before an average-only table drops the per-item rows)
+    ours = df[df.item != "average"].groupby(["dataset", "metric", "architecture", "method"]).item.agg(set).to_dict()
     if spec.average_only:
         df = df[df.item == "average"]
     refs = {m: reference_lookup(spec.paper_metric_tables.get(m, spec.paper_table)) for m in spec.metrics}
@@ -340,7 +358,7 @@ def build_table(spec: TableSpec, rows) -> pd.DataFrame:
     for r in df.to_dict("records"):
         paper = refs[r["metric"]].get((r["task"], r["dataset"], r["item"], r["metric"], r["architecture"], r["method"]))
         # the paper's average is over its own items: compare only when ours covers the same set
-        if r["item"] == "average" and ours.get((r["dataset"], r["metric"]), set()) != (
+        if r["item"] == "average" and ours.get((r["dataset"], r["metric"], r["architecture"], r["method"]), set()) != (
             ref_items.get(r["dataset"], set()) - {"average"}
         ):
             paper = None
