@@ -280,6 +280,13 @@ def test_table4_has_every_strategy_and_architecture_with_the_papers_values():
     assert len(per_item) == 3 * 3 * 4 and all(r["paper_value"] == "" for r in per_item)
 
 
+def test_table4_average_over_fewer_architectures_is_not_set_against_the_papers_three():
+    rows = build_table4(_table4_rows(), (ITEMS, ["PE", "SIREN"], ["vanilla", "IGA"]), "kodak")
+    avg = {(r["architecture"], r["method"]): r for r in rows if r["item"] == PAPER_AVG_ITEM}
+    assert avg[("PE", "IGA-SLR")]["paper_value"] != ""  # per architecture: the paper's own row
+    assert avg[("average", "IGA-SLR")]["paper_value"] == "" and avg[("average", "IGA-SLR")]["delta"] == ""
+
+
 def test_table4_other_items_get_no_paper_value_and_duplicate_strategies_are_refused():
     rows = build_table4(
         _table4_rows("embedded", ["astronaut", "coffee"]),
