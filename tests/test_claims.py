@@ -68,3 +68,23 @@ def test_committed_claims_are_what_the_committed_tables_give(preset):
     paths = sorted(p for p in tables.glob("table*.csv"))
     built = claims.build(claims.read_tables(paths))
     assert (tables / "claims.csv").read_text() == built.to_csv(index=False)
+
+
+def test_a_tie_in_the_paper_is_iga_tied_best_and_both_sides_compare_the_same_methods():
+    t = pd.DataFrame(
+        [  # the paper's Table 9, PE armadillo: IGA and FR both 0.9979
+            row("9", "armadillo", "iou", "PE", "FR", 0.91, paper=0.9979),
+            row("9", "armadillo", "iou", "PE", "IGA", 0.95, paper=0.9979),
+            # kodim01: our BN has no value; the paper's BN (the paper's best other) is not compared with
+            row("6", "kodim01", "psnr", "PE", "FR", 30.0, paper=29.0),
+            row("6", "kodim01", "psnr", "PE", "BN", "", paper=29.9),
+            row("6", "kodim01", "psnr", "PE", "IGA", 31.0, paper=29.8),
+        ]
+    )
+    c = claims.build(t).set_index(["table", "item"])
+    tie = c.loc[("9", "armadillo")]
+    assert tie["paper_gap"] == 0 and tie["verdict"] == "agrees with the paper: IGA best, paper: IGA tied best"
+    k = c.loc[("6", "kodim01")]
+    assert k["paper_best_other"] == "FR" and k["paper_gap"] == pytest.approx(0.8)
+    assert k["verdict"] == "agrees with the paper: IGA best"
+    assert "2 agree with the paper" in claims.summary(claims.build(t))

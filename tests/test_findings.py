@@ -68,7 +68,8 @@ def results(tmp_path):
     ).to_csv(tables / "cost.csv", index=False)
     start = datetime(2026, 12, 1, 10, 0, 0)
     records = []
-    for k, (a, b) in enumerate([(0, 600), (300, 900)]):  # overlapping jobs: 15 min of wall time, not 20
+    # overlapping jobs: 15 min of wall time, not 20; the third only re-evaluated its cell: not training time
+    for k, (a, b) in enumerate([(0, 600), (300, 900), (2000, 3800)]):
         cell = tmp_path / "results" / "cells" / f"c{k}"
         cell.mkdir(parents=True)
         (cell / "metrics.json").write_text("{}")
@@ -79,6 +80,7 @@ def results(tmp_path):
                     "started_at": (start + timedelta(seconds=a)).isoformat(),
                     "finished_at": (start + timedelta(seconds=b)).isoformat(),
                 }
+                | ({"trained_this_run": False} if k == 2 else {})
             )
         )
         records.append(cell / "metrics.json")
@@ -193,3 +195,23 @@ def test_wall_time_spans_last_the_jobs_wall_time(tmp_path):
     f = findings.Findings.__new__(findings.Findings)
     f.records = [json.loads((r.parent / "provenance.json").read_text()) for r in records]
     assert f.wall_time("image") == "2 min 01 s"
+
+
+def test_a_claim_without_our_value_reads_as_no_value_never_nan(tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame(
+        [
+            _table_row("10", "lego", "lpips", "NeRF", "vanilla", "", paper=0.019),
+            _table_row("10", "lego", "lpips", "NeRF", "IGA", "", paper=0.018),
+        ]
+    ).to_csv(tables / "table10_nerf_per_scene.csv", index=False)
+    claims.write([tables / "table10_nerf_per_scene.csv"], tables / "claims.csv", tables / "claims.md")
+    pd.DataFrame([_cost_row("nerf", "job_wall_time_s", "NeRF", "IGA", 1.0)]).to_csv(tables / "cost.csv", index=False)
+    template = tmp_path / "t.md.j2"
+    template.write_text(
+        "{% set c = claim(10, 'lego', 'lpips', 'NeRF') %}{{ c.iga }} {{ c.has_value }} {{ c.iga_best }} "
+        "{{ c.paper_iga }} {{ c.other_value }}"
+    )
+    out = findings.render(template, sorted(tables.glob("*.csv"))).split("\n\n")[0]
+    assert out == "— False False 0.018 —" and "nan" not in out

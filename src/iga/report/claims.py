@@ -56,17 +56,28 @@ def _best(rows: pd.DataFrame, column: str, metric: str) -> pd.Series | None:
     return have.loc[values.idxmin() if metric in LOWER_IS_BETTER else values.idxmax()]
 
 
+def iga_best(gap: float | None) -> bool:
+    """IGA leads the best other method, or ties it (the paper prints ties: Table 9, PE on armadillo and
+    bunny); no gap (None or NaN) is not best."""
+    g = number(gap)
+    return g is not None and g >= 0
+
+
+def standing(gap: float) -> str:
+    return "IGA tied best" if gap == 0 else "IGA best" if gap > 0 else "IGA not best"
+
+
 def verdict(gap: float | None, noise: bool, paper_gap: float | None) -> str:
     if gap is None:
         return "no value here"
-    here = "IGA best" if gap > 0 else "IGA not best"
+    here = standing(gap)
     if noise:
         here += " (within noise)"
     if paper_gap is None:
         return f"{here}; no paper value"
-    if (gap > 0) == (paper_gap > 0):
-        return f"agrees with the paper: {here}"
-    return f"differs from the paper: {here}, paper: {'IGA best' if paper_gap > 0 else 'IGA not best'}"
+    if iga_best(gap) == iga_best(paper_gap):
+        return f"agrees with the paper: {here}" + (", paper: IGA tied best" if paper_gap == 0 and gap else "")
+    return f"differs from the paper: {here}, paper: {standing(paper_gap)}"
 
 
 def build(tables: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +100,9 @@ def build(tables: pd.DataFrame) -> pd.DataFrame:
         if best is not None and value is not None:
             gap = _better(value, float(best["value"]), metric)
             noise = replicates.within_noise(i.to_dict(), best.to_dict())
-        paper_best = _best(others, "paper_value", metric)
+        # the paper's best other among the methods that have a value here, so both sides compare the same set
+        have = others[others["value"].map(number).notna()]
+        paper_best = _best(have if value is not None and not have.empty else others, "paper_value", metric)
         paper_iga = number(i["paper_value"])
         if value is None and paper_iga is None:  # nothing to compare (e.g. LPIPS offline, no paper value)
             continue
@@ -148,10 +161,11 @@ def signed(x, metric: str) -> str:
 def summary(claims: pd.DataFrame) -> str:
     """One sentence: in how many comparisons IGA is best here, within noise, and agreeing with the paper."""
     has = claims["gap"].notna()
-    best_here = int((claims.loc[has, "gap"] > 0).sum())
+    best_here = int(claims.loc[has, "gap"].map(iga_best).sum())
     noisy = int((claims.loc[has, "within_noise"] == 1).sum())
     with_paper = claims["paper_gap"].notna() & has
-    agree = int(((claims.loc[with_paper, "gap"] > 0) == (claims.loc[with_paper, "paper_gap"] > 0)).sum())
+    mine, theirs = claims.loc[with_paper, "gap"].map(iga_best), claims.loc[with_paper, "paper_gap"].map(iga_best)
+    agree = int((mine == theirs).sum())
     n_paper = int(with_paper.sum())
     return (
         f"IGA is the best method in {best_here} of {int(has.sum())} comparisons here"

@@ -61,6 +61,12 @@ def _span(record: dict) -> tuple[datetime, datetime] | None:
     return (datetime.fromisoformat(record["started_at"]), end) if record.get("started_at") else None
 
 
+def _blank(x):
+    """A claims-table number as the table renderers take it: "" for none (NaN is pandas' empty cell)."""
+    v = as_number(x)
+    return "" if v is None else v
+
+
 class Findings:
     """Lookups over one preset's written results for the template."""
 
@@ -169,20 +175,23 @@ class Findings:
             item=r["item"],
             metric=m,
             arch=r["architecture"],
-            iga=replicates.text(r["iga"], r["iga_std"], r["iga_n"], m),
+            iga=replicates.text(_blank(r["iga"]), _blank(r["iga_std"]), r["iga_n"], m),
+            has_value=as_number(r["iga"]) is not None,
             other=r["best_other"],
-            other_value=replicates.text(r["best_other_value"], r["best_other_std"], r["best_other_n"], m),
+            other_value=replicates.text(
+                _blank(r["best_other_value"]), _blank(r["best_other_std"]), r["best_other_n"], m
+            ),
             gap=claims_mod.signed(gap, m),
             gap_value=gap,
-            iga_best=gap is not None and gap > 0,
+            iga_best=claims_mod.iga_best(gap),
             noise=str(r["within_noise"]) in ("1", "1.0"),
-            paper_iga=fmt(r["paper_iga"], m),
+            paper_iga=fmt(_blank(r["paper_iga"]), m),
             paper_other=r["paper_best_other"],
-            paper_other_value=fmt(r["paper_best_other_value"], m),
+            paper_other_value=fmt(_blank(r["paper_best_other_value"]), m),
             paper_gap=claims_mod.signed(paper_gap, m),
             paper_gap_value=paper_gap,
-            paper_iga_best=paper_gap is not None and paper_gap > 0,
-            agrees=gap is not None and paper_gap is not None and (gap > 0) == (paper_gap > 0),
+            paper_iga_best=claims_mod.iga_best(paper_gap),
+            agrees=None not in (gap, paper_gap) and claims_mod.iga_best(gap) == claims_mod.iga_best(paper_gap),
             verdict=r["verdict"],
             lower_is_better=m in LOWER_IS_BETTER,
         )
@@ -235,11 +244,17 @@ class Findings:
 
     # --- wall time from the records ---------------------------------------------------------------
     def wall_time(self, task: str | None = None) -> str:
-        """Time during which at least one training job of ``task`` (all tasks: None) ran: the union of the
+        """Time during which at least one training job of ``task`` (all tasks: None) ran (a job that only
+        re-evaluated a trained cell is not one): the union of the
         recording jobs' spans (gaps between invocations are not counted). A span ends at ``finished_at`` and
         lasts ``job_wall_time_s`` (the times are stamped to the second, the duration to the millisecond, so
         the union never exceeds the sum of the jobs' wall times)."""
-        spans = [_span(r) for r in self.records if task is None or Cell.from_id(r["cell"]).task == task]
+        spans = [
+            _span(r)
+            for r in self.records
+            if (task is None or Cell.from_id(r["cell"]).task == task)
+            and r.get("trained_this_run") is not False  # an evaluation-only job trained nothing
+        ]
         spans = [s for s in spans if s is not None]
         if not spans:
             raise LookupError(f"no result record of task {task!r}")
