@@ -241,6 +241,8 @@ def test_a_reevaluated_cell_is_marked_and_kept_out_of_the_task_sums(tmp_path):
         (d / "metrics.json").write_text("{}")
     c = read_cell(again / "metrics.json")
     assert c["status"] == REEVALUATED and c["values"]["time_per_iteration_s"] is None
+    # none of its times or memory is the training's (Table 5 reads them too): only what it says of the cell
+    assert {m for m, v in c["values"].items() if v is not None} == {"iterations", "steps_this_run"}
     rows = write_cost(
         [trained / "metrics.json", again / "metrics.json"], {}, tmp_path / "c.csv", tmp_path / "c.md", None, "T"
     )

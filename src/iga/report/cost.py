@@ -77,8 +77,8 @@ def read_cell(metrics_path: Path) -> dict:
         notes.append(f"{path} predates the result record (version {RECORD_VERSION}); retrain the cell to measure it")
         rec = {"device": rec.get("device", "")}
     values = {m: number(rec.get(RECORD_KEYS.get(m, m))) for m, _, _ in COST_METRICS}
-    if status == REEVALUATED:
-        values["time_per_iteration_s"] = None
+    if status == REEVALUATED:  # its times and memory are the evaluation job's, not the training's: none shown
+        values = {m: (v if m in ("iterations", "steps_this_run") else None) for m, v in values.items()}
         notes.append(REEVALUATED)
     return {
         "task": cell.task,
