@@ -31,6 +31,20 @@ def training_records():
     return list(dict.fromkeys(files))
 
 
+onstart:
+    # records of cells this config does not have (a dropped item, a disabled task) are read by nothing: say so
+    from iga.cell_records import orphan_records
+
+    _orphans = orphan_records(RECORDS, training_records())
+    if _orphans:
+        shown = "\n  ".join(_orphans[:8]) + (f"\n  … and {len(_orphans) - 8} more" if len(_orphans) > 8 else "")
+        print(
+            f"NOTE: {len(_orphans)} cell record(s) under {RECORDS} belong to no cell of this config, so no table, "
+            f"figure or cost row reads them; remove them if they are no longer wanted (git rm -r FOLDER):\n  {shown}",
+            file=sys.stderr,
+        )
+
+
 def reported_outputs():
     """The final outputs of the enabled tasks: every rule output marked report() (tables, figures, the
     cost table), read off the rules themselves rather than collected in a list by each rule file."""
@@ -79,14 +93,17 @@ if _CLAIM_TABLES:
 
     rule claims_table:
         input:
-            _CLAIM_TABLES,
+            tables=_CLAIM_TABLES,
+            # which tasks feed it: disabling one rebuilds the claims without its rows
+            config=config_stamp("claims_table", *(t for t in ("image", "occupancy", "nerf") if enabled(t))),
         output:
             csv=report(f"{RESULTS}/tables/claims.csv", category="Claims", caption="../report/claims.rst"),
             md=report(f"{RESULTS}/tables/claims.md", category="Claims", caption="../report/claims.rst"),
+            built_from=built_from("claims_table"),
         log:
             f"{LOGS}/report/claims.log",
         shell:
-            "iga claims --out-csv {output.csv} --out-md {output.md} {input} > {log} 2>&1"
+            "iga claims --out-csv {output.csv} --out-md {output.md} {input.tables} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
 
 REPORT_PAGES = f"{RESULTS}/report"
@@ -173,12 +190,14 @@ if _os.path.exists(_FINDINGS_TEMPLATE):
             template=_FINDINGS_TEMPLATE,
             tables=[f for f in FINAL_OUTPUTS if Path(f).parent.name == "tables" and f.endswith(".csv")],
             records=training_records(),
+            config=config_stamp("findings", *(t for t in config.get("tasks", {}) if enabled(t))),
         output:
-            _FINDINGS,
+            md=_FINDINGS,
+            built_from=built_from("findings"),
         log:
             f"{LOGS}/report/findings.log",
         shell:
-            "iga findings --template {input.template:q} --out {output:q} --tables {input.tables:q} --records {input.records:q} > {log} 2>&1"
+            "iga findings --template {input.template:q} --out {output.md:q} --tables {input.tables:q} --records {input.records:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
 
 if _HAS_FINDINGS:
