@@ -149,3 +149,50 @@ def test_output_root_puts_every_result_beside_the_committed_ones(tmp_path):
     stray = [p.rstrip(",") for p in outputs if not p.startswith(("chk/", "data/"))]
     assert stray == [], stray  # nothing lands in results/, work/ or logs/ of the repository
     assert any(p.startswith("chk/results/tiny/cells/image/") for p in outputs)
+
+
+def test_a_figure_file_is_kept_only_from_the_training_its_record_describes(tmp_path):
+    from iga.cell_records import keep_figure_file
+
+    work, record = tmp_path / "work", tmp_path / "record"
+    for d in (work, record):
+        d.mkdir()
+    prov = {"cell": "image/a/PE-IGA/s1", "started_at": "t0", "finished_at": "t1", "invocation": "j", "settings": {}}
+    (work / "provenance.json").write_text(json.dumps(prov))
+    (record / "provenance.json").write_text(json.dumps(prov | {"cell_settings": {}}))  # keep() adds fields
+    (work / "recon.png").write_bytes(b"picture of this training")
+    assert keep_figure_file(work, record, "recon.png").read_bytes() == b"picture of this training"
+    # another training in work/ (a local rerun, or a record pulled over it): refused, both named
+    (work / "provenance.json").write_text(json.dumps(prov | {"finished_at": "t2"}))
+    with pytest.raises(ValueError, match="another training.*finished_at.*t2 vs t1"):
+        keep_figure_file(work, record, "recon.png")
+    (work / "provenance.json").unlink()
+    with pytest.raises(ValueError, match="is missing"):
+        keep_figure_file(work, record, "recon.png")
+
+
+def test_records_of_cells_the_config_no_longer_has_are_found(tmp_path):
+    from iga.cell_records import orphan_records
+
+    cells = tmp_path / "cells"
+    for c in ("image/a/PE-IGA/s1", "image/b/PE-IGA/s1", "toy/x/TwoLayer-vanilla/s16"):
+        (cells / c).mkdir(parents=True)
+        (cells / c / "metrics.json").write_text("{}")
+    wanted = [cells / "image/a/PE-IGA/s1/metrics.json"]
+    assert orphan_records(cells, wanted) == [
+        str(cells / "image/b/PE-IGA/s1"),
+        str(cells / "toy/x/TwoLayer-vanilla/s16"),
+    ]
+    assert orphan_records(tmp_path / "none", wanted) == []
+
+
+def test_reproduce_check_says_when_nothing_was_trained_and_names_uncompared_cells(tmp_path):
+    import time
+
+    committed = _tree(tmp_path / "c", {"toy/x/ReLU-IGA": {"mse": 0.1}})
+    ours = _tree(tmp_path / "o", {"toy/x/ReLU-IGA": {"mse": 0.1}, "toy/x/ReLU-vanilla": {"mse": 0.2}})
+    cmd = [sys.executable, "-m", "iga.cli", "reproduce-check", "--ours", str(ours), "--committed", str(committed)]
+    r = subprocess.run(cmd + ["--started", str(time.time())], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "NOTHING was trained in this run" in r.stdout
+    assert "cells of this run with no committed record (not compared): 1: toy/x/ReLU-vanilla" in r.stdout

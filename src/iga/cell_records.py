@@ -104,6 +104,42 @@ def keep(work_dir: Path, record_dir: Path, task: str, settings_file: Path) -> li
     return written
 
 
+# what names one training: the same job's times and settings (a retrained or re-evaluated cell has others)
+SAME_TRAINING = ("cell", "started_at", "finished_at", "invocation", "settings")
+
+
+def keep_figure_file(work_dir: Path, record_dir: Path, name: str) -> Path:
+    """Copy a figure file (a reconstruction, a prediction, a render) of a finished cell from ``work_dir``
+    into its record, but only when the work folder holds the training the committed record describes: a
+    work folder of another training (an older local run, a collaborator's record pulled over it) would put
+    its picture beside the record's numbers. Raises ValueError naming both otherwise."""
+    work_dir, record_dir = Path(work_dir), Path(record_dir)
+    ours, kept = work_dir / RECORD_FILE, record_dir / RECORD_FILE
+    if not ours.is_file() or not kept.is_file():
+        missing = ours if not ours.is_file() else kept
+        raise ValueError(f"{missing} is missing: cannot tell which training {work_dir / name} comes from")
+    a, b = json.loads(ours.read_text()), json.loads(kept.read_text())
+    differ = [k for k in SAME_TRAINING if a.get(k) != b.get(k)]
+    if differ:
+        raise ValueError(
+            f"{work_dir / name} is from another training than the record {record_dir} ({', '.join(differ)} "
+            f"differ: {a.get('finished_at')} vs {b.get('finished_at')}); retrain the cell (snakemake --forcerun "
+            f"on its train rule) or restore the work folder that goes with the record"
+        )
+    with atomic_file(record_dir / name, "wb") as f, open(work_dir / name, "rb") as src:
+        shutil.copyfileobj(src, f)
+    return record_dir / name
+
+
+def orphan_records(cells_root: Path, wanted_metrics) -> list[str]:
+    """Record folders under ``cells_root`` that belong to no cell of the run (``wanted_metrics``: the
+    metrics.json of every cell it has): a cell dropped from the grid, a disabled task. No rule reads them,
+    but they stay committed beside tables that no longer include them."""
+    wanted = {str(Path(m).parent) for m in wanted_metrics}
+    found = (str(m.parent) for m in Path(cells_root).rglob(METRICS_FILE))
+    return sorted(f for f in found if f not in wanted)
+
+
 def is_current(record_dir: Path, doc: dict) -> bool:
     """Whether the record in ``record_dir`` is complete and was trained from this cell document."""
     path = Path(record_dir) / RECORD_FILE

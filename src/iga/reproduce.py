@@ -73,6 +73,17 @@ def compare_trees(ours: Path, committed: Path, rel_tol: float = 1e-4) -> list[Ce
     return results
 
 
+def not_committed(ours: Path, committed: Path) -> list[str]:
+    """Cells of the fresh run with no committed record (not compared: the committed results lack them, or
+    ``ours`` keeps cells of an earlier config)."""
+    ours, committed = Path(ours), Path(committed)
+    return sorted(
+        str(m.parent.relative_to(ours / "cells"))
+        for m in (ours / "cells").rglob(METRICS_FILE)
+        if not (committed / "cells" / m.parent.relative_to(ours / "cells") / METRICS_FILE).is_file()
+    )
+
+
 def trained_since(ours: Path, since_epoch: float) -> int:
     """Cells of ``ours`` whose job trained in this run (started at or after ``since_epoch``)."""
     import datetime as _dt

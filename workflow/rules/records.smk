@@ -4,9 +4,13 @@
 # that figure shows, by this rule, so committed results stay small at every scale.
 
 
+# Only from the training the record describes (iga.cell_records.keep_figure_file): a work/ folder of another
+# training would put its picture beside the record's numbers.
 rule keep_figure_file:
     input:
-        f"{WORK}/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/{{file}}",
+        kept=f"{WORK}/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/{{file}}",
+        # what it is checked against; ancient: its checkout time alone must not pull the cell's training
+        record=ancient(f"{RECORDS}/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/provenance.json"),
     output:
         f"{RECORDS}/{{task}}/{{item}}/{{arch}}-{{method}}/s{{seed}}/{{file}}",
     log:
@@ -15,4 +19,4 @@ rule keep_figure_file:
         task="image|occupancy|nerf",
         file=r"recon\.png|pred_occupancy\.npz|renders/test_000\.png",
     shell:
-        "cp -v {input:q} {output:q} > {log} 2>&1"
+        "iga keep-figure-file --file {wildcards.file:q} --source {input.kept:q} --dest {output:q} > {log} 2>&1"

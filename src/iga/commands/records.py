@@ -14,16 +14,38 @@ def _keep(args) -> int:
     return 0
 
 
+def _keep_figure(args) -> int:
+    from ..cell_records import keep_figure_file
+
+    folders = []
+    for path in (args.source, args.dest):
+        if not path.endswith("/" + args.file):
+            raise ValueError(f"{path} does not end with --file {args.file}")
+        folders.append(Path(path[: -len(args.file) - 1]))
+    print(keep_figure_file(*folders, args.file))
+    return 0
+
+
 def _check(args) -> int:
-    from ..reproduce import compare_trees, summary, trained_since
+    from ..reproduce import compare_trees, not_committed, summary, trained_since
 
     results = compare_trees(Path(args.ours), Path(args.committed), args.rel_tol)
     text, code = summary(results)
     lines = []
     if args.started is not None:
         wall = time.time() - args.started
-        lines.append(f"cells trained in this run: {trained_since(Path(args.ours), args.started)}")
+        trained = trained_since(Path(args.ours), args.started)
+        lines.append(f"cells trained in this run: {trained}")
+        if trained == 0:
+            lines.append(
+                f"  NOTHING was trained in this run: the comparison is with an earlier run's records in "
+                f"{args.ours} (`make clean-smoke`, then `make smoke`, trains from scratch)"
+            )
         lines.append(f"wall time: {wall / 60:.1f} min")
+    extra = not_committed(Path(args.ours), Path(args.committed))
+    if extra:
+        shown = ", ".join(extra[:6]) + (f", … {len(extra) - 6} more" if len(extra) > 6 else "")
+        lines.append(f"cells of this run with no committed record (not compared): {len(extra)}: {shown}")
     if args.report:
         lines.append(f"report: {args.report}")
     lines.append(f"compared with: {args.committed} (committed records)")
@@ -45,6 +67,16 @@ def register(sub) -> None:
         help="the cell's settings file (its resolved settings, data files and results version; stored in the record)",
     )
     p.set_defaults(func=_keep)
+
+    p = sub.add_parser(
+        "keep-figure-file",
+        help="copy a cell's figure file (reconstruction, prediction, render) from work/ into its record, "
+        "if work/ holds the training the record describes",
+    )
+    p.add_argument("--file", required=True, help="the file, relative to the cell's folders (e.g. recon.png)")
+    p.add_argument("--source", required=True, help="the file in the cell's work folder (work/…/FILE)")
+    p.add_argument("--dest", required=True, help="the file in the cell's record (results/{preset}/cells/…/FILE)")
+    p.set_defaults(func=_keep_figure)
 
     p = sub.add_parser(
         "reproduce-check",
