@@ -312,3 +312,28 @@ def test_replicates_stay_apart_in_the_cost_csv(tmp_path):
     rows = pd.read_csv(tmp_path / "c.csv", dtype=str, keep_default_na=False)
     assert set(rows.seed) == {"4096", "4097"} and set(rows.cell) == {f"image/kodim03/PE-IGA/s{s}" for s in (4096, 4097)}
     assert not rows.duplicated(["task", "item", "metric", "architecture", "method", "seed"]).any()
+
+
+COMMITTED_COST = [
+    p.name
+    for p in sorted((ROOT / "results").iterdir())
+    if (p / "cells").is_dir() and (p / "tables" / "cost.csv").exists()
+]
+
+
+@pytest.mark.parametrize("preset", COMMITTED_COST)
+def test_committed_cost_table_is_what_the_code_builds_from_the_committed_records(preset, tmp_path):
+    """A fix to the cost code reruns nothing by itself: this catches a committed cost table it would change."""
+    res = ROOT / "results" / preset
+    rows = list(csv.DictReader(open(res / "tables" / "cost.csv")))
+    datasets = {r["task"]: r["dataset"] for r in rows}
+    write_cost(
+        sorted(res.glob("cells/**/metrics.json")),
+        datasets,
+        tmp_path / "c.csv",
+        tmp_path / "c.md",
+        None,
+        rows[0]["scale"],
+    )
+    assert (tmp_path / "c.csv").read_text() == (res / "tables" / "cost.csv").read_text()
+    assert (tmp_path / "c.md").read_text() == (res / "tables" / "cost.md").read_text()
