@@ -196,3 +196,20 @@ def test_reproduce_check_says_when_nothing_was_trained_and_names_uncompared_cell
     assert r.returncode == 0, r.stderr
     assert "NOTHING was trained in this run" in r.stdout
     assert "cells of this run with no committed record (not compared): 1: toy/x/ReLU-vanilla" in r.stdout
+
+
+def test_keep_figure_file_cli_takes_a_file_in_a_subfolder(tmp_path):
+    prov = {"cell": "nerf/a/NeRF-IGA/s1", "started_at": "t0", "finished_at": "t1", "invocation": "j", "settings": {}}
+    work, record = tmp_path / "w" / "nerf" / "a", tmp_path / "r" / "nerf" / "a"
+    for d in (work, record):
+        d.mkdir(parents=True)
+        (d / "provenance.json").write_text(json.dumps(prov))
+    (work / "renders").mkdir()
+    (work / "renders" / "test_000.png").write_bytes(b"render")
+    name = "renders/test_000.png"
+    cmd = [sys.executable, "-m", "iga.cli", "keep-figure-file", "--file", name]
+    r = subprocess.run(
+        cmd + ["--source", str(work / name), "--dest", str(record / name)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert (record / name).read_bytes() == b"render"
