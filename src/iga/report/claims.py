@@ -143,11 +143,12 @@ def build(tables: pd.DataFrame) -> pd.DataFrame:
     return claims.sort_values(["_t", "_avg", "item", "metric", "_a"], kind="stable").drop(columns=["_t", "_avg", "_a"])
 
 
-def _spread(value, std, n, metric) -> str:
-    return replicates.text(_or_blank(value), _or_blank(std), n, metric)
+def spread(value, std, n, metric) -> str:
+    return replicates.text(or_blank(value), or_blank(std), n, metric)
 
 
-def _or_blank(x):
+def or_blank(x):
+    """A claims number as the renderers take it: "" for none (NaN is pandas' empty cell)."""
     v = number(x)
     return "" if v is None else v
 
@@ -182,7 +183,7 @@ def layout(claims: pd.DataFrame) -> render.Layout:
     rows, has = [], claims["gap"].notna()
     for c in claims.itertuples(index=False):
         gap, paper_gap = signed(c.gap, c.metric), signed(c.paper_gap, c.metric)
-        other = f"{c.best_other} {_spread(c.best_other_value, c.best_other_std, c.best_other_n, c.metric)}"
+        other = f"{c.best_other} {spread(c.best_other_value, c.best_other_std, c.best_other_n, c.metric)}"
         paper_other = (
             f"{c.paper_best_other} {fmt(number(c.paper_best_other_value), c.metric)}" if c.paper_best_other else "—"
         )
@@ -192,7 +193,7 @@ def layout(claims: pd.DataFrame) -> render.Layout:
                 c.item,
                 metric_label(c.metric),
                 c.architecture,
-                _spread(c.iga, c.iga_std, c.iga_n, c.metric) + (replicates.NOISE_MARK if c.within_noise == 1 else ""),
+                spread(c.iga, c.iga_std, c.iga_n, c.metric) + (replicates.NOISE_MARK if c.within_noise == 1 else ""),
                 other if c.best_other else "—",
                 gap,
                 fmt(number(c.paper_iga), c.metric),

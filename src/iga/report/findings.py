@@ -61,12 +61,6 @@ def _span(record: dict) -> tuple[datetime, datetime] | None:
     return (datetime.fromisoformat(record["started_at"]), end) if record.get("started_at") else None
 
 
-def _blank(x):
-    """A claims-table number as the table renderers take it: "" for none (NaN is pandas' empty cell)."""
-    v = as_number(x)
-    return "" if v is None else v
-
-
 class Findings:
     """Lookups over one preset's written results for the template."""
 
@@ -175,19 +169,17 @@ class Findings:
             item=r["item"],
             metric=m,
             arch=r["architecture"],
-            iga=replicates.text(_blank(r["iga"]), _blank(r["iga_std"]), r["iga_n"], m),
+            iga=claims_mod.spread(r["iga"], r["iga_std"], r["iga_n"], m),
             has_value=as_number(r["iga"]) is not None,
             other=r["best_other"],
-            other_value=replicates.text(
-                _blank(r["best_other_value"]), _blank(r["best_other_std"]), r["best_other_n"], m
-            ),
+            other_value=claims_mod.spread(r["best_other_value"], r["best_other_std"], r["best_other_n"], m),
             gap=claims_mod.signed(gap, m),
             gap_value=gap,
             iga_best=claims_mod.iga_best(gap),
             noise=str(r["within_noise"]) in ("1", "1.0"),
-            paper_iga=fmt(_blank(r["paper_iga"]), m),
+            paper_iga=fmt(claims_mod.or_blank(r["paper_iga"]), m),
             paper_other=r["paper_best_other"],
-            paper_other_value=fmt(_blank(r["paper_best_other_value"]), m),
+            paper_other_value=fmt(claims_mod.or_blank(r["paper_best_other_value"]), m),
             paper_gap=claims_mod.signed(paper_gap, m),
             paper_gap_value=paper_gap,
             paper_iga_best=claims_mod.iga_best(paper_gap),
