@@ -125,6 +125,32 @@ def test_ranking_ours_and_the_papers(tmp_path, results):
     assert out.split("\n\n")[0] == "IGA 32.25 ± 0.40 (n=3) > vanilla 30.00 / IGA 34.00 > vanilla 31.00"
 
 
+def test_order_compares_our_ordering_with_the_papers(tmp_path, results):
+    csv = results[0] / "tables" / "table1_image_average.csv"
+    t = pd.read_csv(csv, dtype={"table": str}, keep_default_na=False)
+    t.loc[t["method"] == "vanilla", "paper_value"] = 35.0  # the paper now has vanilla ahead
+    t.to_csv(csv, index=False)
+    out = _render(
+        tmp_path,
+        results,
+        "{{ order(1, 'average', 'psnr', 'PE') }} {{ order(1, 'average', 'psnr', 'PE', paper=True) }} "
+        "{{ order(1, 'average', 'psnr', 'PE') == order(1, 'average', 'psnr', 'PE', paper=True) }}",
+    )
+    assert out.split("\n\n")[0] == "['IGA', 'vanilla'] ['vanilla', 'IGA'] False"
+
+
+def test_time_ratio_against_another_tasks_cells(tmp_path, results):
+    """An ablation variant's time per iteration over the main task's cell it reuses as its baseline."""
+    cost = results[0] / "tables" / "cost.csv"
+    t = pd.read_csv(cost, keep_default_na=False)
+    variant = _cost_row("image_ablation", "time_per_iteration_s", "PE", "IGA-quirk", 1.5)
+    pd.concat([t, pd.DataFrame([variant])]).to_csv(cost, index=False)
+    text = "{{ time_ratio('image_ablation', 'PE', 'IGA-quirk', baseline='IGA', baseline_task='image') }}"
+    assert _render(tmp_path, results, text).split("\n\n")[0] == "5.00"
+    with pytest.raises(LookupError, match="no trained cell of image_ablation PE IGA"):
+        _render(tmp_path, results, "{{ time_ratio('image_ablation', 'PE', 'IGA-quirk', baseline='IGA') }}")
+
+
 def test_a_changed_result_changes_findings(tmp_path, results):
     """No stale numbers: the same template over a changed table prints the new value."""
     text = "{{ value(1, 'average', 'psnr', 'PE', 'IGA') }}"

@@ -271,6 +271,25 @@ def test_a_fresh_clone_plans_no_training(finished, tmp_path):
     assert not [r for r, _ in jobs if r.startswith("train_")], jobs
 
 
+def test_a_lost_figure_file_retrains_its_cell_with_its_data_on_a_fresh_clone(finished, tmp_path):
+    """The figure is rebuilt, and one cell it shows has lost its kept reconstruction (its work/ is absent):
+    that cell must train again, and declares its data then, which a fresh clone lacks, so the data are made
+    before it (not: the job runs without its input and fails on a missing file)."""
+    clone = fresh_clone_of(finished, tmp_path / "clone")
+    assert not (clone / "data").exists()
+    lost = clone / "results/tiny/cells/image/astronaut/PE-IGA/s4096/recon.png"
+    lost.unlink()
+    (clone / "results/tiny/figures/fig10_image_visual.png").unlink()
+    out = snakemake(clone, "-n")
+    assert trained_cells(planned(out)) == {"astronaut/PE-IGA/s4096"}, out[-3000:]
+    train = out[out.index("rule train_image:") :].split("\n\n")[0]
+    inputs = next(line for line in train.splitlines() if line.strip().startswith("input:"))
+    assert "astronaut" in inputs and "data/" in inputs, train  # its picture is an input: made before it
+    snakemake(clone)
+    assert lost.is_file()
+    assert trained_cells(planned(snakemake(clone, "-n"))) == set()
+
+
 def test_a_fresh_clone_rebuilds_what_a_report_only_setting_changes(finished, tmp_path):
     """Snakemake's params trigger needs metadata a clone lacks; the kept config stamp does not."""
     clone = fresh_clone_of(finished, tmp_path / "clone")

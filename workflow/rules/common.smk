@@ -116,7 +116,13 @@ def train_inputs(task, data=lambda wildcards: {}):
         path = Path(WORK) / "settings" / task / cell.item / cell.name / f"s{cell.seed}.json"
         doc = cell_document(resolved(cell), data_relative(files, DATA), RESULTS_VERSION)  # data.root may move
         current = sync_settings_file(path, cell.dir(RECORDS), doc)
-        if current and not all(Path(f).exists() for f in files.values()):
+        # a figure file kept neither beside the record nor in work/ retrains the cell: it needs its data then
+        lost = [
+            f
+            for f in KEPT_FIGURE_FILES.get(cell.id, ())
+            if not any((cell.dir(r) / f).exists() for r in (RECORDS, WORK))
+        ]
+        if current and not lost and not all(Path(f).exists() for f in files.values()):
             files = {}
         return {**{k: ancient(v) for k, v in files.items()}, "settings": str(path)}
 
@@ -141,6 +147,19 @@ def figure_cells(task, shown):
         for c in enumerate_cells(config, task)
         if shown(c) and c.seed == cell_seeds(config, task, c.item, c.arch, c.method)[0]
     ]
+
+
+KEPT_FIGURE_FILES = {}  # cell id -> the files its figures show, kept beside its record (records.smk)
+
+
+def kept_figure_files(task, filename, shown):
+    """``filename`` (a training output a figure shows) beside the record of each cell the figure shows
+    (:func:`figure_cells`); registered, so that train_inputs knows which cells must train again when it is
+    kept neither there nor in work/."""
+    cells = figure_cells(task, shown)
+    for c in cells:
+        KEPT_FIGURE_FILES.setdefault(c.id, []).append(filename)
+    return [f"{record_dir(task, c)}/{filename}" for c in cells]
 
 
 def record_outputs(task):

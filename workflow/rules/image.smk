@@ -79,8 +79,9 @@ if enabled("image"):
             " --scale-note {params.note:q} > {log} 2>&1 && cp {input.config:q} {output.built_from:q}"
 
     IMAGE_FIG = CONFIG.tasks.image.figure_choice()  # defaults filled in (iga.tasks.image_config)
-    IMAGE_FIGURE_CELLS = figure_cells(  # the cells whose reconstructions Figs. 4 and 10 show
+    IMAGE_FIGURE_RECONS = kept_figure_files(  # the reconstructions Figs. 4 and 10 show
         "image",
+        "recon.png",
         lambda c: (c.item == IMAGE_FIG.crops_item and c.arch == IMAGE_FIG.crops_arch)
         or c.item in IMAGE_FIG.visual_items,
     )
@@ -88,7 +89,7 @@ if enabled("image"):
     def image_figure_inputs(wildcards):
         return {
             "gt": [image_path("image", i) for i in IMAGE_SEC.items],
-            "recons": [f"{record_dir('image', c)}/recon.png" for c in IMAGE_FIGURE_CELLS],
+            "recons": IMAGE_FIGURE_RECONS,
         }
 
     rule figures_image:

@@ -153,10 +153,7 @@ if enabled("nerf"):
         input:
             metrics=cell_outputs("nerf", "metrics.json"),
             # the shown view's renders, kept in the figure item's records (records.smk)
-            renders=[
-                f"{record_dir('nerf', c)}/renders/test_000.png"
-                for c in figure_cells("nerf", lambda c: c.item == NERF_FIG_ITEM)
-            ],
+            renders=kept_figure_files("nerf", "renders/test_000.png", lambda c: c.item == NERF_FIG_ITEM),
             scene=ancient(f"{nerf_scene_dir(NERF_FIG_ITEM)}/transforms_train.json"),  # its ground truth
             config=config_stamp("figure_nerf", "nerf", reads=("note", "figures")),
         output:

@@ -240,10 +240,7 @@ if enabled("occupancy"):
         input:
             volume=occ_volume(OCC_FIG_ITEM, occ_task(OCC_FIG_ITEM).resolution),
             # kept in the figure item's records (records.smk); the volume is data, not a training output
-            preds=[
-                f"{record_dir('occupancy', c)}/pred_occupancy.npz"
-                for c in figure_cells("occupancy", lambda c: c.item == OCC_FIG_ITEM)
-            ],
+            preds=kept_figure_files("occupancy", "pred_occupancy.npz", lambda c: c.item == OCC_FIG_ITEM),
             config=config_stamp("figures_occupancy", "occupancy", reads=("note", "figures")),
         output:
             figure=report(

@@ -120,9 +120,7 @@ class Findings:
             raise LookupError(f"table {table}: no value for {arch}+{method} or {arch}+{other} ({item}, {metric})")
         return ("+" if a - b >= 0 else "") + fmt(a - b, metric)
 
-    def ranking(self, table, item, metric, arch, paper: bool = False) -> str:
-        """The methods best first, each as the table prints it (with ± std (n=K) over seeds): "IGA 21.30 >
-        FR 21.01 > vanilla 20.87"; the paper's values with ``paper=True``; methods without a value left out."""
+    def _ranked(self, table, item, metric, arch, paper: bool) -> list[pd.Series]:
         t = self.tables
         rows = t[
             (t["table"] == str(table)) & (t["item"] == item) & (t["metric"] == metric) & (t["architecture"] == arch)
@@ -131,11 +129,21 @@ class Findings:
         have = [r for _, r in rows.iterrows() if as_number(r[column]) is not None]
         if not have:
             raise LookupError(f"table {table}: no {column} for item={item} metric={metric} arch={arch}")
-        have.sort(key=lambda r: as_number(r[column]), reverse=metric not in LOWER_IS_BETTER)
+        return sorted(have, key=lambda r: as_number(r[column]), reverse=metric not in LOWER_IS_BETTER)
+
+    def ranking(self, table, item, metric, arch, paper: bool = False) -> str:
+        """The methods best first, each as the table prints it (with ± std (n=K) over seeds): "IGA 21.30 >
+        FR 21.01 > vanilla 20.87"; the paper's values with ``paper=True``; methods without a value left out."""
+        have = self._ranked(table, item, metric, arch, paper)
         shown = [
-            fmt(r[column], metric) if paper else replicates.text(r["value"], r["std"], r["n"], metric) for r in have
+            fmt(r["paper_value"], metric) if paper else replicates.text(r["value"], r["std"], r["n"], metric)
+            for r in have
         ]
         return " > ".join(f"{r['method']} {v}" for r, v in zip(have, shown))
+
+    def order(self, table, item, metric, arch, paper: bool = False) -> list[str]:
+        """The methods best first (ours, or the paper's with ``paper=True``): to compare the two orderings."""
+        return [r["method"] for r in self._ranked(table, item, metric, arch, paper)]
 
     def scale(self, task: str) -> str:
         scales = self.tables.loc[self.tables["task"] == task, "scale"]
@@ -228,10 +236,13 @@ class Findings:
             max_rss_mb=fmt(self._cost(task, "peak_rss_mb").max(), digits=0),
         )
 
-    def time_ratio(self, task: str, arch: str, method: str, baseline: str = "vanilla") -> str:
-        """Mean time per iteration of ``method`` over that of ``baseline`` (same task and architecture)."""
+    def time_ratio(
+        self, task: str, arch: str, method: str, baseline: str = "vanilla", baseline_task: str | None = None
+    ) -> str:
+        """Mean time per iteration of ``method`` over that of ``baseline`` (same architecture; same task unless
+        ``baseline_task``: an ablation variant against the main task's cells it reuses)."""
         a = self._cost(task, "time_per_iteration_s", arch, method).mean()
-        b = self._cost(task, "time_per_iteration_s", arch, baseline).mean()
+        b = self._cost(baseline_task or task, "time_per_iteration_s", arch, baseline).mean()
         return fmt(a / b, digits=2)
 
     # --- wall time from the records ---------------------------------------------------------------
@@ -253,8 +264,8 @@ class Findings:
         return duration(_busy_seconds(spans))
 
     def context(self) -> dict:
-        names = ("value", "number", "paper", "diff", "ranking", "scale", "claim", "claim_list", "claims_summary")
-        names += ("claims_count", "cost_task", "time_ratio", "wall_time")
+        names = ("value", "number", "paper", "diff", "ranking", "order", "scale", "claim", "claim_list")
+        names += ("claims_summary", "claims_count", "cost_task", "time_ratio", "wall_time")
         return {n: getattr(self, n) for n in names} | {"duration": duration, "fmt": fmt, "metric_label": metric_label}
 
 
