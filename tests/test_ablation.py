@@ -379,10 +379,27 @@ def test_variants_table_puts_table6_iga_values_beside_each_variant():
     assert all(r["paper_value"] == "" for r in emb)
 
 
+def test_variants_layout_shows_the_average_column_only_over_several_items():
+    from iga.report.ablation_layouts import variants
+
+    rows = []
+    for item in ITEMS:
+        rows += _cell_rows(item, "PE", "IGA", 25.0)
+        rows += _cell_rows(item, "PE", "IGA-quirk", 26.0, quirk=1)
+    grid = (["PE"], ["IGA", "IGA-quirk"])
+    several = build_variants(rows, (ITEMS, *grid), "kodak")
+    one = build_variants([r for r in rows if r["item"] == "kodim03"], (["kodim03"], *grid), "kodak")
+    assert any("average" in r["item"] for r in one)  # the long form keeps it
+    assert variants(several, "s").header == ["Architecture", "Variant", *ITEMS, PAPER_AVG_ITEM]
+    assert variants(one, "s").header == ["Architecture", "Variant", "kodim03"]
+    assert variants(one, "s").notes == ["Closest to the paper on kodim03: PE: IGA-quirk"]  # 26 nearer 37.91
+
+
 def test_variant_descriptions():
     assert "[= the paper text]" in describe_variant("paper", 0)
     assert "[= the official code]" in describe_variant("official", "1")
-    assert "our default" in describe_variant("official", "0")
+    assert "[the code's weight, the text's sampling]" in describe_variant("official", "0")
+    assert "[the code's weight, the text's sampling; top-k eigensolver]" in describe_variant("official", "0", "topk")
     assert "top-k eigensolver" in describe_variant("official", "0", "topk")
     assert "eigensolver" not in describe_variant("official", "0", "auto")  # the default goes unsaid
 

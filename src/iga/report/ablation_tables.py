@@ -457,10 +457,10 @@ def describe_variant(eq5: str | None, quirk, solver: str | None = None) -> str:
     who = {
         ("paper", False): "= the paper text",
         ("official", True): "= the official code",
-        ("official", False): "our default: the code's weight, the text's sampling",
+        ("official", False): "the code's weight, the text's sampling",
     }.get((eq5, q), "mixed")
     how = {"topk": "; top-k eigensolver", "eigh": "; dense eigh"}.get(str(solver), "")
-    return f"{w}; {s}{how} [{who}]"
+    return f"{w}; {s}{how} [{who}{how}]"
 
 
 def build_variants(rows: Sequence[dict], grid: tuple[list, list, list], dataset: str) -> list[dict]:
