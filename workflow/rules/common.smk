@@ -139,24 +139,19 @@ def cell_outputs(task, filename, group=None):
     return [f"{record_dir(task, c)}/{filename}" for c in enumerate_cells(config, task, group)]
 
 
-def figure_cells(task, shown):
-    """The cells a figure shows: those ``shown(cell)`` accepts, one replicate each (the first seed), as the
-    figures do; only these keep their large files (records.smk)."""
-    return [
-        c
-        for c in enumerate_cells(config, task)
-        if shown(c) and c.seed == cell_seeds(config, task, c.item, c.arch, c.method)[0]
-    ]
-
-
 KEPT_FIGURE_FILES = {}  # cell id -> the files its figures show, kept beside its record (records.smk)
 
 
 def kept_figure_files(task, filename, shown):
-    """``filename`` (a training output a figure shows) beside the record of each cell the figure shows
-    (:func:`figure_cells`); registered, so that train_inputs knows which cells must train again when it is
-    kept neither there nor in work/."""
-    cells = figure_cells(task, shown)
+    """``filename`` (a training output a figure shows) beside the record of each cell the figure shows:
+    those ``shown(cell)`` accepts, one replicate each (the first seed), as the figures do; only these keep
+    their large files (records.smk). Registered, so that train_inputs knows which cells must train again
+    when it is kept neither there nor in work/."""
+    cells = [
+        c
+        for c in enumerate_cells(config, task)
+        if shown(c) and c.seed == cell_seeds(config, task, c.item, c.arch, c.method)[0]
+    ]
     for c in cells:
         KEPT_FIGURE_FILES.setdefault(c.id, []).append(filename)
     return [f"{record_dir(task, c)}/{filename}" for c in cells]

@@ -460,7 +460,7 @@ def describe_variant(eq5: str | None, quirk, solver: str | None = None) -> str:
         ("official", False): "the code's weight, the text's sampling",
     }.get((eq5, q), "mixed")
     how = {"topk": "; top-k eigensolver", "eigh": "; dense eigh"}.get(str(solver), "")
-    return f"{w}; {s}{how} [{who}{how}]"
+    return f"{w}; {s} [{who}{how}]"  # the solver once, inside the label
 
 
 def build_variants(rows: Sequence[dict], grid: tuple[list, list, list], dataset: str) -> list[dict]:

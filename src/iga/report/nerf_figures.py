@@ -31,7 +31,7 @@ def figure_nerf(metrics_files: list[Path], item: str, out: Path, note: str, view
 
     cells, shown = [], set()
     # one replicate per method: the one whose render the records keep (the cell's first listed seed,
-    # workflow figure_cells), else the lowest seed that has one
+    # workflow kept_figure_files), else the lowest seed that has one
     for m in sorted((Path(m) for m in metrics_files), key=lambda m: Cell.from_path(m).seed):
         c = Cell.from_path(m)
         if c.item != item or c.method in shown or not (m.parent / "renders" / f"test_{view:03d}.png").is_file():
